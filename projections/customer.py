@@ -1,0 +1,197 @@
+"""The customer decider: evolve(state, event, clock) -> (state, effects), pure and deterministic."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from projections.points import credit, debit
+from projections.state import (
+    EARNED_POINTS, PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, REVERSED_POINTS, REVIEWED, CustomerState, Effect,
+)
+from projections.timeline import advance, next_due_ms, reevaluate
+from schemas.events import INTERACTION_TYPES, EventBase
+from schemas.policy import Policy
+from schemas.timeutil import DAY_MS, format_ms, local_date
+
+DEFAULT_POLICY = Policy()
+_PRUNE_EVERY_EVENTS = 32  # prune old ids, orders and counters every this many events (amortised)
+
+
+def initial_state(customer_id: str, first_seen_ms: int) -> CustomerState:
+    """Return the state of a customer the engine has not seen before."""
+    return CustomerState(customer_id, first_seen_ms)
+
+
+def is_duplicate(state: Optional[CustomerState], event: EventBase) -> bool:
+    """Tell whether this event_id was already applied to the customer."""
+    return state is not None and event.event_id in state.seen_event_ids
+
+
+def evolve(state: Optional[CustomerState], event: EventBase, clock_ms: int,
+           policy: Policy = DEFAULT_POLICY) -> tuple[CustomerState, list[Effect]]:
+    """Apply one customer event at partition clock clock_ms; a duplicate returns the same state and no effects."""
+    if is_duplicate(state, event):
+        return state, []
+    clock_ms = max(clock_ms, event.occurred_at_ms)
+    if state is None:
+        state = initial_state(event.customer_id, event.occurred_at_ms)
+        state.next_due_ms = next_due_ms(state, policy)
+    new = state.copy()
+    effects = advance(new, clock_ms, policy, event.event_id)
+    new.seen_event_ids = {**new.seen_event_ids, event.event_id: event.occurred_at_ms}
+    new.events_applied += 1
+    if event.event_type in INTERACTION_TYPES and (new.last_interaction_ms is None
+                                                   or event.occurred_at_ms > new.last_interaction_ms):
+        new.last_interaction_ms = event.occurred_at_ms
+    effects.extend(_APPLY[event.event_type](new, event, policy))
+    if new.events_applied % _PRUNE_EVERY_EVENTS == 0:
+        _prune(new, policy)
+    effects.extend(reevaluate(new, new.as_of_ms, policy, event.event_id))
+    new.next_due_ms = next_due_ms(new, policy)
+    effects.extend(advance(new, clock_ms, policy, event.event_id))  # e.g. a late lot already expired
+    return new, effects
+
+
+def advance_to(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POLICY,
+               source_event_id: Optional[str] = None) -> tuple[CustomerState, list[Effect]]:
+    """Move a customer to a later partition clock, firing what fell due; unchanged if nothing is due."""
+    if state.next_due_ms is None or state.next_due_ms > clock_ms:
+        return state, []
+    new = state.copy()
+    return new, advance(new, clock_ms, policy, source_event_id)
+
+
+def _profile(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+    """Set the fields the event carries (an explicit null clears one)."""
+    payload = event.payload
+    if "birthday" in payload.model_fields_set:
+        state.birthday = payload.birthday
+    if "timezone" in payload.model_fields_set:
+        state.timezone = payload.timezone
+    return []
+
+
+def _erase(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+    """Forget personal data; points, tier and ledger stay."""
+    state.birthday = None
+    state.timezone = None
+    return []
+
+
+def _order_paid(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+    """Earn floor(amount * multiplier of the tier held before the order); count the spend."""
+    payload = event.payload
+    if payload.order_id in state.orders:
+        return []
+    numerator, denominator = policy.earn.multiplier[state.tier].as_integer_ratio()
+    points = payload.amount_minor * numerator // (denominator * 100)
+    state.orders = {**state.orders, payload.order_id: [event.occurred_at_ms, payload.amount_minor, 0, points, 0, 0]}
+    state.lifetime_spend_minor += payload.amount_minor
+    if state.last_purchase_ms is None or event.occurred_at_ms > state.last_purchase_ms:
+        state.last_purchase_ms = event.occurred_at_ms
+    if not points:
+        return []
+    return [credit(state, points, event.occurred_at_ms, policy.lots.expiry_days, "earn", event.event_id)]
+
+
+def _order_refunded(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+    """Reverse floor(earned * refunded_so_far / paid) cumulatively; refunds past the paid amount are capped."""
+    order = state.orders.get(event.payload.order_id)
+    if order is None:
+        return [Effect("notice", {"notice": "refund_unknown_order", "source_event_id": event.event_id})]
+    refunded = min(order[PAID_MINOR], order[REFUNDED_MINOR] + event.payload.amount_minor)
+    if refunded == order[REFUNDED_MINOR]:
+        return []
+    order = order[:]
+    state.lifetime_spend_minor -= refunded - order[REFUNDED_MINOR]
+    order[REFUNDED_MINOR] = refunded
+    reversal = order[EARNED_POINTS] * refunded // order[PAID_MINOR] - order[REVERSED_POINTS]
+    order[REVERSED_POINTS] += reversal
+    state.orders = {**state.orders, event.payload.order_id: order}
+    if not reversal:
+        return []
+    return [debit(state, reversal, event.occurred_at_ms, "reverse", event.event_id)]
+
+
+def _redemption(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+    """Redeem when the balance covers it, else reject; a repeated redemption_id changes nothing."""
+    payload = event.payload
+    if payload.redemption_id in state.redemption_ids:
+        return []
+    state.redemption_ids = {**state.redemption_ids, payload.redemption_id: event.occurred_at_ms}
+    if payload.points <= state.points_balance:
+        return [debit(state, payload.points, event.occurred_at_ms, "redeem", event.event_id)]
+    return [Effect("update", {
+        "customer_id": state.customer_id, "kind": "redemption_rejected", "reason": "insufficient_points",
+        "redemption_id": payload.redemption_id, "points": payload.points,
+        "at": format_ms(event.occurred_at_ms), "source_event_id": event.event_id,
+    })]
+
+
+def _daily_bonus(counter: str, points_of: Callable[[Policy], int], max_of: Callable[[Policy], int]):
+    """Build a handler that credits a bonus at most max times per customer-local day."""
+    def handle(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+        if event.occurred_at_ms < state.as_of_ms - policy.retention.daily_counter_days * DAY_MS:
+            return []  # older than the counters we keep: the cap cannot be checked, so no bonus
+        tz_name = state.timezone or policy.campaigns.default_timezone
+        key = f"{counter}|{local_date(event.occurred_at_ms, tz_name).isoformat()}"
+        count = state.daily_counts.get(key, 0)
+        points = points_of(policy)
+        if count >= max_of(policy) or not points:
+            return []
+        state.daily_counts = {**state.daily_counts, key: count + 1}
+        return [credit(state, points, event.occurred_at_ms, policy.lots.expiry_days, "bonus", event.event_id)]
+    return handle
+
+
+def _review(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+    """Reward the first review of an order the customer has paid."""
+    order = state.orders.get(event.payload.order_id)
+    if order is None or order[REVIEWED] or not policy.earn.review_points:
+        return []
+    state.orders = {**state.orders, event.payload.order_id: [*order[:REVIEWED], 1]}
+    return [credit(state, policy.earn.review_points, event.occurred_at_ms, policy.lots.expiry_days,
+                   "bonus", event.event_id)]
+
+
+def _adjust(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+    """Apply a manual adjustment: positive becomes a lot, negative is taken like a reversal."""
+    points = event.payload.points
+    if points > 0:
+        return [credit(state, points, event.occurred_at_ms, policy.lots.expiry_days, "adjust", event.event_id)]
+    if points < 0:
+        return [debit(state, -points, event.occurred_at_ms, "adjust", event.event_id)]
+    return []
+
+
+def _nothing(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+    """The event only counts as an interaction."""
+    return []
+
+
+def _prune(state: CustomerState, policy: Policy) -> None:
+    """Drop memory older than the retention policy, so a customer's state stays bounded."""
+    now = state.as_of_ms
+    retention = policy.retention
+    ids_since = now - retention.event_id_days * DAY_MS
+    state.seen_event_ids = {k: t for k, t in state.seen_event_ids.items() if t >= ids_since}
+    state.redemption_ids = {k: t for k, t in state.redemption_ids.items() if t >= ids_since}
+    orders_since = now - retention.order_days * DAY_MS
+    state.orders = {k: o for k, o in state.orders.items() if o[PAID_AT_MS] >= orders_since}
+    tz_name = state.timezone or policy.campaigns.default_timezone
+    days_since = local_date(now - retention.daily_counter_days * DAY_MS, tz_name).isoformat()
+    state.daily_counts = {k: n for k, n in state.daily_counts.items() if k.split("|", 1)[1] >= days_since}
+
+
+_APPLY: dict[str, Callable[[CustomerState, EventBase, Policy], list[Effect]]] = {
+    "customer.registered": _profile,
+    "customer.profile_updated": _profile,
+    "customer.erased": _erase,
+    "order.paid": _order_paid,
+    "order.refunded": _order_refunded,
+    "redemption.requested": _redemption,
+    "customer.checked_in": _daily_bonus("checkin", lambda p: p.earn.checkin_points, lambda p: p.earn.checkin_daily_max),
+    "content.shared": _daily_bonus("share", lambda p: p.earn.share_points, lambda p: p.earn.share_daily_max),
+    "review.posted": _review,
+    "customer.visited": _nothing,
+    "points.adjusted": _adjust,
+}

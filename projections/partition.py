@@ -1,0 +1,110 @@
+"""Fold one partition's records in log order: its clock, its due index and its customers."""
+from __future__ import annotations
+
+import heapq
+from typing import Iterable, Optional, Protocol
+
+from projections.customer import DEFAULT_POLICY, advance_to, evolve, is_duplicate
+from projections.state import CustomerState, Effect
+from schemas.events import EventBase
+from schemas.policy import Policy
+
+
+class StateStore(Protocol):
+    """The one interface to customer states, used by the worker, replay and the tests."""
+
+    def get(self, customer_id: str) -> Optional[CustomerState]: ...
+
+    def put(self, customer_id: str, state: CustomerState) -> None: ...
+
+
+class MemoryStore(dict):
+    """A state store in a dict (tests, replay buffers)."""
+
+    def put(self, customer_id: str, state: CustomerState) -> None:
+        self[customer_id] = state
+
+
+class DueIndex:
+    """Customers by next due time, so a tick visits only the customers that are due."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, str]] = []
+        self._due: dict[str, int] = {}
+
+    def schedule(self, customer_id: str, due_ms: Optional[int]) -> None:
+        """Set (or clear) a customer's next due time."""
+        if self._due.get(customer_id) == due_ms:
+            return
+        if due_ms is None:
+            self._due.pop(customer_id, None)
+            return
+        self._due[customer_id] = due_ms
+        heapq.heappush(self._heap, (due_ms, customer_id))
+        if len(self._heap) > 2 * len(self._due) + 1024:
+            self._compact()
+
+    def pop_due(self, clock_ms: int) -> list[str]:
+        """Remove and return the customers due at or before clock_ms, earliest first."""
+        due = []
+        heap = self._heap
+        while heap and heap[0][0] <= clock_ms:
+            due_ms, customer_id = heapq.heappop(heap)
+            if self._due.get(customer_id) == due_ms:  # else a stale entry for an old due time
+                del self._due[customer_id]
+                due.append(customer_id)
+        return due
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def _compact(self) -> None:
+        """Drop stale heap entries."""
+        self._heap = [(due_ms, cid) for cid, due_ms in self._due.items()]
+        heapq.heapify(self._heap)
+
+
+class PartitionFold:
+    """Apply a partition's events and ticks in log order; the same code serves live runs and replays."""
+
+    def __init__(self, store: StateStore, policy: Policy = DEFAULT_POLICY, clock_ms: int = 0) -> None:
+        self.store = store
+        self.policy = policy
+        self.clock_ms = clock_ms
+        self.due = DueIndex()
+
+    def load(self, states: Iterable[CustomerState]) -> None:
+        """Index the due times of states already in the store (after recovery)."""
+        for state in states:
+            self.due.schedule(state.customer_id, state.next_due_ms)
+
+    def apply(self, event: EventBase) -> tuple[str, list[Effect]]:
+        """Apply one valid event or tick; return its outcome (applied, duplicate, tick) and effects."""
+        effects = self.advance_clock(event.occurred_at_ms, event.event_id)
+        if event.customer_id is None:
+            return "tick", effects
+        state = self.store.get(event.customer_id)
+        if is_duplicate(state, event):
+            return "duplicate", effects
+        new, more = evolve(state, event, self.clock_ms, self.policy)
+        self.store.put(event.customer_id, new)
+        self.due.schedule(event.customer_id, new.next_due_ms)
+        effects.extend(more)
+        return "applied", effects
+
+    def advance_clock(self, at_ms: int, source_event_id: Optional[str]) -> list[Effect]:
+        """Move the partition clock forward and fire what fell due (a late time changes nothing)."""
+        if at_ms <= self.clock_ms:
+            return []
+        self.clock_ms = at_ms
+        effects: list[Effect] = []
+        for customer_id in self.due.pop_due(at_ms):
+            state = self.store.get(customer_id)
+            if state is None:
+                continue
+            new, more = advance_to(state, at_ms, self.policy, source_event_id)
+            if new is not state:
+                self.store.put(customer_id, new)
+            self.due.schedule(customer_id, new.next_due_ms)
+            effects.extend(more)
+        return effects

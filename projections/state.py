@@ -1,0 +1,86 @@
+"""The per-customer projection: one value per customer, copied on write, never mutated once returned."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import orjson
+
+# Order record fields (a list per order_id, compact in the store).
+PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, EARNED_POINTS, REVERSED_POINTS, REVIEWED = range(6)
+
+
+class Effect(NamedTuple):
+    """Something the outside world must hear of: `kind` is ledger, update, campaign or notice."""
+    kind: str
+    record: dict
+
+
+class CustomerState:
+    """What the engine knows of one customer (all times are epoch milliseconds, money in minor units)."""
+
+    __slots__ = (
+        "customer_id", "birthday", "timezone", "first_seen_ms", "as_of_ms", "events_applied",
+        "seen_event_ids", "lots", "debt_points", "points_balance", "ledger_seq", "orders",
+        "redemption_ids", "daily_counts", "lifetime_spend_minor", "spend_12m_minor",
+        "last_purchase_ms", "last_interaction_ms", "tier", "status", "last_win_back_ms",
+        "birthday_done_year", "next_due_ms",
+    )
+
+    def __init__(self, customer_id: str, first_seen_ms: int) -> None:
+        self.customer_id = customer_id
+        self.birthday: Optional[str] = None
+        self.timezone: Optional[str] = None
+        self.first_seen_ms = first_seen_ms
+        self.as_of_ms = first_seen_ms
+        self.events_applied = 0
+        self.seen_event_ids: dict[str, int] = {}      # event_id -> occurred_at_ms, for dedupe
+        self.lots: list[list[int]] = []               # [expires_at_ms, points], oldest first
+        self.debt_points = 0                          # points owed after reversals past zero
+        self.points_balance = 0                       # always sum(lots) - debt_points
+        self.ledger_seq = 0                           # ledger entries written so far
+        self.orders: dict[str, list[int]] = {}        # order_id -> see PAID_AT_MS..REVIEWED
+        self.redemption_ids: dict[str, int] = {}      # redemption_id -> occurred_at_ms
+        self.daily_counts: dict[str, int] = {}        # "checkin|2026-01-31" -> rewarded that local day
+        self.lifetime_spend_minor = 0
+        self.spend_12m_minor = 0
+        self.last_purchase_ms: Optional[int] = None
+        self.last_interaction_ms: Optional[int] = None
+        self.tier = "standard"
+        self.status = "potential"
+        self.last_win_back_ms: Optional[int] = None
+        self.birthday_done_year = 0                   # last year whose birthday fired or was missed
+        self.next_due_ms: Optional[int] = None
+
+    def copy(self) -> "CustomerState":
+        """Return a shallow copy; callers copy a container before changing it."""
+        clone = CustomerState.__new__(CustomerState)
+        for name in CustomerState.__slots__:
+            setattr(clone, name, getattr(self, name))
+        return clone
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the state as JSON-ready data (the stored form)."""
+        return {name: getattr(self, name) for name in CustomerState.__slots__}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CustomerState":
+        """Rebuild a state from its stored form."""
+        state = cls.__new__(cls)
+        for name in cls.__slots__:
+            setattr(state, name, data[name])
+        return state
+
+    def to_bytes(self) -> bytes:
+        """Serialise for a key-value store."""
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "CustomerState":
+        """Deserialise from a key-value store."""
+        return cls.from_dict(orjson.loads(raw))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CustomerState) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"CustomerState({self.customer_id!r}, balance={self.points_balance}, tier={self.tier}, status={self.status})"

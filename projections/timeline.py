@@ -1,0 +1,165 @@
+"""Time-based rules: status, tier, expiry and birthdays, evaluated as the clock passes their due times."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Optional
+
+from projections.points import expire_lots
+from projections.state import PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, CustomerState, Effect
+from schemas.policy import Policy
+from schemas.timeutil import DAY_MS, format_ms, local_date, local_midnight_ms
+
+
+def tier_for(spend_minor: int, policy: Policy) -> str:
+    """Return the tier that a trailing net spend earns."""
+    if spend_minor >= policy.tier.vip_min_minor:
+        return "vip"
+    if spend_minor >= policy.tier.premium_min_minor:
+        return "premium"
+    return "standard"
+
+
+def trailing_spend_minor(state: CustomerState, at_ms: int, policy: Policy) -> int:
+    """Sum paid minus refunded over the orders paid within the tier window before at_ms."""
+    window_ms = policy.tier.window_days * DAY_MS
+    return sum(order[PAID_MINOR] - order[REFUNDED_MINOR]
+               for order in state.orders.values() if at_ms < order[PAID_AT_MS] + window_ms)
+
+
+def status_for(state: CustomerState, at_ms: int, policy: Policy) -> str:
+    """Return active, potential or dormant at at_ms."""
+    rules = policy.status
+    last_interaction = state.last_interaction_ms
+    bought_recently = (state.last_purchase_ms is not None
+                       and at_ms < state.last_purchase_ms + rules.purchase_window_days * DAY_MS)
+    if bought_recently and last_interaction is not None \
+            and at_ms < last_interaction + rules.active_interaction_days * DAY_MS:
+        return "active"
+    # A customer first seen through a non-interaction (e.g. an adjustment) is measured from then.
+    quiet_since = last_interaction if last_interaction is not None else state.first_seen_ms
+    if at_ms >= quiet_since + rules.dormant_after_days * DAY_MS:
+        return "dormant"
+    return "potential"
+
+
+def birthday_midnight_ms(state: CustomerState, year: int, policy: Policy) -> int:
+    """Return local midnight of the customer's birthday in that year (29 Feb is 28 Feb otherwise)."""
+    month, day = int(state.birthday[-5:-3]), int(state.birthday[-2:])
+    if month == 2 and day == 29 and not (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
+        day = 28
+    return local_midnight_ms(date(year, month, day), state.timezone or policy.campaigns.default_timezone)
+
+
+def _birthday_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
+    """Return when the next unhandled birthday is due (now, if one is already in reach)."""
+    if state.birthday is None:
+        return None
+    tz_name = state.timezone or policy.campaigns.default_timezone
+    year = local_date(state.as_of_ms, tz_name).year
+    for candidate in (year - 1, year, year + 1):
+        if candidate > state.birthday_done_year:
+            return max(birthday_midnight_ms(state, candidate, policy), state.as_of_ms)
+    return birthday_midnight_ms(state, year + 2, policy)
+
+
+def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
+    """Return the earliest time after as_of at which a time rule may change this customer."""
+    now = state.as_of_ms
+    candidates = []
+    if state.lots:
+        candidates.append(state.lots[0][0])
+    rules = policy.status
+    if state.last_interaction_ms is not None:
+        candidates.append(state.last_interaction_ms + rules.active_interaction_days * DAY_MS)
+    quiet_since = state.last_interaction_ms if state.last_interaction_ms is not None else state.first_seen_ms
+    candidates.append(quiet_since + rules.dormant_after_days * DAY_MS)
+    if state.last_purchase_ms is not None:
+        candidates.append(state.last_purchase_ms + rules.purchase_window_days * DAY_MS)
+    window_ms = policy.tier.window_days * DAY_MS
+    candidates.extend(order[PAID_AT_MS] + window_ms for order in state.orders.values()
+                      if order[PAID_MINOR] > order[REFUNDED_MINOR])
+    future = [t for t in candidates if t > now]
+    birthday_ms = _birthday_due_ms(state, policy)
+    if birthday_ms is not None:
+        future.append(birthday_ms)
+    return min(future) if future else None
+
+
+def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
+    """Recompute tier and status at at_ms and report their changes (win-back on becoming dormant)."""
+    effects = []
+    state.spend_12m_minor = trailing_spend_minor(state, at_ms, policy)
+    tier = tier_for(state.spend_12m_minor, policy)
+    if tier != state.tier:
+        effects.append(_update(state, "tier_changed", state.tier, tier, at_ms, source_event_id))
+        state.tier = tier
+    status = status_for(state, at_ms, policy)
+    if status != state.status:
+        effects.append(_update(state, "status_changed", state.status, status, at_ms, source_event_id))
+        state.status = status
+        if status == "dormant":
+            effects.extend(_win_back(state, at_ms, policy))
+    return effects
+
+
+def _update(state: CustomerState, kind: str, old: str, new: str, at_ms: int, source: Optional[str]) -> Effect:
+    """Build a customer-updates record for a tier or status change."""
+    return Effect("update", {"customer_id": state.customer_id, "kind": kind, "from": old, "to": new,
+                             "at": format_ms(at_ms), "source_event_id": source})
+
+
+def _win_back(state: CustomerState, at_ms: int, policy: Policy) -> list[Effect]:
+    """Fire a win-back unless one fired within the cooldown."""
+    cooldown_ms = policy.campaigns.win_back_cooldown_days * DAY_MS
+    if state.last_win_back_ms is not None and at_ms - state.last_win_back_ms < cooldown_ms:
+        return []
+    state.last_win_back_ms = at_ms
+    period = format_ms(at_ms)[:10]
+    details = {"last_interaction_at": format_ms(state.last_interaction_ms) if state.last_interaction_ms else None}
+    return [campaign(state, "win_back", period, at_ms, details)]
+
+
+def campaign(state: CustomerState, name: str, period: str, at_ms: int, details: dict) -> Effect:
+    """Build a campaign trigger with its deterministic id."""
+    return Effect("campaign", {
+        "trigger_id": f"{name}:{state.customer_id}:{period}", "campaign": name,
+        "customer_id": state.customer_id, "at": format_ms(at_ms), "tier": state.tier,
+        "status": state.status, "points_balance": state.points_balance, "details": details,
+    })
+
+
+def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effect]:
+    """Fire each birthday whose local midnight has passed, if it is at most the grace late; else skip it."""
+    effects = []
+    if state.birthday is None:
+        return effects
+    tz_name = state.timezone or policy.campaigns.default_timezone
+    grace_ms = policy.campaigns.birthday_grace_days * DAY_MS
+    year = local_date(clock_ms, tz_name).year
+    for candidate in (year - 1, year):
+        if candidate <= state.birthday_done_year:
+            continue
+        midnight_ms = birthday_midnight_ms(state, candidate, policy)
+        if midnight_ms > clock_ms:
+            continue
+        state.birthday_done_year = candidate
+        if clock_ms - midnight_ms <= grace_ms:
+            at_ms = max(midnight_ms, state.as_of_ms)
+            details = {"local_date": local_date(midnight_ms, tz_name).isoformat(), "timezone": tz_name}
+            effects.append(campaign(state, "birthday", str(candidate), at_ms, details))
+    return effects
+
+
+def advance(state: CustomerState, clock_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
+    """Walk the state through every due time up to clock_ms, in time order (state is being built)."""
+    effects: list[Effect] = []
+    while state.next_due_ms is not None and state.next_due_ms <= clock_ms:
+        at_ms = max(state.next_due_ms, state.as_of_ms)
+        effects.extend(expire_lots(state, at_ms, source_event_id))
+        effects.extend(reevaluate(state, at_ms, policy, source_event_id))
+        state.as_of_ms = at_ms
+        effects.extend(_birthday(state, clock_ms, policy))
+        state.next_due_ms = next_due_ms(state, policy)
+    if clock_ms > state.as_of_ms:
+        state.as_of_ms = clock_ms
+    return effects

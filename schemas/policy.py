@@ -1,0 +1,118 @@
+"""The loyalty policy of CONTRACT section 3, with its defaults, loaded from an optional loyalty.toml."""
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.timeutil import zone
+
+TIERS = ("standard", "premium", "vip")
+STATUSES = ("active", "potential", "dormant")
+
+
+class Section(BaseModel):
+    """A policy section: frozen, unknown keys are an error (a typo must not pass silently)."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EarnPolicy(Section):
+    multiplier: dict[str, Decimal] = {"standard": Decimal("1.0"), "premium": Decimal("1.2"), "vip": Decimal("1.5")}
+    checkin_points: int = Field(default=5, ge=0)
+    checkin_daily_max: int = Field(default=1, ge=0)
+    share_points: int = Field(default=2, ge=0)
+    share_daily_max: int = Field(default=3, ge=0)
+    review_points: int = Field(default=10, ge=0)
+
+    @field_validator("multiplier")
+    @classmethod
+    def _every_tier(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        if set(value) != set(TIERS) or any(m < 0 for m in value.values()):
+            raise ValueError(f"multiplier needs a non-negative value for each tier {TIERS}")
+        return value
+
+
+class LotsPolicy(Section):
+    expiry_days: int = Field(default=365, ge=1)
+
+
+class TierPolicy(Section):
+    window_days: int = Field(default=365, ge=1)
+    premium_min: Decimal = Decimal("1000.00")
+    vip_min: Decimal = Decimal("5000.00")
+
+    @property
+    def premium_min_minor(self) -> int:
+        return int(self.premium_min * 100)
+
+    @property
+    def vip_min_minor(self) -> int:
+        return int(self.vip_min * 100)
+
+
+class StatusPolicy(Section):
+    purchase_window_days: int = Field(default=365, ge=1)
+    active_interaction_days: int = Field(default=30, ge=1)
+    dormant_after_days: int = Field(default=180, ge=1)
+
+
+class CampaignPolicy(Section):
+    win_back_cooldown_days: int = Field(default=90, ge=0)
+    birthday_grace_days: int = Field(default=3, ge=0)
+    default_timezone: str = "Asia/Shanghai"
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+
+class RetentionPolicy(Section):
+    """How long per-customer memory is kept (bounded state)."""
+    order_days: int = Field(default=400, ge=1)
+    event_id_days: int = Field(default=400, ge=1)
+    daily_counter_days: int = Field(default=40, ge=1)
+
+
+class Policy(Section):
+    """The whole loyalty policy; every section has the contract's defaults."""
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    earn: EarnPolicy = EarnPolicy()
+    lots: LotsPolicy = LotsPolicy()
+    tier: TierPolicy = TierPolicy()
+    status: StatusPolicy = StatusPolicy()
+    campaigns: CampaignPolicy = CampaignPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Policy":
+        if self.tier.premium_min > self.tier.vip_min:
+            raise ValueError("tier.premium_min must not exceed tier.vip_min")
+        if self.retention.order_days < max(self.tier.window_days, self.status.purchase_window_days):
+            raise ValueError("retention.order_days must cover the tier window")
+        return self
+
+
+class PolicyError(ValueError):
+    """The policy file cannot be read or is invalid."""
+
+
+def load_policy(path: Optional[Union[str, Path]] = None) -> Policy:
+    """Load the policy from a loyalty.toml (missing sections and keys take the defaults)."""
+    if path is None:
+        return Policy()
+    try:
+        with open(path, "rb") as handle:
+            return Policy.model_validate(tomllib.load(handle))
+    except FileNotFoundError:
+        raise PolicyError(f"policy file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise PolicyError(f"{path}: {where}: {err['msg']}") from None

@@ -1,0 +1,46 @@
+"""Event-time helpers: epoch milliseconds, RFC 3339 text and customer-local dates."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+SECOND_MS = 1000
+DAY_MS = 86_400_000
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_rfc3339_ms(text: str) -> int:
+    """Parse an RFC 3339 timestamp with an offset into epoch milliseconds."""
+    if not isinstance(text, str) or len(text) < 20 or text[10] not in "Tt ":
+        raise ValueError("not an RFC 3339 timestamp")
+    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    if moment.tzinfo is None:
+        raise ValueError("timestamp has no UTC offset")
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def format_ms(epoch_ms: int) -> str:
+    """Format epoch milliseconds as RFC 3339 in UTC, e.g. 2026-01-02T03:04:05Z."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    millis = epoch_ms % 1000
+    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """Return the (cached) IANA time zone of that name."""
+    return ZoneInfo(name)
+
+
+def local_date(epoch_ms: int, tz_name: str) -> date:
+    """Return the calendar date at that instant in the time zone."""
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=zone(tz_name)).date()
+
+
+def local_midnight_ms(day: date, tz_name: str) -> int:
+    """Return the instant of local midnight starting that date in the time zone."""
+    moment = datetime(day.year, day.month, day.day, tzinfo=zone(tz_name))
+    return (moment - EPOCH) // timedelta(milliseconds=1)
