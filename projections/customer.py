@@ -1,4 +1,8 @@
-"""The customer decider: evolve(state, event, clock) -> (state, effects), pure and deterministic."""
+"""The customer decider: evolve(state, event, clock) -> (state, effects), pure and deterministic.
+
+The handlers below change the state they are given: `evolve` hands them a clone, so it never
+changes its input; the partition fold, which owns its states, uses `evolve_in_place` and saves the copy.
+"""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -7,7 +11,7 @@ from projections.points import credit, debit
 from projections.state import (
     EARNED_POINTS, PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, REVERSED_POINTS, REVIEWED, CustomerState, Effect,
 )
-from projections.timeline import advance, next_due_ms, reevaluate
+from projections.timeline import advance, count_order_spend, next_due_ms, reevaluate, refresh_birthday_due
 from schemas.events import INTERACTION_TYPES, EventBase
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS, format_ms, local_date
@@ -31,24 +35,31 @@ def evolve(state: Optional[CustomerState], event: EventBase, clock_ms: int,
     """Apply one customer event at partition clock clock_ms; a duplicate returns the same state and no effects."""
     if is_duplicate(state, event):
         return state, []
+    return evolve_in_place(state.clone() if state is not None else None, event, clock_ms, policy)
+
+
+def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: int,
+                    policy: Policy = DEFAULT_POLICY) -> tuple[CustomerState, list[Effect]]:
+    """Like evolve, but change `state` itself: for a caller that owns it and drops the old value (the fold)."""
+    if is_duplicate(state, event):
+        return state, []
     clock_ms = max(clock_ms, event.occurred_at_ms)
     if state is None:
         state = initial_state(event.customer_id, event.occurred_at_ms)
         state.next_due_ms = next_due_ms(state, policy)
-    new = state.copy()
-    effects = advance(new, clock_ms, policy, event.event_id)
-    new.seen_event_ids = {**new.seen_event_ids, event.event_id: event.occurred_at_ms}
-    new.events_applied += 1
-    if event.event_type in INTERACTION_TYPES and (new.last_interaction_ms is None
-                                                   or event.occurred_at_ms > new.last_interaction_ms):
-        new.last_interaction_ms = event.occurred_at_ms
-    effects.extend(_APPLY[event.event_type](new, event, policy))
-    if new.events_applied % _PRUNE_EVERY_EVENTS == 0:
-        _prune(new, policy)
-    effects.extend(reevaluate(new, new.as_of_ms, policy, event.event_id))
-    new.next_due_ms = next_due_ms(new, policy)
-    effects.extend(advance(new, clock_ms, policy, event.event_id))  # e.g. a late lot already expired
-    return new, effects
+    effects = advance(state, clock_ms, policy, event.event_id)
+    state.seen_event_ids[event.event_id] = event.occurred_at_ms
+    state.events_applied += 1
+    if event.event_type in INTERACTION_TYPES and (state.last_interaction_ms is None
+                                                   or event.occurred_at_ms > state.last_interaction_ms):
+        state.last_interaction_ms = event.occurred_at_ms
+    effects.extend(_APPLY[event.event_type](state, event, policy))
+    if state.events_applied % _PRUNE_EVERY_EVENTS == 0:
+        _prune(state, policy)
+    effects.extend(reevaluate(state, state.as_of_ms, policy, event.event_id))
+    state.next_due_ms = next_due_ms(state, policy)
+    effects.extend(advance(state, clock_ms, policy, event.event_id))  # e.g. a late lot already expired
+    return state, effects
 
 
 def advance_to(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POLICY,
@@ -56,8 +67,15 @@ def advance_to(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POL
     """Move a customer to a later partition clock, firing what fell due; unchanged if nothing is due."""
     if state.next_due_ms is None or state.next_due_ms > clock_ms:
         return state, []
-    new = state.copy()
-    return new, advance(new, clock_ms, policy, source_event_id)
+    return advance_in_place(state.clone(), clock_ms, policy, source_event_id)
+
+
+def advance_in_place(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POLICY,
+                     source_event_id: Optional[str] = None) -> tuple[CustomerState, list[Effect]]:
+    """Like advance_to, but change `state` itself (for the fold, which owns it)."""
+    if state.next_due_ms is None or state.next_due_ms > clock_ms:
+        return state, []
+    return state, advance(state, clock_ms, policy, source_event_id)
 
 
 def _profile(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
@@ -67,6 +85,7 @@ def _profile(state: CustomerState, event: EventBase, policy: Policy) -> list[Eff
         state.birthday = payload.birthday
     if "timezone" in payload.model_fields_set:
         state.timezone = payload.timezone
+    refresh_birthday_due(state, policy)
     return []
 
 
@@ -74,6 +93,7 @@ def _erase(state: CustomerState, event: EventBase, policy: Policy) -> list[Effec
     """Forget personal data; points, tier and ledger stay."""
     state.birthday = None
     state.timezone = None
+    state.birthday_due_ms = None
     return []
 
 
@@ -84,8 +104,9 @@ def _order_paid(state: CustomerState, event: EventBase, policy: Policy) -> list[
         return []
     numerator, denominator = policy.earn.multiplier[state.tier].as_integer_ratio()
     points = payload.amount_minor * numerator // (denominator * 100)
-    state.orders = {**state.orders, payload.order_id: [event.occurred_at_ms, payload.amount_minor, 0, points, 0, 0]}
+    state.orders[payload.order_id] = [event.occurred_at_ms, payload.amount_minor, 0, points, 0, 0]
     state.lifetime_spend_minor += payload.amount_minor
+    count_order_spend(state, event.occurred_at_ms, payload.amount_minor, policy)
     if state.last_purchase_ms is None or event.occurred_at_ms > state.last_purchase_ms:
         state.last_purchase_ms = event.occurred_at_ms
     if not points:
@@ -101,12 +122,11 @@ def _order_refunded(state: CustomerState, event: EventBase, policy: Policy) -> l
     refunded = min(order[PAID_MINOR], order[REFUNDED_MINOR] + event.payload.amount_minor)
     if refunded == order[REFUNDED_MINOR]:
         return []
-    order = order[:]
     state.lifetime_spend_minor -= refunded - order[REFUNDED_MINOR]
+    count_order_spend(state, order[PAID_AT_MS], order[REFUNDED_MINOR] - refunded, policy)
     order[REFUNDED_MINOR] = refunded
     reversal = order[EARNED_POINTS] * refunded // order[PAID_MINOR] - order[REVERSED_POINTS]
     order[REVERSED_POINTS] += reversal
-    state.orders = {**state.orders, event.payload.order_id: order}
     if not reversal:
         return []
     return [debit(state, reversal, event.occurred_at_ms, "reverse", event.event_id)]
@@ -117,7 +137,7 @@ def _redemption(state: CustomerState, event: EventBase, policy: Policy) -> list[
     payload = event.payload
     if payload.redemption_id in state.redemption_ids:
         return []
-    state.redemption_ids = {**state.redemption_ids, payload.redemption_id: event.occurred_at_ms}
+    state.redemption_ids[payload.redemption_id] = event.occurred_at_ms
     if payload.points <= state.points_balance:
         return [debit(state, payload.points, event.occurred_at_ms, "redeem", event.event_id)]
     return [Effect("update", {
@@ -138,7 +158,7 @@ def _daily_bonus(counter: str, points_of: Callable[[Policy], int], max_of: Calla
         points = points_of(policy)
         if count >= max_of(policy) or not points:
             return []
-        state.daily_counts = {**state.daily_counts, key: count + 1}
+        state.daily_counts[key] = count + 1
         return [credit(state, points, event.occurred_at_ms, policy.lots.expiry_days, "bonus", event.event_id)]
     return handle
 
@@ -148,7 +168,7 @@ def _review(state: CustomerState, event: EventBase, policy: Policy) -> list[Effe
     order = state.orders.get(event.payload.order_id)
     if order is None or order[REVIEWED] or not policy.earn.review_points:
         return []
-    state.orders = {**state.orders, event.payload.order_id: [*order[:REVIEWED], 1]}
+    order[REVIEWED] = 1
     return [credit(state, policy.earn.review_points, event.occurred_at_ms, policy.lots.expiry_days,
                    "bonus", event.event_id)]
 

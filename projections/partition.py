@@ -4,8 +4,9 @@ from __future__ import annotations
 import heapq
 from typing import Iterable, Optional, Protocol
 
-from projections.customer import DEFAULT_POLICY, advance_to, evolve, is_duplicate
+from projections.customer import DEFAULT_POLICY, advance_in_place, evolve_in_place, is_duplicate
 from projections.state import CustomerState, Effect
+from projections.views import Totals
 from schemas.events import EventBase
 from schemas.policy import Policy
 
@@ -72,11 +73,35 @@ class PartitionFold:
         self.policy = policy
         self.clock_ms = clock_ms
         self.due = DueIndex()
+        self.totals = Totals()
+        self.segments: dict[str, set[str]] = {}  # status or tier -> customer ids
 
     def load(self, states: Iterable[CustomerState]) -> None:
-        """Index the due times of states already in the store (after recovery)."""
+        """Index the due times, totals and segments of states already in the store (after recovery)."""
         for state in states:
             self.due.schedule(state.customer_id, state.next_due_ms)
+            self._count(None, state)
+            self.totals.events_applied += state.events_applied
+
+    def segment(self, status: Optional[str], tier: Optional[str]) -> set[str]:
+        """Return the ids of customers with that status and/or tier."""
+        chosen = [self.segments.get(name, set()) for name in (status, tier) if name is not None]
+        return set.intersection(*chosen) if chosen else set()
+
+    def _count(self, before: Optional[tuple], state: CustomerState) -> None:
+        """Move a customer's contribution to the totals and segments from `before` (a _summary) to state."""
+        now = _summary(state)
+        if before == now:
+            return
+        customer_id = state.customer_id
+        if before is not None:
+            self.totals.add_values(*before, 0, sign=-1)
+        self.totals.add_values(*now, 0)
+        for was, is_now in ((before[0] if before else None, now[0]), (before[1] if before else None, now[1])):
+            if was != is_now:
+                if was is not None:
+                    self.segments[was].discard(customer_id)
+                self.segments.setdefault(is_now, set()).add(customer_id)
 
     def apply(self, event: EventBase) -> tuple[str, list[Effect]]:
         """Apply one valid event or tick; return its outcome (applied, duplicate, tick) and effects."""
@@ -86,9 +111,12 @@ class PartitionFold:
         state = self.store.get(event.customer_id)
         if is_duplicate(state, event):
             return "duplicate", effects
-        new, more = evolve(state, event, self.clock_ms, self.policy)
-        self.store.put(event.customer_id, new)
-        self.due.schedule(event.customer_id, new.next_due_ms)
+        before = _summary(state) if state is not None else None
+        state, more = evolve_in_place(state, event, self.clock_ms, self.policy)
+        self.totals.events_applied += 1
+        self._count(before, state)
+        self.store.put(event.customer_id, state)
+        self.due.schedule(event.customer_id, state.next_due_ms)
         effects.extend(more)
         return "applied", effects
 
@@ -102,9 +130,16 @@ class PartitionFold:
             state = self.store.get(customer_id)
             if state is None:
                 continue
-            new, more = advance_to(state, at_ms, self.policy, source_event_id)
-            if new is not state:
-                self.store.put(customer_id, new)
-            self.due.schedule(customer_id, new.next_due_ms)
+            before = _summary(state)
+            state, more = advance_in_place(state, at_ms, self.policy, source_event_id)
+            # Time moved the state on (as_of and due times at least), so it is stored even without effects.
+            self._count(before, state)
+            self.store.put(customer_id, state)
+            self.due.schedule(customer_id, state.next_due_ms)
             effects.extend(more)
         return effects
+
+
+def _summary(state: CustomerState) -> tuple:
+    """Return what a customer contributes to the totals and segments: status, tier and balance."""
+    return state.status, state.tier, state.points_balance

@@ -1,4 +1,4 @@
-"""Points movements on a state being built: credits into lots, debits oldest lot first, expiry."""
+"""Points movements on a state being built (changed in place): credits into lots, debits oldest lot first, expiry."""
 from __future__ import annotations
 
 from bisect import bisect_left
@@ -31,13 +31,12 @@ def credit(state: CustomerState, points: int, at_ms: int, expiry_days: int, kind
     rest = points - repaid
     if rest:
         expires_ms = at_ms + expiry_days * DAY_MS
-        lots = [lot[:] for lot in state.lots]
+        lots = state.lots
         index = bisect_left(lots, [expires_ms])
         if index < len(lots) and lots[index][0] == expires_ms:
             lots[index][1] += rest
         else:
             lots.insert(index, [expires_ms, rest])
-        state.lots = lots
     state.points_balance += points
     return ledger_effect(state, kind, points, at_ms, source_event_id)
 
@@ -45,14 +44,13 @@ def credit(state: CustomerState, points: int, at_ms: int, expiry_days: int, kind
 def debit(state: CustomerState, points: int, at_ms: int, kind: str, source_event_id: str) -> Effect:
     """Take points from the oldest lots first; what the lots cannot cover becomes debt."""
     remaining = points
-    lots = [lot[:] for lot in state.lots]
+    lots = state.lots
     while remaining and lots:
         taken = min(lots[0][1], remaining)
         lots[0][1] -= taken
         remaining -= taken
         if lots[0][1] == 0:
             lots.pop(0)
-    state.lots = lots
     state.debt_points += remaining
     state.points_balance -= points
     return ledger_effect(state, kind, -points, at_ms, source_event_id)
@@ -62,8 +60,7 @@ def expire_lots(state: CustomerState, until_ms: int, source_event_id: Optional[s
     """Remove every lot that expired at or before until_ms, one ledger entry each."""
     effects = []
     while state.lots and state.lots[0][0] <= until_ms:
-        expires_ms, points = state.lots[0]
-        state.lots = state.lots[1:]
+        expires_ms, points = state.lots.pop(0)
         state.points_balance -= points
         effects.append(ledger_effect(state, "expire", -points, expires_ms, source_event_id))
     return effects

@@ -23,7 +23,7 @@ class CustomerState:
         "seen_event_ids", "lots", "debt_points", "points_balance", "ledger_seq", "orders",
         "redemption_ids", "daily_counts", "lifetime_spend_minor", "spend_12m_minor",
         "last_purchase_ms", "last_interaction_ms", "tier", "status", "last_win_back_ms",
-        "birthday_done_year", "next_due_ms",
+        "birthday_done_year", "birthday_due_ms", "tier_due_ms", "next_due_ms",
     )
 
     def __init__(self, customer_id: str, first_seen_ms: int) -> None:
@@ -49,13 +49,20 @@ class CustomerState:
         self.status = "potential"
         self.last_win_back_ms: Optional[int] = None
         self.birthday_done_year = 0                   # last year whose birthday fired or was missed
+        self.birthday_due_ms: Optional[int] = None    # local midnight of the next unhandled birthday
+        self.tier_due_ms: Optional[int] = None        # when the next order leaves the tier window
         self.next_due_ms: Optional[int] = None
 
-    def copy(self) -> "CustomerState":
-        """Return a shallow copy; callers copy a container before changing it."""
+    def clone(self) -> "CustomerState":
+        """Return an independent copy (containers copied too), so the copy may be changed in place."""
         clone = CustomerState.__new__(CustomerState)
         for name in CustomerState.__slots__:
             setattr(clone, name, getattr(self, name))
+        clone.seen_event_ids = dict(self.seen_event_ids)
+        clone.lots = [lot[:] for lot in self.lots]
+        clone.orders = {order_id: order[:] for order_id, order in self.orders.items()}
+        clone.redemption_ids = dict(self.redemption_ids)
+        clone.daily_counts = dict(self.daily_counts)
         return clone
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,13 +19,6 @@ def tier_for(spend_minor: int, policy: Policy) -> str:
     return "standard"
 
 
-def trailing_spend_minor(state: CustomerState, at_ms: int, policy: Policy) -> int:
-    """Sum paid minus refunded over the orders paid within the tier window before at_ms."""
-    window_ms = policy.tier.window_days * DAY_MS
-    return sum(order[PAID_MINOR] - order[REFUNDED_MINOR]
-               for order in state.orders.values() if at_ms < order[PAID_AT_MS] + window_ms)
-
-
 def status_for(state: CustomerState, at_ms: int, policy: Policy) -> str:
     """Return active, potential or dormant at at_ms."""
     rules = policy.status
@@ -50,45 +43,70 @@ def birthday_midnight_ms(state: CustomerState, year: int, policy: Policy) -> int
     return local_midnight_ms(date(year, month, day), state.timezone or policy.campaigns.default_timezone)
 
 
-def _birthday_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
-    """Return when the next unhandled birthday is due (now, if one is already in reach)."""
+def refresh_birthday_due(state: CustomerState, policy: Policy) -> None:
+    """Cache local midnight of the first birthday not yet handled (None without a birthday)."""
     if state.birthday is None:
-        return None
+        state.birthday_due_ms = None
+        return
     tz_name = state.timezone or policy.campaigns.default_timezone
-    year = local_date(state.as_of_ms, tz_name).year
-    for candidate in (year - 1, year, year + 1):
-        if candidate > state.birthday_done_year:
-            return max(birthday_midnight_ms(state, candidate, policy), state.as_of_ms)
-    return birthday_midnight_ms(state, year + 2, policy)
+    year = max(local_date(state.as_of_ms, tz_name).year - 1, state.birthday_done_year + 1)
+    state.birthday_due_ms = birthday_midnight_ms(state, year, policy)
+
+
+def count_order_spend(state: CustomerState, paid_at_ms: int, net_change_minor: int, policy: Policy) -> None:
+    """Add an order's change of net spend to the trailing spend, if the order is inside the tier window."""
+    leaves_ms = paid_at_ms + policy.tier.window_days * DAY_MS
+    if state.as_of_ms < leaves_ms:
+        state.spend_12m_minor += net_change_minor
+        if state.tier_due_ms is None or leaves_ms < state.tier_due_ms:
+            state.tier_due_ms = leaves_ms
+
+
+def refresh_orders(state: CustomerState, at_ms: int, policy: Policy) -> None:
+    """Recompute the trailing spend at at_ms and when the next order leaves the tier window."""
+    window_ms = policy.tier.window_days * DAY_MS
+    spend = 0
+    due = None
+    for order in state.orders.values():
+        leaves_ms = order[PAID_AT_MS] + window_ms
+        net = order[PAID_MINOR] - order[REFUNDED_MINOR]
+        if at_ms < leaves_ms and net > 0:
+            spend += net
+            if due is None or leaves_ms < due:
+                due = leaves_ms
+    state.spend_12m_minor = spend
+    state.tier_due_ms = due
 
 
 def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     """Return the earliest time after as_of at which a time rule may change this customer."""
     now = state.as_of_ms
-    candidates = []
-    if state.lots:
-        candidates.append(state.lots[0][0])
     rules = policy.status
-    if state.last_interaction_ms is not None:
-        candidates.append(state.last_interaction_ms + rules.active_interaction_days * DAY_MS)
-    quiet_since = state.last_interaction_ms if state.last_interaction_ms is not None else state.first_seen_ms
-    candidates.append(quiet_since + rules.dormant_after_days * DAY_MS)
+    best = None
+    last_interaction = state.last_interaction_ms
+    quiet_since = last_interaction if last_interaction is not None else state.first_seen_ms
+    candidates = [quiet_since + rules.dormant_after_days * DAY_MS, state.tier_due_ms]
+    if last_interaction is not None:
+        candidates.append(last_interaction + rules.active_interaction_days * DAY_MS)
     if state.last_purchase_ms is not None:
         candidates.append(state.last_purchase_ms + rules.purchase_window_days * DAY_MS)
-    window_ms = policy.tier.window_days * DAY_MS
-    candidates.extend(order[PAID_AT_MS] + window_ms for order in state.orders.values()
-                      if order[PAID_MINOR] > order[REFUNDED_MINOR])
-    future = [t for t in candidates if t > now]
-    birthday_ms = _birthday_due_ms(state, policy)
-    if birthday_ms is not None:
-        future.append(birthday_ms)
-    return min(future) if future else None
+    for t in candidates:
+        if t is not None and t > now and (best is None or t < best):
+            best = t
+    # A late credit may land already expired, and a birthday may be in reach now: those are due at once.
+    for t in (state.lots[0][0] if state.lots else None, state.birthday_due_ms):
+        if t is not None:
+            t = max(t, now)
+            if best is None or t < best:
+                best = t
+    return best
 
 
 def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
     """Recompute tier and status at at_ms and report their changes (win-back on becoming dormant)."""
     effects = []
-    state.spend_12m_minor = trailing_spend_minor(state, at_ms, policy)
+    if state.tier_due_ms is not None and at_ms >= state.tier_due_ms:
+        refresh_orders(state, at_ms, policy)  # an order left the window (order events update it themselves)
     tier = tier_for(state.spend_12m_minor, policy)
     if tier != state.tier:
         effects.append(_update(state, "tier_changed", state.tier, tier, at_ms, source_event_id))
@@ -143,6 +161,7 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
         if midnight_ms > clock_ms:
             continue
         state.birthday_done_year = candidate
+        refresh_birthday_due(state, policy)
         if clock_ms - midnight_ms <= grace_ms:
             at_ms = max(midnight_ms, state.as_of_ms)
             details = {"local_date": local_date(midnight_ms, tz_name).isoformat(), "timezone": tz_name}

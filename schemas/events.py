@@ -69,7 +69,8 @@ AmountMinor = Annotated[
 ]
 OccurredAtMs = Annotated[int, BeforeValidator(_occurred_at_to_ms),
                          WithJsonSchema({"type": "string", "format": "date-time"})]
-CustomerId = Annotated[str, Field(min_length=1, max_length=64)]
+# Control characters are refused: the worker reserves a key starting with NUL for the partition clock.
+CustomerId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class Payload(BaseModel):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tomllib
+from functools import cached_property
 from decimal import Decimal
 from pathlib import Path
 from typing import Optional, Union
@@ -44,11 +45,11 @@ class TierPolicy(Section):
     premium_min: Decimal = Decimal("1000.00")
     vip_min: Decimal = Decimal("5000.00")
 
-    @property
+    @cached_property
     def premium_min_minor(self) -> int:
         return int(self.premium_min * 100)
 
-    @property
+    @cached_property
     def vip_min_minor(self) -> int:
         return int(self.vip_min * 100)
 
@@ -67,7 +68,10 @@ class CampaignPolicy(Section):
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        zone(value)
+        try:
+            zone(value)
+        except Exception:  # ZoneInfoNotFoundError is a KeyError, which pydantic would not report
+            raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
 

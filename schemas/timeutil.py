@@ -21,11 +21,19 @@ def parse_rfc3339_ms(text: str) -> int:
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
+@lru_cache(maxsize=8192)
+def _day_text(days_since_epoch: int) -> str:
+    """Return the UTC date text of a day number, cached (outputs format many times of one day)."""
+    return (EPOCH + timedelta(days=days_since_epoch)).strftime("%Y-%m-%d")
+
+
 def format_ms(epoch_ms: int) -> str:
     """Format epoch milliseconds as RFC 3339 in UTC, e.g. 2026-01-02T03:04:05Z."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    millis = epoch_ms % 1000
+    days, rest_ms = divmod(epoch_ms, DAY_MS)
+    seconds, millis = divmod(rest_ms, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    text = f"{_day_text(days)}T{hour:02d}:{minute:02d}:{second:02d}"
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 
 
@@ -40,6 +48,7 @@ def local_date(epoch_ms: int, tz_name: str) -> date:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=zone(tz_name)).date()
 
 
+@lru_cache(maxsize=65536)
 def local_midnight_ms(day: date, tz_name: str) -> int:
     """Return the instant of local midnight starting that date in the time zone."""
     moment = datetime(day.year, day.month, day.day, tzinfo=zone(tz_name))

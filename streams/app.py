@@ -1,0 +1,118 @@
+"""The Faust application: topics, the customer table, the folding agent, the ticker and the views."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+
+from projections.partition import PartitionFold
+from schemas.policy import load_policy
+from schemas.timeutil import format_ms
+from streams.metrics import LoyaltyMetrics
+from streams.pipeline import Pipeline, Record
+from streams.settings import CUSTOMER_TABLE, INPUT_TOPIC, OUTPUT_TOPICS, DLQ_TOPIC, Settings
+from streams.output import BatchSender
+from streams.tables import TablePartitionStore
+
+log = logging.getLogger("loyalty.worker")
+
+BATCH_MAX_EVENTS = 5000
+BATCH_WITHIN_S = 0.25
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+    """Declare a topic of raw bytes keys and values."""
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                     partitions=partitions)
+
+
+def faust_settings(settings: Settings) -> dict:
+    """Return the Faust settings for these runtime settings (plus the embedded-broker ones if asked)."""
+    conf = dict(
+        broker=settings.broker, store="rocksdb://", datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions, topic_replication_factor=settings.replication,
+        topic_allow_declare=True, processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest", table_standby_replicas=1,
+        web_port=settings.web_port, web_bind=settings.web_host, web_in_thread=False,
+        canonical_url=settings.canonical_url or f"http://{settings.web_host}:{settings.web_port}",
+        producer_linger=0.005, producer_max_batch_size=512 * 1024, stream_buffer_maxsize=16384,
+        broker_commit_every=10_000, broker_commit_interval=1.0, logging_config=None,
+    )
+    if settings.embedded:
+        from streams.embedded import enable_embedded_broker_workarounds
+        conf.update(enable_embedded_broker_workarounds())
+    return conf
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the worker's Faust app."""
+    app = faust.App(settings.app_id, **faust_settings(settings))
+    policy = load_policy(settings.policy_file)
+    metrics = LoyaltyMetrics()
+    events_topic = _raw_topic(app, INPUT_TOPIC, settings.partitions)
+    for name in (*OUTPUT_TOPICS.values(), DLQ_TOPIC):
+        _raw_topic(app, name, settings.partitions)  # declared so that Faust checks they exist
+    customers = app.Table(CUSTOMER_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes,
+                          options={"driver": "rocksdict"},
+                          help="customer_id -> projection state, plus each partition's clock")
+    stores: dict[int, TablePartitionStore] = {}
+
+    def open_fold(partition: int) -> PartitionFold:
+        """Load a partition's clock, due index and totals from its recovered store."""
+        store = stores[partition] = TablePartitionStore(customers, partition)
+        fold = PartitionFold(store, policy, clock_ms=store.clock_ms())
+        fold.load(store.states())
+        return fold
+
+    pipeline = Pipeline(policy, metrics, open_fold)
+    sender = BatchSender(app, customers)
+    app.loyalty = (settings, pipeline, metrics, customers, events_topic)  # for views and tests
+
+    @app.agent(events_topic)
+    async def fold_customer_events(stream):
+        """Fold batches of customer events into the table and send the effects (no per-event awaits)."""
+        async for events in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
+            records = [Record(e.message.partition, e.message.offset, e.message.key, e.message.value)
+                       for e in events]
+            outgoing = pipeline.process(records)
+            for partition in {r.partition for r in records}:
+                store = stores.get(partition)
+                if store is not None:
+                    sender.send_changelog(partition, store.flush(pipeline.folds[partition].clock_ms))
+            sender.send(outgoing)
+            # Faust acks the batch when this body returns: make sure its records are written first.
+            await sender.written()
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked_partitions(sender, revoked, **kwargs) -> None:
+        """Drop the folds of partitions that move away (they are reloaded after recovery)."""
+        for tp in revoked:
+            if tp.topic == INPUT_TOPIC:
+                pipeline.forget(tp.partition)
+                stores.pop(tp.partition, None)
+
+    @app.timer(interval=5.0)
+    async def report_consumer_lag() -> None:
+        """Export records not yet processed per owned partition (from the fetch high watermark)."""
+        for partition, position in list(pipeline.positions.items()):
+            highwater = app.consumer.highwater(TP(INPUT_TOPIC, partition))
+            if highwater is not None:
+                metrics.set_consumer_lag(partition, max(0, highwater - position))
+
+    if settings.clock == "wall":
+        @app.timer(interval=settings.tick_seconds, on_leader=True)
+        async def broadcast_clock_tick() -> None:
+            """Send a clock.tick at the wall time to every partition (the leader only)."""
+            at = format_ms(int(time.time() * 1000))
+            tick = orjson.dumps({"event_id": f"tick-{at}", "event_type": "clock.tick", "customer_id": None,
+                                 "occurred_at": at, "schema_version": 1, "payload": {}})
+            for partition in range(settings.partitions):
+                await events_topic.send(value=tick, partition=partition)
+
+    from streams.views import register_views
+    register_views(app, pipeline, metrics, customers)
+    return app

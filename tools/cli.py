@@ -1,0 +1,178 @@
+"""The `loyalty` command: broker, topics, worker, produce, query, replay, demo."""
+from __future__ import annotations
+
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Callable, Optional
+
+import click
+import orjson
+
+from schemas.policy import PolicyError
+from schemas.timeutil import format_ms, parse_rfc3339_ms
+from streams.settings import Settings
+
+EXIT_NOT_FOUND = 1
+EXIT_USAGE = 2
+
+
+class UserError(click.ClickException):
+    """A bad input or an unreachable service: a short message and exit code 2."""
+    exit_code = EXIT_USAGE
+
+
+class NotFound(click.ClickException):
+    """The thing asked for does not exist (exit code 1)."""
+    exit_code = EXIT_NOT_FOUND
+
+
+def friendly(func: Callable) -> Callable:
+    """Turn the project's known errors into short messages instead of tracebacks."""
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        from kafka.errors import KafkaError
+        from tools.broker import BrokerError
+        from tools.produce import ProduceError
+        from tools.query import QueryError
+        try:
+            return func(*args, **kwargs)
+        except (BrokerError, ProduceError, QueryError, PolicyError, KafkaError, OSError) as exc:
+            raise UserError(str(exc) or exc.__class__.__name__) from None
+    return wrapper
+
+
+def echo_json(data: object) -> None:
+    """Print data as indented JSON."""
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def parse_time(value: Optional[str], what: str) -> Optional[int]:
+    """Parse an RFC 3339 option value into epoch ms, or fail with exit code 2."""
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339_ms(value)
+    except ValueError:
+        raise UserError(f"{what}: {value!r} is not an RFC 3339 timestamp with an offset, "
+                        f"e.g. 2026-01-31T00:00:00Z") from None
+
+
+def broker_option(func: Callable) -> Callable:
+    """Add --broker and --embedded options that build a Settings object."""
+    func = click.option("--broker", envvar="LOYALTY_BROKER", default="kafka://127.0.0.1:9092", show_default=True,
+                        help="Kafka bootstrap address (LOYALTY_BROKER).")(func)
+    func = click.option("--broker-kind", envvar="LOYALTY_BROKER_KIND", default="kafka", show_default=True,
+                        type=click.Choice(["kafka", "embedded"]),
+                        help="'embedded' turns on the workarounds for the embedded broker (LOYALTY_BROKER_KIND).")(func)
+    return func
+
+
+def settings_from(broker: str, broker_kind: str, **overrides) -> Settings:
+    """Build settings from the common options."""
+    return Settings(broker=broker, broker_kind=broker_kind, **overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """loyalty-stream: an event-sourced, real-time loyalty engine on Kafka."""
+
+
+@main.command()
+@click.option("--broker", envvar="LOYALTY_BROKER", default="kafka://127.0.0.1:9092", show_default=True,
+              help="Address to listen on (LOYALTY_BROKER).")
+@friendly
+def broker(broker: str) -> None:
+    """Run the embedded Kafka-compatible broker (tansu) in the foreground; data lives in memory."""
+    from tools.broker import EmbeddedBroker, split_bootstrap
+    host, port = split_bootstrap(broker)
+    embedded = EmbeddedBroker(log=sys.stderr).start(host, port)
+    click.echo(f"embedded broker listening on {embedded.url} (pid {embedded.pid}); Ctrl-C stops it", err=True)
+    try:
+        embedded.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        embedded.stop()
+
+
+@main.group()
+def topics() -> None:
+    """Manage the application's topics."""
+
+
+@topics.command("create")
+@broker_option
+@click.option("--partitions", type=int, envvar="LOYALTY_PARTITIONS", default=4, show_default=True)
+@click.option("--replication", type=int, envvar="LOYALTY_REPLICATION", default=1, show_default=True)
+@friendly
+def topics_create(broker: str, broker_kind: str, partitions: int, replication: int) -> None:
+    """Create every topic with the configured partitions (idempotent)."""
+    from tools.broker import create_topics
+    settings = settings_from(broker, broker_kind, partitions=partitions, replication=replication)
+    actual = create_topics(settings.broker, settings.topic_partitions(), replication_factor=replication)
+    for name, count in actual.items():
+        click.echo(f"{name:<24} {count} partitions")
+
+
+@main.command()
+@broker_option
+@click.option("--clock", type=click.Choice(["wall", "event"]), default="wall", show_default=True,
+              help="wall: the leader broadcasts clock.tick every --tick-seconds; event: time moves with events only.")
+@click.option("--tick-seconds", type=float, envvar="LOYALTY_TICK_SECONDS", default=60.0, show_default=True)
+@click.option("--web-port", type=int, envvar="LOYALTY_WEB_PORT", default=6066, show_default=True)
+@click.option("--web-host", envvar="LOYALTY_WEB_HOST", default="127.0.0.1", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="LOYALTY_DATA_DIR", default="./data",
+              show_default=True, help="Local RocksDB state (rebuilt from changelogs if deleted).")
+@click.option("--partitions", type=int, envvar="LOYALTY_PARTITIONS", default=4, show_default=True)
+@click.option("--app-id", envvar="LOYALTY_APP_ID", default="loyalty-stream", show_default=True,
+              help="Consumer group and changelog prefix; workers with the same id share the work.")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), envvar="LOYALTY_POLICY",
+              help="A loyalty.toml overriding the default policy.")
+@friendly
+def worker(broker: str, broker_kind: str, clock: str, tick_seconds: float, web_port: int, web_host: str,
+           data_dir: str, partitions: int, app_id: str, policy_file: Optional[str]) -> None:
+    """Run a stream worker; several workers with one --app-id split the partitions."""
+    from schemas.policy import load_policy
+    from streams.worker import run_worker
+    settings = settings_from(broker, broker_kind, clock=clock, tick_seconds=tick_seconds, web_port=web_port,
+                             web_host=web_host, data_dir=Path(data_dir), partitions=partitions, app_id=app_id,
+                             policy_file=policy_file)
+    load_policy(policy_file)  # fail fast with a clear message on a bad policy file
+    run_worker(settings)
+
+
+@main.command()
+@broker_option
+@click.argument("file", required=False, type=click.File("rb"))
+@click.option("--synthetic", type=int, help="Send a synthetic history of about N events.")
+@click.option("--customers", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--tick", "tick_at", help="Broadcast a clock.tick at this RFC 3339 time to every partition.")
+@friendly
+def produce(broker: str, broker_kind: str, file, synthetic: Optional[int], customers: int, seed: int,
+            tick_at: Optional[str]) -> None:
+    """Send JSON-lines events from FILE (or - for stdin) in file order, a --synthetic history, or a --tick."""
+    from tools.produce import read_lines, send_documents, send_lines, tick_event
+    from tools.synthetic import synthetic_history
+    chosen = [x for x in (file, synthetic, tick_at) if x is not None]
+    if len(chosen) != 1:
+        raise UserError("give exactly one of FILE, --synthetic N or --tick T")
+    settings = settings_from(broker, broker_kind)
+    if tick_at is not None:
+        sent = send_documents(settings, [tick_event(format_ms(parse_time(tick_at, "--tick")))])
+    elif synthetic is not None:
+        if synthetic < 1 or customers < 1:
+            raise UserError("--synthetic and --customers must be positive")
+        sent = send_documents(settings, synthetic_history(synthetic, customers, seed))
+    else:
+        sent = send_lines(settings, read_lines(file))
+    click.echo(f"sent {sent} events to customer-events", err=True)
+
+
+from tools.cli_query import query, replay  # noqa: E402  (sub-commands live in their own module)
+from tools.demo import demo  # noqa: E402
+
+main.add_command(query)
+main.add_command(replay)
+main.add_command(demo)

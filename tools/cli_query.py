@@ -1,0 +1,110 @@
+"""The query and replay sub-commands of `loyalty`."""
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from schemas.policy import STATUSES, TIERS
+from tools.cli import NotFound, UserError, broker_option, echo_json, friendly, parse_time, settings_from
+
+_CUSTOMER_ID_MAX = 64
+
+
+def _source(url: str, store: Optional[str]):
+    """Pick the HTTP or the offline source."""
+    from tools.query import HttpSource, StoreSource
+    return StoreSource(store) if store else HttpSource(url)
+
+
+def source_options(func):
+    """Add --url, --store and --json."""
+    func = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+    func = click.option("--store", type=click.Path(file_okay=False),
+                        help="Read a store written by `loyalty replay --out DIR` instead of a worker.")(func)
+    func = click.option("--url", envvar="LOYALTY_URL", default="http://127.0.0.1:6066", show_default=True,
+                        help="A worker's HTTP address (LOYALTY_URL).")(func)
+    return func
+
+
+@click.group()
+def query() -> None:
+    """Show what the projections hold."""
+
+
+@query.command("customer")
+@click.argument("customer_id")
+@source_options
+@friendly
+def query_customer(customer_id: str, url: str, store: Optional[str], as_json: bool) -> None:
+    """One customer's projection (exit 1 if unknown)."""
+    if not 1 <= len(customer_id) <= _CUSTOMER_ID_MAX or not customer_id.isprintable():
+        raise UserError(f"a customer id is 1 to {_CUSTOMER_ID_MAX} printable characters")
+    view = _source(url, store).customer(customer_id)
+    if view is None:
+        raise NotFound(f"no customer {customer_id!r}")
+    if as_json:
+        echo_json(view)
+        return
+    click.echo(f"customer   {view['customer_id']}")
+    click.echo(f"points     {view['points_balance']}")
+    click.echo(f"tier       {view['tier']} (spend 12m {view['spend_12m']}, lifetime {view['lifetime_spend']})")
+    click.echo(f"status     {view['status']} (last purchase {view['last_purchase_at'] or '-'}, "
+               f"last interaction {view['last_interaction_at'] or '-'})")
+    click.echo(f"birthday   {view['birthday'] or '-'} ({view['timezone'] or 'default time zone'})")
+    for lot in view["points_expiring"]:
+        click.echo(f"expiring   {lot['points']:>8} on {lot['expires_at']}")
+    click.echo(f"events     {view['events_applied']}")
+
+
+@query.command("segment")
+@click.option("--status", type=click.Choice(STATUSES), required=True)
+@click.option("--tier", type=click.Choice(TIERS))
+@source_options
+@friendly
+def query_segment(status: str, tier: Optional[str], url: str, store: Optional[str], as_json: bool) -> None:
+    """Customer ids with a status (and tier)."""
+    ids = sorted(_source(url, store).segment(status, tier))
+    if as_json:
+        echo_json({"status": status, "tier": tier, "customer_ids": ids})
+        return
+    for customer_id in ids:
+        click.echo(customer_id)
+
+
+@query.command("stats")
+@source_options
+@friendly
+def query_stats(url: str, store: Optional[str], as_json: bool) -> None:
+    """Counts by status and tier, points outstanding, events applied."""
+    stats = _source(url, store).stats()
+    if as_json:
+        echo_json(stats)
+        return
+    click.echo(f"customers           {stats['customers']}")
+    click.echo("by status           " + ", ".join(f"{k} {v}" for k, v in stats["by_status"].items()))
+    click.echo("by tier             " + ", ".join(f"{k} {v}" for k, v in stats["by_tier"].items()))
+    click.echo(f"points outstanding  {stats['points_outstanding']}")
+    click.echo(f"events applied      {stats['events_applied']}")
+
+
+@click.command()
+@broker_option
+@click.option("--until", "until", help="Rebuild the state as of this event time (RFC 3339).")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
+              help="Also replay under this loyalty.toml and report what would change.")
+@click.option("--verify", is_flag=True, help="Compare with the live state; exit 1 on any difference.")
+@click.option("--out", type=click.Path(file_okay=False), default="./replay", show_default=True,
+              help="Where to write the rebuilt store (replaced).")
+@click.option("--app-id", envvar="LOYALTY_APP_ID", default="loyalty-stream", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary or report as JSON.")
+@friendly
+def replay(broker: str, broker_kind: str, until: Optional[str], policy_file: Optional[str], verify: bool,
+           out: str, app_id: str, as_json: bool) -> None:
+    """Rebuild the projections from the log into a fresh store; nothing is sent anywhere."""
+    from tools.replay import run_replay
+    settings = settings_from(broker, broker_kind, app_id=app_id)
+    ok = run_replay(settings, out=out, until_ms=parse_time(until, "--until"), policy_file=policy_file,
+                    verify=verify, as_json=as_json)
+    if not ok:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,145 @@
+"""`loyalty replay`: rebuild the projections from customer-events with the same fold the workers run."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import click
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from projections.partition import MemoryStore, PartitionFold
+from projections.state import CustomerState
+from projections.views import Totals
+from schemas.policy import Policy, load_policy
+from schemas.timeutil import format_ms
+from schemas.validate import Rejection, validate_message
+from streams.embedded import high_watermarks
+from streams.settings import INPUT_TOPIC, Settings
+from tools.store import ReplayStore
+
+_PROGRESS_EVERY_S = 2.0
+
+
+@dataclass
+class ReplayResult:
+    """What a replay rebuilt: states by customer, partition clocks, and what it counted."""
+    states: dict[str, CustomerState] = field(default_factory=dict)
+    clocks_ms: dict[int, int] = field(default_factory=dict)
+    records: int = 0
+    rejected: int = 0
+    campaigns: set[str] = field(default_factory=set)
+
+
+def read_log(settings: Settings, topic: str, ends: dict[int, int]) -> Iterator[tuple[int, Optional[bytes], bytes]]:
+    """Yield (partition, key, value) of every record below `ends`, in log order per partition."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest", max_poll_records=5000,
+                             fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024)
+    try:
+        pending = {TopicPartition(topic, p): end for p, end in ends.items() if end > 0}
+        consumer.assign(list(pending))
+        consumer.seek_to_beginning(*pending)
+        while pending:
+            batches = consumer.poll(timeout_ms=500)
+            for tp, records in batches.items():
+                end = pending.get(tp)
+                if end is None:
+                    continue
+                for record in records:
+                    if record.offset >= end:
+                        break
+                    yield tp.partition, record.key, record.value
+                if consumer.position(tp) >= end:
+                    del pending[tp]
+                    consumer.pause(tp)
+    finally:
+        consumer.close()
+
+
+def fold_log(records: Iterator[tuple[int, Optional[bytes], bytes]], policy: Policy,
+             until_ms: Optional[int] = None, progress: bool = False) -> ReplayResult:
+    """Fold records per partition; with until_ms, stop each partition before its clock would pass it."""
+    result = ReplayResult()
+    folds: dict[int, PartitionFold] = {}
+    stopped: set[int] = set()
+    started = last_report = time.monotonic()
+    for partition, key, value in records:
+        if partition in stopped:
+            continue
+        fold = folds.get(partition)
+        if fold is None:
+            fold = folds[partition] = PartitionFold(MemoryStore(), policy)
+        result.records += 1
+        event = validate_message(value, key if key is not None else b"")
+        if isinstance(event, Rejection):
+            result.rejected += 1
+            continue
+        if until_ms is not None and event.occurred_at_ms > until_ms:
+            stopped.add(partition)
+            continue
+        _, effects = fold.apply(event)
+        result.campaigns.update(e.record["trigger_id"] for e in effects if e.kind == "campaign")
+        if progress and time.monotonic() - last_report >= _PROGRESS_EVERY_S:
+            last_report = time.monotonic()
+            rate = result.records / (last_report - started)
+            click.echo(f"replay: {result.records} records, {rate:,.0f} events/s", err=True)
+    for partition, fold in folds.items():
+        if until_ms is not None:
+            effects = fold.advance_clock(until_ms, None)
+            result.campaigns.update(e.record["trigger_id"] for e in effects if e.kind == "campaign")
+        result.states.update(fold.store)
+        result.clocks_ms[partition] = fold.clock_ms
+    return result
+
+
+def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progress: bool) -> tuple[ReplayResult, dict]:
+    """Read the input log up to its current end and fold it; return the result and the ends read."""
+    ends = high_watermarks(settings.broker, INPUT_TOPIC)
+    records = read_log(settings, INPUT_TOPIC, ends)
+    return fold_log(records, policy, until_ms, progress), ends
+
+
+def run_replay(settings: Settings, out: str, until_ms: Optional[int], policy_file: Optional[str],
+               verify: bool, as_json: bool) -> bool:
+    """Run `loyalty replay`; return False when verification found differences."""
+    from tools.verify import live_states, print_differences, state_differences, what_if_report, print_what_if
+    current_policy = load_policy(settings.policy_file)
+    other_policy = load_policy(policy_file) if policy_file else None
+    started = time.monotonic()
+    result, ends = rebuild(settings, current_policy, until_ms, progress=not as_json)
+    seconds = time.monotonic() - started
+    store = ReplayStore.fresh(Path(out))
+    try:
+        store.write(result.states, {"until": format_ms(until_ms) if until_ms else None, "records": result.records,
+                                    "clocks": {str(p): c for p, c in sorted(result.clocks_ms.items())}})
+    finally:
+        store.close()
+    summary = {"records": result.records, "rejected": result.rejected, "customers": len(result.states),
+               "partitions": len(ends), "seconds": round(seconds, 3),
+               "events_per_second": round(result.records / seconds) if seconds else None,
+               "until": format_ms(until_ms) if until_ms else None, "out": out,
+               "stats": Totals.of(result.states.values()).to_dict()}
+    ok = True
+    if verify:
+        live = live_states(settings, ends)
+        differences = state_differences(result.states, live)
+        summary["verify"] = {"identical": not differences, "differences": differences[:100],
+                             "customers_compared": len(set(result.states) | set(live))}
+        ok = not differences
+    if other_policy is not None:
+        other, _ = rebuild(settings, other_policy, until_ms, progress=False)
+        summary["what_if"] = what_if_report(result, other)
+    if as_json:
+        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return ok
+    click.echo(f"replayed {result.records} records ({result.rejected} rejected) from {len(ends)} partitions "
+               f"in {seconds:.2f}s ({summary['events_per_second'] or 0:,} events/s): "
+               f"{len(result.states)} customers -> {out}")
+    if verify:
+        print_differences(summary["verify"])
+    if other_policy is not None:
+        print_what_if(summary["what_if"])
+    return ok

@@ -1,0 +1,134 @@
+"""Compare a replay with the live state (`--verify`) or with a replay under another policy (`--policy`)."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Optional
+
+import click
+from kafka import KafkaAdminClient, TopicPartition
+
+from projections.state import CustomerState
+from projections.views import Totals
+from streams.embedded import high_watermarks
+from streams.settings import CLOCK_KEY, INPUT_TOPIC, Settings
+from tools.query import QueryError
+
+_CATCH_UP_TIMEOUT_S = 60.0
+
+
+def wait_for_workers(settings: Settings, ends: dict[int, int], timeout_s: float = _CATCH_UP_TIMEOUT_S) -> None:
+    """Wait until the workers' group has committed every input record the replay read."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            committed = admin.list_consumer_group_offsets(settings.app_id)
+            behind = {p: end for p, end in ends.items() if end > 0
+                      and (committed.get(TopicPartition(INPUT_TOPIC, p)) is None
+                           or committed[TopicPartition(INPUT_TOPIC, p)].offset < end)}
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise QueryError(f"the workers of group {settings.app_id!r} have not caught up with partitions "
+                                 f"{sorted(behind)} within {timeout_s:.0f}s; is a worker running?")
+            time.sleep(0.2)
+    finally:
+        admin.close()
+
+
+def live_states(settings: Settings, ends: dict[int, int]) -> dict[str, CustomerState]:
+    """Read the live customer states from the table's changelog (the last value of each key)."""
+    from tools.replay import read_log
+    wait_for_workers(settings, ends)
+    changelog_ends = high_watermarks(settings.broker, settings.changelog_topic)
+    latest: dict[bytes, Optional[bytes]] = {}
+    for _, key, value in read_log(settings, settings.changelog_topic, changelog_ends):
+        latest[key] = value
+    return {key.decode(): CustomerState.from_bytes(value)
+            for key, value in latest.items() if value is not None and key != CLOCK_KEY}
+
+
+def state_differences(replayed: dict[str, CustomerState], live: dict[str, CustomerState]) -> list[dict]:
+    """List, customer by customer, the fields whose values differ."""
+    differences = []
+    for customer_id in sorted(set(replayed) | set(live)):
+        mine, theirs = replayed.get(customer_id), live.get(customer_id)
+        if mine is None or theirs is None:
+            differences.append({"customer_id": customer_id, "missing_in": "replay" if mine is None else "live"})
+            continue
+        a, b = mine.to_dict(), theirs.to_dict()
+        fields = {k: {"replay": a[k], "live": b[k]} for k in a if a[k] != b.get(k)}
+        if fields:
+            differences.append({"customer_id": customer_id, "fields": fields})
+    return differences
+
+
+def print_differences(report: dict) -> None:
+    """Print the verification verdict and the first differences."""
+    if report["identical"]:
+        click.echo(f"verify: identical ({report['customers_compared']} customers)")
+        return
+    click.echo(f"verify: {len(report['differences'])} customers differ", err=True)
+    for diff in report["differences"][:20]:
+        if "missing_in" in diff:
+            click.echo(f"  {diff['customer_id']}: missing in {diff['missing_in']}", err=True)
+            continue
+        for name, values in diff["fields"].items():
+            click.echo(f"  {diff['customer_id']}.{name}: replay {str(values['replay'])[:60]} "
+                       f"!= live {str(values['live'])[:60]}", err=True)
+
+
+def _why(before: CustomerState, after: CustomerState) -> list[str]:
+    """Explain how one customer would differ."""
+    reasons = []
+    for name in ("tier", "status", "points_balance"):
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            reasons.append(f"{name} {old} -> {new}")
+    return reasons
+
+
+def what_if_report(current, other, sample_size: int = 10) -> dict:
+    """Compare two replays of the same log under the current and another policy."""
+    before, after = Totals.of(current.states.values()), Totals.of(other.states.values())
+    changed = []
+    moves: Counter = Counter()
+    for customer_id in sorted(current.states):
+        reasons = _why(current.states[customer_id], other.states[customer_id])
+        if reasons:
+            changed.append({"customer_id": customer_id, "changes": reasons})
+        for name in ("tier", "status"):
+            old, new = getattr(current.states[customer_id], name), getattr(other.states[customer_id], name)
+            if old != new:
+                moves[f"{name} {old} -> {new}"] += 1
+    only_current, only_other = current.campaigns - other.campaigns, other.campaigns - current.campaigns
+    return {
+        "before": before.to_dict(), "after": after.to_dict(),
+        "points_outstanding_change": after.points_outstanding - before.points_outstanding,
+        "customers_changed": len(changed), "moves": dict(sorted(moves.items())),
+        "campaigns": {"before": len(current.campaigns), "after": len(other.campaigns),
+                      "no_longer_fired": len(only_current), "newly_fired": len(only_other),
+                      "examples": sorted(only_current)[:5] + sorted(only_other)[:5]},
+        "sample": changed[:sample_size],
+    }
+
+
+def print_what_if(report: dict) -> None:
+    """Print the what-if report for people."""
+    b, a = report["before"], report["after"]
+    click.echo("what if (current policy -> proposed policy):")
+    for name in ("by_tier", "by_status"):
+        for key in b[name]:
+            click.echo(f"  {name[3:]:<7}{key:<10}{b[name][key]:>9} -> {a[name][key]:<9}"
+                       f"({a[name][key] - b[name][key]:+d})")
+    click.echo(f"  points outstanding {b['points_outstanding']:>12} -> {a['points_outstanding']} "
+               f"({report['points_outstanding_change']:+d})")
+    c = report["campaigns"]
+    click.echo(f"  campaigns fired    {c['before']:>12} -> {c['after']} "
+               f"({c['newly_fired']} new, {c['no_longer_fired']} no longer)")
+    for move, count in report["moves"].items():
+        click.echo(f"  {count:>6} customers: {move}")
+    click.echo(f"  {report['customers_changed']} customers change; for example:")
+    for row in report["sample"]:
+        click.echo(f"    {row['customer_id']}: {'; '.join(row['changes'])}")
