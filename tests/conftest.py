@@ -1,0 +1,2 @@
+"""Test plugins shared by every tier."""
+pytest_plugins = ["tests.fixtures.kafka"]
