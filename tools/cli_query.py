@@ -6,7 +6,7 @@ from typing import Optional
 import click
 
 from schemas.policy import STATUSES, TIERS
-from tools.cli import NotFound, UserError, broker_option, echo_json, friendly, parse_time, settings_from
+from tools.cli_common import NotFound, UserError, broker_option, echo_json, friendly, parse_time, settings_from
 
 _CUSTOMER_ID_MAX = 64
 

@@ -14,44 +14,13 @@ import click
 import orjson
 
 from streams.settings import CAMPAIGNS_TOPIC, DLQ_TOPIC, LEDGER_TOPIC, Settings
-from tools.cli import UserError, friendly
+from tools.cli_common import UserError, friendly
+from tools.processes import start_worker, stop_process, wait_until
 from tools.synthetic import synthetic_history
 
 BAD_LINES = [b"not json at all", b'{"event_type": "order.shipped", "event_id": "bad-1"}',
              b'{"event_id": "bad-2", "event_type": "order.paid", "customer_id": "c", '
              b'"occurred_at": "2025-03-01T10:00:00Z", "payload": {"order_id": "o", "amount": "-5"}}']
-
-
-def wait_until(condition, timeout_s: float, what: str, interval_s: float = 0.25):
-    """Poll condition() until it returns a truthy value, or fail after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise UserError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
-def start_worker(settings: Settings, data_dir: Path, log_path: Path, extra_env: dict = None) -> subprocess.Popen:
-    """Start `loyalty worker` in event-clock mode as a child process."""
-    env = {**os.environ, "LOYALTY_BROKER": settings.broker, "LOYALTY_BROKER_KIND": settings.broker_kind,
-           "LOYALTY_PARTITIONS": str(settings.partitions), "LOYALTY_APP_ID": settings.app_id,
-           "LOYALTY_WEB_PORT": str(settings.web_port), "LOYALTY_DATA_DIR": str(data_dir), **(extra_env or {})}
-    log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "tools", "worker", "--clock", "event"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop_process(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
-    """Stop a child by PID: terminate, then kill after timeout_s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def count_topic(settings: Settings, topic: str, field: str) -> Counter:
@@ -101,7 +70,10 @@ def demo(events: int, customers: int, seed: int, keep: bool) -> None:
                 return None
             return stats if stats["events_applied"] >= expected else None
 
-        stats = wait_until(caught_up, 120, "the worker to apply every event")
+        try:
+            stats = wait_until(caught_up, 120, "the worker to apply every event")
+        except TimeoutError as exc:
+            raise UserError(f"{exc}; see {workdir / 'worker.log'}") from None
         elapsed = time.monotonic() - started
         click.echo(f"[demo] applied {stats['events_applied']} events in {elapsed:.1f}s since start\n")
         _show(settings, source, stats)

@@ -23,7 +23,7 @@ def wait_for_workers(settings: Settings, ends: dict[int, int], timeout_s: float 
     try:
         deadline = time.monotonic() + timeout_s
         while True:
-            committed = admin.list_consumer_group_offsets(settings.app_id)
+            committed = _committed_offsets(admin, settings.app_id, ends)
             behind = {p: end for p, end in ends.items() if end > 0
                       and (committed.get(TopicPartition(INPUT_TOPIC, p)) is None
                            or committed[TopicPartition(INPUT_TOPIC, p)].offset < end)}
@@ -35,6 +35,14 @@ def wait_for_workers(settings: Settings, ends: dict[int, int], timeout_s: float 
             time.sleep(0.2)
     finally:
         admin.close()
+
+
+def _committed_offsets(admin: KafkaAdminClient, group_id: str, ends: dict[int, int]) -> dict:
+    """Return the group's committed input offsets (kafka-python 3 renamed the call and keys it by group)."""
+    if hasattr(admin, "list_group_offsets"):
+        partitions = [TopicPartition(INPUT_TOPIC, p) for p in sorted(ends)]
+        return admin.list_group_offsets({group_id: partitions}).get(group_id, {})
+    return admin.list_consumer_group_offsets(group_id)
 
 
 def live_states(settings: Settings, ends: dict[int, int]) -> dict[str, CustomerState]:
