@@ -46,8 +46,10 @@ def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: 
     clock_ms = max(clock_ms, event.occurred_at_ms)
     if state is None:
         state = initial_state(event.customer_id, event.occurred_at_ms)
-        state.next_due_ms = next_due_ms(state, policy)
-    effects = advance(state, clock_ms, policy, event.event_id)
+        state.as_of_ms = clock_ms  # nothing happened to a new customer before its first event: no time to walk
+        effects = []
+    else:
+        effects = advance(state, clock_ms, policy, event.event_id)
     state.seen_event_ids[event.event_id] = event.occurred_at_ms
     state.events_applied += 1
     if event.event_type in INTERACTION_TYPES and (state.last_interaction_ms is None

@@ -1,24 +1,23 @@
 """The Faust application: topics, the customer table, the folding agent, the ticker and the views."""
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 import faust
 import orjson
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 
 from projections.partition import PartitionFold
 from schemas.policy import load_policy
 from schemas.timeutil import format_ms
+from streams.logs import lifecycle
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
 from streams.settings import CUSTOMER_TABLE, INPUT_TOPIC, OUTPUT_TOPICS, DLQ_TOPIC, Settings
 from streams.output import BatchSender
 from streams.tables import TablePartitionStore
-
-log = logging.getLogger("loyalty.worker")
 
 BATCH_MAX_EVENTS = 5000
 BATCH_WITHIN_S = 0.25
@@ -53,6 +52,8 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(settings.app_id, **faust_settings(settings))
     policy = load_policy(settings.policy_file)
     metrics = LoyaltyMetrics()
+    # Faust's own sensor (messages in and out, commits, rebalances, table ops) on the same /metrics page.
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "faust"))
     events_topic = _raw_topic(app, INPUT_TOPIC, settings.partitions)
     for name in (*OUTPUT_TOPICS.values(), DLQ_TOPIC):
         _raw_topic(app, name, settings.partitions)  # declared so that Faust checks they exist
@@ -66,6 +67,8 @@ def create_app(settings: Settings) -> faust.App:
         store = stores[partition] = TablePartitionStore(customers, partition)
         fold = PartitionFold(store, policy, clock_ms=store.clock_ms())
         fold.load(store.states())
+        lifecycle("partition loaded", partition=partition, customers=fold.totals.customers,
+                  clock=format_ms(fold.clock_ms), due=len(fold.due))
         return fold
 
     pipeline = Pipeline(policy, metrics, open_fold)
@@ -90,10 +93,17 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_partitions_revoked.connect
     async def forget_revoked_partitions(sender, revoked, **kwargs) -> None:
         """Drop the folds of partitions that move away (they are reloaded after recovery)."""
-        for tp in revoked:
-            if tp.topic == INPUT_TOPIC:
-                pipeline.forget(tp.partition)
-                stores.pop(tp.partition, None)
+        partitions = sorted(tp.partition for tp in revoked if tp.topic == INPUT_TOPIC)
+        for partition in partitions:
+            pipeline.forget(partition)
+            stores.pop(partition, None)
+        if partitions:
+            lifecycle("partitions revoked", partitions=partitions)
+
+    @app.on_partitions_assigned.connect
+    async def log_assigned_partitions(sender, assigned, **kwargs) -> None:
+        """Log the partitions this worker now owns (they load after recovery)."""
+        lifecycle("partitions assigned", partitions=sorted(tp.partition for tp in assigned if tp.topic == INPUT_TOPIC))
 
     @app.timer(interval=5.0)
     async def report_consumer_lag() -> None:

@@ -68,9 +68,11 @@ def topics_create(broker: str, broker_kind: str, partitions: int, replication: i
               help="Consumer group and changelog prefix; workers with the same id share the work.")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), envvar="LOYALTY_POLICY",
               help="A loyalty.toml overriding the default policy.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), envvar="LOYALTY_LOG_FORMAT", default="text",
+              show_default=True, help="Lifecycle log lines as text or JSON lines (LOYALTY_LOG_FORMAT).")
 @friendly
 def worker(broker: str, broker_kind: str, clock: str, tick_seconds: float, web_port: int, web_host: str,
-           data_dir: str, partitions: int, app_id: str, policy_file: Optional[str]) -> None:
+           data_dir: str, partitions: int, app_id: str, policy_file: Optional[str], log_format: str) -> None:
     """Run a stream worker; several workers with one --app-id split the partitions."""
     from schemas.policy import load_policy
     from streams.worker import run_worker
@@ -78,7 +80,7 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: float, web_p
                              web_host=web_host, data_dir=Path(data_dir), partitions=partitions, app_id=app_id,
                              policy_file=policy_file)
     load_policy(policy_file)  # fail fast with a clear message on a bad policy file
-    run_worker(settings)
+    run_worker(settings, log_format)
 
 
 @main.command()

@@ -42,6 +42,7 @@ def open_producer(settings: Settings) -> KafkaProducer:
             bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
             batch_size=256 * 1024, retries=5, max_in_flight_requests_per_connection=1,
             request_timeout_ms=15_000, max_block_ms=10_000,
+            bootstrap_timeout_ms=10_000,  # kafka-python waits 30 s by default for an unreachable broker
         )
     except KafkaError as exc:
         raise ProduceError(f"cannot reach the broker at {settings.broker}: {exc}") from None

@@ -6,6 +6,7 @@ import copy
 import pytest
 
 from projections.customer import advance_to, evolve
+from projections.partition import MemoryStore, PartitionFold
 from tests.unit.helpers import Scenario, day, ev, given, tick
 
 HISTORY = [
@@ -131,3 +132,14 @@ def test_pruning_keeps_every_event_id_and_order_within_the_retention_window():
     assert s.when(first_order).outcomes == ["duplicate"]
     assert s.when(ev("order.paid", day(390), order_id="o1", amount="100")).ledger() == []
     assert s.when(visits[0], visits[-1]).outcomes == ["duplicate", "duplicate"]
+
+
+def test_a_new_customer_whose_first_event_is_late_starts_at_the_clock_with_the_event_applied():
+    # The partition clock is at day 200 (another customer); c9's first event is an order from day 0.
+    fold = PartitionFold(MemoryStore())
+    fold.apply(ev("customer.visited", day(200), customer="other"))
+    _, effects = fold.apply(ev("order.paid", day(0), customer="c9", order_id="o1", amount="100.00"))
+    state = fold.store["c9"]
+    assert state.points_balance == 100 and state.status == "dormant"  # 200 days >= 180 without interaction
+    [win_back] = [e.record for e in effects if e.kind == "campaign"]
+    assert win_back["points_balance"] == 100 and win_back["details"]["last_interaction_at"] is not None
