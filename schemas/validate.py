@@ -51,8 +51,9 @@ def validate_document(doc: object) -> Union[EventBase, Rejection]:
     return event
 
 
-def validate_message(value: Optional[bytes], key: Optional[bytes] = None) -> Union[EventBase, Rejection]:
-    """Validate a raw message value (and its key, which must equal the customer_id)."""
+def validate_message(value: Optional[bytes], key: Optional[bytes] = None,
+                     currency: Optional[str] = None) -> Union[EventBase, Rejection]:
+    """Validate a raw message value (and its key, which must equal the customer_id, and the policy's currency)."""
     if not value:
         return Rejection("invalid_json", "empty message")
     try:
@@ -60,7 +61,11 @@ def validate_message(value: Optional[bytes], key: Optional[bytes] = None) -> Uni
     except orjson.JSONDecodeError as exc:
         return Rejection("invalid_json", str(exc)[:200])
     event = validate_document(doc)
-    if isinstance(event, Rejection) or isinstance(event, ClockTicked) or key is None:
+    if isinstance(event, Rejection) or isinstance(event, ClockTicked):
+        return event
+    if currency is not None and event.event_type == "order.paid" and event.payload.currency != currency:
+        return Rejection("unsupported_currency", f"orders must be in {currency}, not {event.payload.currency}")
+    if key is None:
         return event
     if key != event.customer_id.encode():
         # A wrong key puts the customer on another partition and would split their state.

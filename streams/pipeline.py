@@ -93,7 +93,7 @@ class Pipeline:
         for record in records:
             started = time.perf_counter()
             self.positions[record.partition] = record.offset + 1
-            event = validate_message(record.value, record.key if record.key is not None else b"")
+            event = validate_message(record.value, record.key if record.key is not None else b"", self.policy.currency)
             if isinstance(event, Rejection):
                 out.append(dlq_record(record, event))
                 metrics.dlq_records.labels(event.reason).inc()

@@ -73,7 +73,7 @@ def fold_log(records: Iterator[tuple[int, Optional[bytes], bytes]], policy: Poli
         if fold is None:
             fold = folds[partition] = PartitionFold(MemoryStore(), policy)
         result.records += 1
-        event = validate_message(value, key if key is not None else b"")
+        event = validate_message(value, key if key is not None else b"", policy.currency)
         if isinstance(event, Rejection):
             result.rejected += 1
             continue

@@ -283,3 +283,10 @@ def test_invalid_policy_values_are_errors(tmp_path, text):
 def test_missing_policy_file_is_a_policy_error(tmp_path):
     with pytest.raises(PolicyError, match="not found"):
         load_policy(tmp_path / "absent.toml")
+
+
+def test_an_order_in_another_currency_than_the_policy_is_rejected():
+    raw = b'{"event_id":"e","event_type":"order.paid","customer_id":"c","occurred_at":"2026-01-01T00:00:00Z",' \
+          b'"payload":{"order_id":"o","amount":"1.00","currency":"USD"}}'
+    assert validate_message(raw, b"c", "CNY").reason == "unsupported_currency"
+    assert not isinstance(validate_message(raw, b"c", "USD"), Rejection)
