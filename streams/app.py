@@ -19,9 +19,6 @@ from streams.settings import CUSTOMER_TABLE, INPUT_TOPIC, OUTPUT_TOPICS, DLQ_TOP
 from streams.output import BatchSender
 from streams.tables import TablePartitionStore
 
-BATCH_MAX_EVENTS = 5000
-BATCH_WITHIN_S = 0.25
-
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     """Declare a topic of raw bytes keys and values."""
@@ -78,7 +75,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(events_topic)
     async def fold_customer_events(stream):
         """Fold batches of customer events into the table and send the effects (no per-event awaits)."""
-        async for events in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
+        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_within_s):
             records = [Record(e.message.partition, e.message.offset, e.message.key, e.message.value)
                        for e in events]
             outgoing = pipeline.process(records)

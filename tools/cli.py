@@ -8,7 +8,7 @@ from typing import Optional
 import click
 
 from schemas.timeutil import format_ms
-from tools.cli_common import UserError, broker_option, friendly, parse_time, settings_from
+from tools.cli_common import UserError, broker_option, check_broker, friendly, parse_time, settings_from
 from tools.cli_query import query, replay
 from tools.demo import demo
 
@@ -24,7 +24,7 @@ def main() -> None:
 def broker(broker: str) -> None:
     """Run the embedded Kafka-compatible broker (tansu) in the foreground; data lives in memory."""
     from tools.broker import EmbeddedBroker, split_bootstrap
-    host, port = split_bootstrap(broker)
+    host, port = split_bootstrap(check_broker(broker))
     embedded = EmbeddedBroker(log=sys.stderr).start(host, port)
     click.echo(f"embedded broker listening on {embedded.url} (pid {embedded.pid}); Ctrl-C stops it", err=True)
     try:
@@ -47,8 +47,9 @@ def topics() -> None:
 @friendly
 def topics_create(broker: str, broker_kind: str, partitions: int, replication: int) -> None:
     """Create every topic with the configured partitions (idempotent)."""
-    from tools.broker import create_topics
+    from tools.broker import create_topics, wait_for_broker
     settings = settings_from(broker, broker_kind, partitions=partitions, replication=replication)
+    wait_for_broker(settings.broker, timeout_s=10)
     actual = create_topics(settings.broker, settings.topic_partitions(), replication_factor=replication)
     for name, count in actual.items():
         click.echo(f"{name:<24} {count} partitions")

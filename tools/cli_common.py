@@ -66,6 +66,19 @@ def broker_option(func: Callable) -> Callable:
     return func
 
 
+def check_broker(broker: str) -> str:
+    """Return broker if it is a list of host:port addresses (kafka:// optional), else fail with exit code 2."""
+    from tools.broker import bootstrap_servers
+    servers = bootstrap_servers(broker)
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            servers = []
+    if not servers:
+        raise UserError(f"--broker: {broker!r} is not a broker address such as kafka://127.0.0.1:9092")
+    return broker
+
+
 def settings_from(broker: str, broker_kind: str, **overrides) -> Settings:
     """Build settings from the common options."""
-    return Settings(broker=broker, broker_kind=broker_kind, **overrides)
+    return Settings(broker=check_broker(broker), broker_kind=broker_kind, **overrides)

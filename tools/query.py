@@ -36,6 +36,8 @@ class HttpSource:
         except (urllib.error.URLError, OSError) as exc:
             raise QueryError(f"cannot reach a worker at {self.url} ({getattr(exc, 'reason', exc)}); "
                              f"is `loyalty worker` running? (--url / LOYALTY_URL)") from None
+        except ValueError:  # urllib: "unknown url type"
+            raise QueryError(f"--url: {self.url!r} is not a worker address such as http://127.0.0.1:6066") from None
 
     def customer(self, customer_id: str) -> Optional[dict]:
         return self._get("/customers/" + urllib.parse.quote(customer_id, safe=""))

@@ -60,13 +60,18 @@ def read_log(settings: Settings, topic: str, ends: dict[int, int]) -> Iterator[t
 
 
 def fold_log(records: Iterator[tuple[int, Optional[bytes], bytes]], policy: Policy,
-             until_ms: Optional[int] = None, progress: bool = False) -> ReplayResult:
-    """Fold records per partition; with until_ms, stop each partition before its clock would pass it."""
+             until_ms: Optional[int] = None, progress: Optional[dict[int, int]] = None) -> ReplayResult:
+    """Fold records per partition; with until_ms, stop each partition before its clock would pass it.
+
+    `progress` ({partition: records to read}) turns on a progress line on stderr every few seconds.
+    """
     result = ReplayResult()
     folds: dict[int, PartitionFold] = {}
     stopped: set[int] = set()
+    read: dict[int, int] = {}
     started = last_report = time.monotonic()
     for partition, key, value in records:
+        read[partition] = read.get(partition, 0) + 1
         if partition in stopped:
             continue
         fold = folds.get(partition)
@@ -85,7 +90,9 @@ def fold_log(records: Iterator[tuple[int, Optional[bytes], bytes]], policy: Poli
         if progress and time.monotonic() - last_report >= _PROGRESS_EVERY_S:
             last_report = time.monotonic()
             rate = result.records / (last_report - started)
-            click.echo(f"replay: {result.records} records, {rate:,.0f} events/s", err=True)
+            done = sum(1 for p, total in progress.items() if read.get(p, 0) >= total)
+            click.echo(f"replay: {result.records}/{sum(progress.values())} records, {rate:,.0f} events/s, "
+                       f"{done}/{len(progress)} partitions done", err=True)
     for partition, fold in folds.items():
         if until_ms is not None:
             effects = fold.advance_clock(until_ms, None)
@@ -99,14 +106,16 @@ def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progres
     """Read the input log up to its current end and fold it; return the result and the ends read."""
     ends = high_watermarks(settings.broker, INPUT_TOPIC)
     records = read_log(settings, INPUT_TOPIC, ends)
-    return fold_log(records, policy, until_ms, progress), ends
+    return fold_log(records, policy, until_ms, ends if progress else None), ends
 
 
 def run_replay(settings: Settings, out: str, until_ms: Optional[int], policy_file: Optional[str],
                verify: bool, as_json: bool) -> bool:
     """Run `loyalty replay`; return False when verification found differences."""
     from tools.verify import live_states, print_differences, state_differences, what_if_report, print_what_if
+    from tools.broker import wait_for_broker
     current_policy = load_policy(settings.policy_file)
+    wait_for_broker(settings.broker, timeout_s=10)
     other_policy = load_policy(policy_file) if policy_file else None
     started = time.monotonic()
     result, ends = rebuild(settings, current_policy, until_ms, progress=not as_json)
