@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/loyalty demo
 
 test: $(STAMP)
+	bash .ci/system-deps
 	$(BIN)/python -m pytest -q tests
 
 unit: $(STAMP)
