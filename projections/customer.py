@@ -195,13 +195,24 @@ def _prune(state: CustomerState, policy: Policy) -> None:
     now = state.as_of_ms
     retention = policy.retention
     ids_since = now - retention.event_id_days * DAY_MS
-    state.seen_event_ids = {k: t for k, t in state.seen_event_ids.items() if t >= ids_since}
-    state.redemption_ids = {k: t for k, t in state.redemption_ids.items() if t >= ids_since}
-    orders_since = now - retention.order_days * DAY_MS
-    state.orders = {k: o for k, o in state.orders.items() if o[PAID_AT_MS] >= orders_since}
+    state.seen_event_ids = _drop_older(state.seen_event_ids, ids_since, lambda t: t)
+    state.redemption_ids = _drop_older(state.redemption_ids, ids_since, lambda t: t)
+    state.orders = _drop_older(state.orders, now - retention.order_days * DAY_MS, lambda o: o[PAID_AT_MS])
     tz_name = state.timezone or policy.campaigns.default_timezone
     days_since = local_date(now - retention.daily_counter_days * DAY_MS, tz_name).isoformat()
-    state.daily_counts = {k: n for k, n in state.daily_counts.items() if k.split("|", 1)[1] >= days_since}
+    counts = state.daily_counts
+    if counts and next(iter(counts)).split("|", 1)[1] < days_since:
+        state.daily_counts = {k: n for k, n in counts.items() if k.split("|", 1)[1] >= days_since}
+
+
+def _drop_older(entries: dict, since_ms: int, time_of: Callable) -> dict:
+    """Return entries without those older than since_ms; a no-op unless the first (oldest) entry is."""
+    # Entries are kept in arrival order, so the first is the oldest unless a late one came after it:
+    # checking only the first keeps pruning cheap, and a late entry goes when those before it do.
+    first = next(iter(entries.values()), None)
+    if first is None or time_of(first) >= since_ms:
+        return entries
+    return {key: value for key, value in entries.items() if time_of(value) >= since_ms}
 
 
 _APPLY: dict[str, Callable[[CustomerState, EventBase, Policy], list[Effect]]] = {
