@@ -139,16 +139,10 @@ class EmbeddedBroker:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop the broker by PID: terminate, wait, then kill after timeout_s."""
-        proc = self.proc
-        if proc is None:
+        from tools.processes import stop_process
+        if self.proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout_s)
+        stop_process(self.proc, timeout_s)
         self._close()
 
     def _close(self) -> None:
