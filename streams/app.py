@@ -12,7 +12,8 @@ from faust.types import TP
 from projections.partition import PartitionFold
 from schemas.policy import load_policy
 from schemas.timeutil import format_ms
-from streams.logs import lifecycle
+from streams.faust_fixes import fix_commit_after_redelivery
+from streams.logs import crash_without_commit, lifecycle
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
 from streams.settings import CUSTOMER_TABLE, INPUT_TOPIC, OUTPUT_TOPICS, DLQ_TOPIC, Settings
@@ -46,6 +47,7 @@ def faust_settings(settings: Settings) -> dict:
 
 def create_app(settings: Settings) -> faust.App:
     """Build the worker's Faust app."""
+    fix_commit_after_redelivery()
     app = faust.App(settings.app_id, **faust_settings(settings))
     policy = load_policy(settings.policy_file)
     metrics = LoyaltyMetrics()
@@ -70,7 +72,6 @@ def create_app(settings: Settings) -> faust.App:
 
     pipeline = Pipeline(policy, metrics, open_fold)
     sender = BatchSender(app, customers)
-    app.loyalty = (settings, pipeline, metrics, customers, events_topic)  # for views and tests
 
     @app.agent(events_topic)
     async def fold_customer_events(stream):
@@ -78,14 +79,19 @@ def create_app(settings: Settings) -> faust.App:
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_within_s):
             records = [Record(e.message.partition, e.message.offset, e.message.key, e.message.value)
                        for e in events]
-            outgoing = pipeline.process(records)
-            for partition in {r.partition for r in records}:
-                store = stores.get(partition)
-                if store is not None:
-                    sender.send_changelog(partition, store.flush(pipeline.folds[partition].clock_ms))
-            sender.send(outgoing)
-            # Faust acks the batch when this body returns: make sure its records are written first.
-            await sender.written()
+            try:
+                outgoing = pipeline.process(records)
+                for partition in {r.partition for r in records}:
+                    store = stores.get(partition)
+                    if store is not None:
+                        sender.send_changelog(partition, store.flush(pipeline.folds[partition].clock_ms))
+                sender.send(outgoing)
+                # Faust acks the batch when this body returns: make sure its records are written first.
+                await sender.written()
+            except Exception as exc:
+                # Faust would ack (and later commit) the batch even though it failed: stop at once
+                # instead, so the batch is delivered again after a restart (at-least-once).
+                crash_without_commit(exc)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked_partitions(sender, revoked, **kwargs) -> None:

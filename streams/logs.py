@@ -6,6 +6,7 @@ other personal field of a customer.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -48,3 +49,11 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
 def lifecycle(event: str, **fields: object) -> None:
     """Log one lifecycle event with its fields."""
     logging.getLogger(LOGGER_NAME).info(event, extra={"fields": fields})
+
+
+def crash_without_commit(exc: BaseException) -> None:
+    """Log an unexpected failure and end the process at once, before Faust can commit anything."""
+    logging.getLogger(LOGGER_NAME).critical("worker failed; exiting without commit", exc_info=exc)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(70)  # EX_SOFTWARE: a supervisor (compose restart policy) starts it again

@@ -1,0 +1,59 @@
+"""The worker's batch step without Kafka: validation to the DLQ, outputs by partition, metrics."""
+from __future__ import annotations
+
+import base64
+
+import orjson
+
+from projections.customer import DEFAULT_POLICY
+from projections.partition import MemoryStore, PartitionFold
+from streams.metrics import LoyaltyMetrics
+from streams.pipeline import Pipeline, Record
+from tests.e2e.promtext import samples, value
+
+
+def event(event_id: str, event_type: str, customer: str, at: str, **payload) -> bytes:
+    return orjson.dumps({"event_id": event_id, "event_type": event_type, "customer_id": customer,
+                         "occurred_at": at, "payload": payload})
+
+
+def make_pipeline() -> tuple[Pipeline, LoyaltyMetrics]:
+    metrics = LoyaltyMetrics()
+    return Pipeline(DEFAULT_POLICY, metrics, lambda p: PartitionFold(MemoryStore(), DEFAULT_POLICY),
+                    wall_clock_s=lambda: 1_800_000_000.0), metrics
+
+
+def test_good_events_become_outputs_on_their_partition_and_bad_ones_dlq_records():
+    pipeline, metrics = make_pipeline()
+    paid = event("e1", "order.paid", "c1", "2026-01-01T00:00:00Z", order_id="o1", amount="10.00")
+    out = pipeline.process([
+        Record(2, 7, b"c1", paid),
+        Record(2, 8, b"c1", paid),                         # the same event again
+        Record(3, 9, None, b"\xff\xfe not utf-8"),
+        Record(1, 4, b"other", paid),                       # key differs from customer_id
+    ])
+    ledger = [o for o in out if o.topic == "loyalty-ledger"]
+    assert [(o.partition, o.key, orjson.loads(o.value)["points"]) for o in ledger] == [(2, b"c1", 10)]
+    dlq = {o.partition: orjson.loads(o.value) for o in out if o.topic == "customer-events-dlq"}
+    assert dlq[3]["reason"] == "invalid_json" and dlq[3]["raw_encoding"] == "base64"
+    assert base64.b64decode(dlq[3]["raw"]) == b"\xff\xfe not utf-8"
+    assert dlq[3]["source"] == {"topic": "customer-events", "partition": 3, "offset": 9}
+    assert dlq[1]["reason"] == "key_mismatch" and dlq[1]["key"] == "other" and dlq[1]["raw"] == paid.decode()
+    text = samples(metrics.render().decode())
+    assert value(text, "loyalty_events_total", event_type="order.paid", outcome="applied") == 1
+    assert value(text, "loyalty_events_total", event_type="order.paid", outcome="duplicate") == 1
+    assert value(text, "loyalty_dlq_total", reason="invalid_json") == 1
+    assert value(text, "loyalty_points_total", kind="earn") == 10
+    assert value(text, "loyalty_points_outstanding") == 10
+    assert pipeline.positions == {2: 9, 3: 10, 1: 5}
+
+
+def test_ticks_move_only_their_partition_and_count_no_event():
+    pipeline, metrics = make_pipeline()
+    tick = orjson.dumps({"event_id": "t", "event_type": "clock.tick", "customer_id": None,
+                         "occurred_at": "2026-02-01T00:00:00Z"})
+    pipeline.process([Record(0, 0, None, tick)])
+    assert pipeline.folds[0].clock_ms > 0 and 1 not in pipeline.folds
+    assert pipeline.totals().events_applied == 0
+    text = samples(metrics.render().decode())
+    assert value(text, "loyalty_partition_clock_seconds", partition="0") == pipeline.folds[0].clock_ms / 1000
