@@ -12,7 +12,7 @@ from faust.types import TP
 from projections.partition import PartitionFold
 from schemas.policy import load_policy
 from schemas.timeutil import format_ms
-from streams.faust_fixes import fix_commit_after_redelivery
+from streams.faust_fixes import apply_faust_fixes
 from streams.logs import crash_without_commit, lifecycle
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
@@ -47,12 +47,13 @@ def faust_settings(settings: Settings) -> dict:
 
 def create_app(settings: Settings) -> faust.App:
     """Build the worker's Faust app."""
-    fix_commit_after_redelivery()
+    apply_faust_fixes()
     app = faust.App(settings.app_id, **faust_settings(settings))
     policy = load_policy(settings.policy_file)
     metrics = LoyaltyMetrics()
-    # Faust's own sensor (messages in and out, commits, rebalances, table ops) on the same /metrics page.
-    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "faust"))
+    if settings.faust_sensor:
+        # Faust's own sensor (messages in and out, commits, rebalances, table ops) on the same /metrics page.
+        app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "faust"))
     events_topic = _raw_topic(app, INPUT_TOPIC, settings.partitions)
     for name in (*OUTPUT_TOPICS.values(), DLQ_TOPIC):
         _raw_topic(app, name, settings.partitions)  # declared so that Faust checks they exist
