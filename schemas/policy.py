@@ -75,6 +75,11 @@ class CampaignPolicy(Section):
         return value
 
 
+class ClockPolicy(Section):
+    """The wall-clock ticker of `loyalty worker --clock wall` (CONTRACT section 2)."""
+    tick_seconds: float = Field(default=60.0, gt=0)
+
+
 class RetentionPolicy(Section):
     """How long per-customer memory is kept (bounded state)."""
     order_days: int = Field(default=400, ge=1)
@@ -91,6 +96,7 @@ class Policy(Section):
     status: StatusPolicy = StatusPolicy()
     campaigns: CampaignPolicy = CampaignPolicy()
     retention: RetentionPolicy = RetentionPolicy()
+    clock: ClockPolicy = ClockPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":

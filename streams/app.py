@@ -118,7 +118,7 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.set_consumer_lag(partition, max(0, highwater - position))
 
     if settings.clock == "wall":
-        @app.timer(interval=settings.tick_seconds, on_leader=True)
+        @app.timer(interval=settings.tick_seconds or policy.clock.tick_seconds, on_leader=True)
         async def broadcast_clock_tick() -> None:
             """Send a clock.tick at the wall time to every partition (the leader only)."""
             at = format_ms(int(time.time() * 1000))

@@ -37,7 +37,7 @@ class Settings:
     canonical_url: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_WEB_CANONICAL_URL"))
     policy_file: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_POLICY"))
     clock: str = "wall"
-    tick_seconds: float = field(default_factory=lambda: float(_env("LOYALTY_TICK_SECONDS", "60")))
+    tick_seconds: Optional[float] = None  # None: the policy's [clock] tick_seconds
     # Faust's own Prometheus sensor costs some µs per message; it can be turned off for throughput.
     faust_sensor: bool = field(default_factory=lambda: _env("LOYALTY_FAUST_SENSOR", "1") not in ("0", "false", "no"))
     # A batch closes at this many events or after this many seconds, whichever comes first.

@@ -59,7 +59,8 @@ def topics_create(broker: str, broker_kind: str, partitions: int, replication: i
 @broker_option
 @click.option("--clock", type=click.Choice(["wall", "event"]), default="wall", show_default=True,
               help="wall: the leader broadcasts clock.tick every --tick-seconds; event: time moves with events only.")
-@click.option("--tick-seconds", type=float, envvar="LOYALTY_TICK_SECONDS", default=60.0, show_default=True)
+@click.option("--tick-seconds", type=click.FloatRange(min=0, min_open=True), envvar="LOYALTY_TICK_SECONDS",
+              help="Wall-clock tick interval (default: [clock] tick_seconds of the policy, 60).")
 @click.option("--web-port", type=int, envvar="LOYALTY_WEB_PORT", default=6066, show_default=True)
 @click.option("--web-host", envvar="LOYALTY_WEB_HOST", default="127.0.0.1", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="LOYALTY_DATA_DIR", default="./data",
@@ -72,7 +73,7 @@ def topics_create(broker: str, broker_kind: str, partitions: int, replication: i
 @click.option("--log-format", type=click.Choice(["text", "json"]), envvar="LOYALTY_LOG_FORMAT", default="text",
               show_default=True, help="Lifecycle log lines as text or JSON lines (LOYALTY_LOG_FORMAT).")
 @friendly
-def worker(broker: str, broker_kind: str, clock: str, tick_seconds: float, web_port: int, web_host: str,
+def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[float], web_port: int, web_host: str,
            data_dir: str, partitions: int, app_id: str, policy_file: Optional[str], log_format: str) -> None:
     """Run a stream worker; several workers with one --app-id split the partitions."""
     from schemas.policy import load_policy

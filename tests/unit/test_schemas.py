@@ -290,3 +290,10 @@ def test_an_order_in_another_currency_than_the_policy_is_rejected():
           b'"payload":{"order_id":"o","amount":"1.00","currency":"USD"}}'
     assert validate_message(raw, b"c", "CNY").reason == "unsupported_currency"
     assert not isinstance(validate_message(raw, b"c", "USD"), Rejection)
+
+
+def test_the_clock_section_sets_the_wall_tick_interval(tmp_path):
+    path = tmp_path / "loyalty.toml"
+    path.write_text("[clock]\ntick_seconds = 5\n")
+    assert load_policy(path).clock.tick_seconds == 5
+    assert load_policy(None).clock.tick_seconds == 60
