@@ -87,9 +87,9 @@ class LoyaltyMetrics:
             "loyalty_redemptions_rejected_total", "Redemptions rejected by reason.",
             ["reason"], registry=reg)
 
-    def count_event(self, event_type: str, outcome: str) -> None:
-        """Count one input record as applied, duplicate or rejected."""
-        self.events.labels(event_type=event_type, outcome=outcome).inc()
+    def count_event(self, event_type: str, outcome: str, count: int = 1) -> None:
+        """Count input records as applied, duplicate or rejected."""
+        self.events.labels(event_type=event_type, outcome=outcome).inc(count)
 
     def count_ledger_points(self, kind: str, points: int) -> None:
         """Count the points a ledger entry moves, whatever its sign."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import Counter
 from typing import Callable, Iterable, NamedTuple, Optional
 
 import orjson
@@ -90,6 +91,7 @@ class Pipeline:
         metrics = self.metrics
         now_s = self._wall_clock_s()
         touched: set[int] = set()
+        counted: Counter = Counter()  # (event_type, outcome) -> events, added to the metric once per batch
         for record in records:
             started = time.perf_counter()
             self.positions[record.partition] = record.offset + 1
@@ -97,13 +99,13 @@ class Pipeline:
             if isinstance(event, Rejection):
                 out.append(dlq_record(record, event))
                 metrics.dlq_records.labels(event.reason).inc()
-                metrics.count_event("invalid", "rejected")
+                counted["invalid", "rejected"] += 1
                 continue
             fold = self.fold(record.partition)
             touched.add(record.partition)
             outcome, effects = fold.apply(event)
             if outcome != "tick":
-                metrics.count_event(event.event_type, outcome)
+                counted[event.event_type, outcome] += 1
                 if outcome == "applied":
                     metrics.event_lag_seconds.observe(max(0.0, now_s - event.occurred_at_ms / _MS))
             for effect in effects:
@@ -111,6 +113,8 @@ class Pipeline:
                 if message is not None:
                     out.append(message)
             metrics.processing_seconds.observe(time.perf_counter() - started)
+        for (event_type, outcome), count in counted.items():
+            metrics.count_event(event_type, outcome, count)
         self._update_gauges(touched)
         return out
 
