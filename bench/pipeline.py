@@ -17,7 +17,7 @@ from tools.broker import EmbeddedBroker, create_topics, free_port
 from tools.processes import start_worker, stop_process
 from tools.produce import send_lines
 from tools.query import HttpSource
-from tools.replay import fold_log, read_log
+from tools.replay import fold_log, read_log, rebuild
 from tools.synthetic import synthetic_history
 
 
@@ -87,10 +87,14 @@ def main() -> None:
         records = sum(ends.values())
         started = time.monotonic()
         count = sum(1 for _ in read_log(settings, INPUT_TOPIC, ends))
-        rows.append(("raw consumer (kafka-python)", count, time.monotonic() - started))
+        rows.append(("raw consumer (aiokafka, replay's reader)", count, time.monotonic() - started))
         started = time.monotonic()
         fold_log(read_log(settings, INPUT_TOPIC, ends), DEFAULT_POLICY)
-        rows.append(("replay: consume+validate+fold", records, time.monotonic() - started))
+        rows.append(("replay, one process", records, time.monotonic() - started))
+        started = time.monotonic()
+        rebuild(settings, DEFAULT_POLICY, None, progress=False)
+        rows.append((f"replay, {min(os.cpu_count() or 1, args.partitions)} processes (loyalty replay)", records,
+                     time.monotonic() - started))
 
         for count in args.workers:
             seconds, steady = run_workers(settings, workdir, count, expected)

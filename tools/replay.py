@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import queue
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
@@ -127,8 +130,8 @@ def fold_log(records: Iterator[tuple[int, Optional[bytes], bytes]], policy: Poli
             last_report = time.monotonic()
             rate = result.records / (last_report - started)
             done = sum(1 for p, total in progress.items() if read.get(p, 0) >= total)
-            click.echo(f"replay: {result.records}/{sum(progress.values())} records, {rate:,.0f} events/s, "
-                       f"{done}/{len(progress)} partitions done", err=True)
+            click.echo(f"replay (partitions {sorted(progress)}): {result.records}/{sum(progress.values())} records, "
+                       f"{rate:,.0f} events/s, {done}/{len(progress)} partitions done", err=True)
     for partition, fold in folds.items():
         if until_ms is not None:
             effects = fold.advance_clock(until_ms, None)
@@ -139,10 +142,32 @@ def fold_log(records: Iterator[tuple[int, Optional[bytes], bytes]], policy: Poli
 
 
 def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progress: bool) -> tuple[ReplayResult, dict]:
-    """Read the input log up to its current end and fold it; return the result and the ends read."""
+    """Read the input log up to its current end and fold it; return the result and the ends read.
+
+    Partitions are independent, so they are spread over one process per core.
+    """
     ends = high_watermarks(settings.broker, INPUT_TOPIC)
-    records = read_log(settings, INPUT_TOPIC, ends)
-    return fold_log(records, policy, until_ms, ends if progress else None), ends
+    processes = min(os.cpu_count() or 1, len(ends))
+    groups = [{p: end for p, end in sorted(ends.items()) if p % processes == n} for n in range(processes)]
+    jobs = [(settings, policy, until_ms, group, progress) for group in groups]
+    if processes <= 1:
+        return _rebuild_partitions(*jobs[0]), ends
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = list(pool.map(_rebuild_partitions, *zip(*jobs)))
+    result = ReplayResult()
+    for part in parts:
+        result.states.update(part.states)
+        result.clocks_ms.update(part.clocks_ms)
+        result.records += part.records
+        result.rejected += part.rejected
+        result.campaigns |= part.campaigns
+    return result, ends
+
+
+def _rebuild_partitions(settings: Settings, policy: Policy, until_ms: Optional[int], ends: dict[int, int],
+                        progress: bool) -> ReplayResult:
+    """Fold some partitions of the input log (in a worker process)."""
+    return fold_log(read_log(settings, INPUT_TOPIC, ends), policy, until_ms, ends if progress else None)
 
 
 def run_replay(settings: Settings, out: str, until_ms: Optional[int], policy_file: Optional[str],
