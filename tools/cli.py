@@ -81,7 +81,9 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
     settings = settings_from(broker, broker_kind, clock=clock, tick_seconds=tick_seconds, web_port=web_port,
                              web_host=web_host, data_dir=Path(data_dir), partitions=partitions, app_id=app_id,
                              policy_file=policy_file)
+    from tools.broker import wait_for_broker
     load_policy(policy_file)  # fail fast with a clear message on a bad policy file
+    wait_for_broker(settings.broker, timeout_s=15)  # and on a broker that is not there
     run_worker(settings, log_format)
 
 

@@ -108,6 +108,12 @@ def test_produce_to_an_unreachable_broker_fails_fast(tmp_path):
     assert elapsed < 30, f"took {elapsed:.1f}s"
 
 
+@pytest.mark.parametrize("command", [("worker", "--clock", "event"), ("topics", "create"), ("replay",)])
+def test_commands_that_need_the_broker_fail_with_exit_2_when_it_is_unreachable(command, tmp_path):
+    result = loyalty(*command, "--broker", f"kafka://127.0.0.1:{free_port()}", cwd=tmp_path, timeout_s=90)
+    assert_short_usage_error(result, "no Kafka broker reachable")
+
+
 @pytest.mark.parametrize("args", [("stats",), ("customer", "alice"), ("segment", "--status", "active")])
 def test_query_an_unreachable_worker(args):
     url = f"http://127.0.0.1:{free_port()}"
