@@ -22,10 +22,14 @@ class TablePartitionStore:
     as if Faust had written them).
     """
 
-    def __init__(self, table: Any, partition: int) -> None:
+    def __init__(self, table: Any, partition: int, cached_states: int = 20_000) -> None:
         self.table = table
         self.partition = partition
+        # States stay cached across batches: this worker is the partition's only writer while it owns it
+        # (the store is dropped on revocation), and reading a busy customer's JSON again costs more than
+        # anything else in a batch. The cache is emptied after a flush once it holds too many.
         self._cache: dict[str, CustomerState] = {}
+        self._cached_states = cached_states
         self._dirty: set[str] = set()
 
     @property
@@ -61,7 +65,8 @@ class TablePartitionStore:
         db[CLOCK_KEY] = clock
         changelog.append((CLOCK_KEY, clock))
         self._dirty.clear()
-        self._cache.clear()
+        if len(self._cache) > self._cached_states:
+            self._cache.clear()
         return changelog
 
     def clock_ms(self) -> int:
