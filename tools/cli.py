@@ -1,6 +1,7 @@
 """The `loyalty` command: broker, topics, worker, produce, query, replay, demo."""
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -27,6 +28,8 @@ def broker(broker: str) -> None:
     host, port = split_bootstrap(check_broker(broker))
     embedded = EmbeddedBroker(log=sys.stderr).start(host, port)
     click.echo(f"embedded broker listening on {embedded.url} (pid {embedded.pid}); Ctrl-C stops it", err=True)
+    # SIGTERM must stop tansu too, not leave it running without its parent.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         embedded.proc.wait()
     except KeyboardInterrupt:
