@@ -172,20 +172,25 @@ def _compose_command() -> list[str]:
     return []
 
 
-def test_docker_compose_accepts_the_file():
+@pytest.fixture
+def compose_command() -> list[str]:
+    """The compose CLI; required in CI (`make test` installs Debian's docker-compose), optional elsewhere."""
     command = _compose_command()
     if not command:
         if os.environ.get("CI"):
-            pytest.fail("CI must have docker compose or docker-compose (.ci/run installs Debian's docker-compose)")
+            pytest.fail("CI must have docker compose or docker-compose (.ci/system-deps installs it)")
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    return command
+
+
+def test_docker_compose_accepts_the_file(compose_command):
+    command = compose_command
     result = subprocess.run([*command, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
 
 
-def test_docker_compose_rejects_a_broken_file(tmp_path):
-    command = _compose_command()
-    if not command:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+def test_docker_compose_rejects_a_broken_file(compose_command, tmp_path):
+    command = compose_command
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE.read_text().replace("services:", "servics:", 1))
     result = subprocess.run([*command, "-f", str(broken), "config", "-q"], capture_output=True, text=True, cwd=ROOT)
