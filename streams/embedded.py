@@ -43,16 +43,6 @@ def enable_embedded_broker_workarounds() -> Dict[str, Any]:
     return embedded_faust_settings()
 
 
-def disable_embedded_broker_workarounds() -> None:
-    """Undo the end_offsets patch (for tests)."""
-    global _ORIGINAL_END_OFFSETS
-    from aiokafka import AIOKafkaConsumer
-
-    if _ORIGINAL_END_OFFSETS is not None:
-        AIOKafkaConsumer.end_offsets = _ORIGINAL_END_OFFSETS
-        _ORIGINAL_END_OFFSETS = None
-
-
 def _true_end_offsets_factory(original: Any) -> Any:
     """Build the replacement for AIOKafkaConsumer.end_offsets."""
 

@@ -18,6 +18,11 @@ CLOCK_KEY = b"\x00partition-clock"
 OUTPUT_TOPICS = {"ledger": LEDGER_TOPIC, "update": UPDATES_TOPIC, "campaign": CAMPAIGNS_TOPIC}
 
 
+def bootstrap_servers(broker: str) -> list[str]:
+    """Turn 'kafka://h:p;...' or 'h:p,h2:p2' into the clients' ['h:p', ...]."""
+    return [part.strip().split("://", 1)[-1] for part in broker.replace(";", ",").split(",") if part.strip()]
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
@@ -52,7 +57,7 @@ class Settings:
     @property
     def bootstrap_servers(self) -> list[str]:
         """The broker address as kafka-python wants it: ['host:port', ...]."""
-        return [part.split("://", 1)[-1] for part in self.broker.replace(";", ",").split(",") if part.strip()]
+        return bootstrap_servers(self.broker)
 
     @property
     def changelog_topic(self) -> str:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import IO, Mapping, Optional, Union
 
+from streams.settings import bootstrap_servers
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
 
@@ -52,16 +54,6 @@ def split_bootstrap(bootstrap: str) -> tuple[str, int]:
         first = first.split("://", 1)[1]
     host, _, port = first.rpartition(":")
     return (host or DEFAULT_HOST), int(port or DEFAULT_PORT)
-
-
-def bootstrap_servers(bootstrap: str) -> list[str]:
-    """Turn 'kafka://h:p;...' or 'h:p,h2:p2' into kafka-python's ['h:p', ...]."""
-    out = []
-    for part in bootstrap.replace(";", ",").split(","):
-        part = part.strip()
-        if part:
-            out.append(part.split("://", 1)[1] if "://" in part else part)
-    return out
 
 
 def _port_open(host: str, port: int) -> bool:
