@@ -17,7 +17,7 @@ from tools.broker import EmbeddedBroker, create_topics, free_port
 from tools.processes import start_worker, stop_process
 from tools.produce import send_lines
 from tools.query import HttpSource
-from tools.replay import fold_log, read_log, rebuild
+from tools.replay import fold_log, log_reader, read_log, rebuild
 from tools.synthetic import synthetic_history
 
 
@@ -89,7 +89,7 @@ def main() -> None:
         count = sum(1 for _ in read_log(settings, INPUT_TOPIC, ends))
         rows.append(("raw consumer (aiokafka, replay's reader)", count, time.monotonic() - started))
         started = time.monotonic()
-        fold_log(read_log(settings, INPUT_TOPIC, ends), DEFAULT_POLICY)
+        fold_log(log_reader(settings, INPUT_TOPIC, ends), DEFAULT_POLICY)
         rows.append(("replay, one process", records, time.monotonic() - started))
         started = time.monotonic()
         rebuild(settings, DEFAULT_POLICY, None, progress=False)

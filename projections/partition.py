@@ -11,6 +11,11 @@ from schemas.events import EventBase
 from schemas.policy import Policy
 
 
+# Balances stay far inside 64 bits (orjson and Kafka consumers in other languages need that): an event
+# that would take one past this limit is refused as a processing error, like any fold that raises.
+BALANCE_LIMIT = 10**15
+
+
 class StateStore(Protocol):
     """The one interface to customer states, used by the worker, replay and the tests."""
 
@@ -18,12 +23,43 @@ class StateStore(Protocol):
 
     def put(self, customer_id: str, state: CustomerState) -> None: ...
 
+    def discard(self, customer_id: str) -> None:
+        """Forget the changes not yet saved, so the next get returns the saved state (rollback)."""
+
 
 class MemoryStore(dict):
-    """A state store in a dict (tests, replay buffers)."""
+    """A state store in a dict (tests, replay buffers); it keeps no saved copy, so it cannot roll back."""
 
     def put(self, customer_id: str, state: CustomerState) -> None:
         self[customer_id] = state
+
+    def discard(self, customer_id: str) -> None:
+        raise NotImplementedError("a MemoryStore keeps no saved state to roll back to")
+
+
+class SavedStateStore:
+    """States saved as bytes (the durable copy) under a write-back cache of unsaved ones: it can roll back."""
+
+    def __init__(self, saved: Optional[dict[str, bytes]] = None) -> None:
+        self.saved = saved if saved is not None else {}
+        self._cache: dict[str, CustomerState] = {}
+
+    def get(self, customer_id: str) -> Optional[CustomerState]:
+        state = self._cache.get(customer_id)
+        if state is None and customer_id in self.saved:
+            state = self._cache[customer_id] = CustomerState.from_bytes(self.saved[customer_id])
+        return state
+
+    def put(self, customer_id: str, state: CustomerState) -> None:
+        self._cache[customer_id] = state
+
+    def discard(self, customer_id: str) -> None:
+        self._cache.pop(customer_id, None)
+
+    def save(self) -> None:
+        """Save every cached state (the end of a batch)."""
+        for customer_id, state in self._cache.items():
+            self.saved[customer_id] = state.to_bytes()
 
 
 class DueIndex:
@@ -75,33 +111,64 @@ class PartitionFold:
         self.due = DueIndex()
         self.totals = Totals()
         self.segments: dict[str, set[str]] = {}  # status or tier -> customer ids
+        # Between begin_batch() and the next one: each touched customer's (summary, due time) before it.
+        self._undo: Optional[dict[str, Optional[tuple]]] = None
+        self._batch_clock_ms = clock_ms
+        self._batch_totals = self.totals.to_dict()
 
     def load(self, states: Iterable[CustomerState]) -> None:
         """Index the due times, totals and segments of states already in the store (after recovery)."""
         for state in states:
             self.due.schedule(state.customer_id, state.next_due_ms)
-            self._count(None, state)
+            self._move(state.customer_id, None, _summary(state))
             self.totals.events_applied += state.events_applied
+
+    def begin_batch(self) -> None:
+        """Start a batch: from here on, rollback() can undo what the fold changes (the store keeps the rest)."""
+        self._undo = {}
+        self._batch_clock_ms = self.clock_ms
+        self._batch_totals = self.totals.to_dict()
+
+    def rollback(self) -> None:
+        """Undo the batch so far: clock, due times, totals, segments, and the store's unsaved states."""
+        for customer_id, before in self._undo.items():
+            for members in self.segments.values():
+                members.discard(customer_id)
+            if before is not None:
+                for name in before[0][:2]:  # status and tier
+                    self.segments.setdefault(name, set()).add(customer_id)
+            self.due.schedule(customer_id, before[1] if before is not None else None)
+            self.store.discard(customer_id)
+        self.totals = Totals.from_dict(self._batch_totals)
+        self.clock_ms = self._batch_clock_ms
+        self._undo = {}
+
+    def _remember(self, customer_id: str, state: Optional[CustomerState]) -> None:
+        """Note what a customer was before the batch first changes it (only inside a batch)."""
+        undo = self._undo
+        if undo is not None and customer_id not in undo:
+            undo[customer_id] = None if state is None else (_summary(state), state.next_due_ms)
 
     def segment(self, status: Optional[str], tier: Optional[str]) -> set[str]:
         """Return the ids of customers with that status and/or tier."""
         chosen = [self.segments.get(name, set()) for name in (status, tier) if name is not None]
         return set.intersection(*chosen) if chosen else set()
 
-    def _count(self, before: Optional[tuple], state: CustomerState) -> None:
-        """Move a customer's contribution to the totals and segments from `before` (a _summary) to state."""
-        now = _summary(state)
+    def _move(self, customer_id: str, before: Optional[tuple], now: Optional[tuple]) -> None:
+        """Move a customer's contribution to the totals and segments from `before` to `now` (_summary or None)."""
         if before == now:
             return
-        customer_id = state.customer_id
         if before is not None:
             self.totals.add_values(*before, 0, sign=-1)
-        self.totals.add_values(*now, 0)
-        for was, is_now in ((before[0] if before else None, now[0]), (before[1] if before else None, now[1])):
+        if now is not None:
+            self.totals.add_values(*now, 0)
+        for index in (0, 1):  # status, then tier
+            was, is_now = before[index] if before else None, now[index] if now else None
             if was != is_now:
                 if was is not None:
                     self.segments[was].discard(customer_id)
-                self.segments.setdefault(is_now, set()).add(customer_id)
+                if is_now is not None:
+                    self.segments.setdefault(is_now, set()).add(customer_id)
 
     def apply(self, event: EventBase) -> tuple[str, list[Effect]]:
         """Apply one valid event or tick; return its outcome (applied, duplicate, tick) and effects."""
@@ -111,10 +178,13 @@ class PartitionFold:
         state = self.store.get(event.customer_id)
         if is_duplicate(state, event):
             return "duplicate", effects
+        self._remember(event.customer_id, state)
         before = _summary(state) if state is not None else None
         state, more = evolve_in_place(state, event, self.clock_ms, self.policy)
+        if not -BALANCE_LIMIT < state.points_balance < BALANCE_LIMIT:
+            raise OverflowError(f"the points balance would leave ±{BALANCE_LIMIT}")
         self.totals.events_applied += 1
-        self._count(before, state)
+        self._move(event.customer_id, before, _summary(state))
         self.store.put(event.customer_id, state)
         self.due.schedule(event.customer_id, state.next_due_ms)
         effects.extend(more)
@@ -130,10 +200,11 @@ class PartitionFold:
             state = self.store.get(customer_id)
             if state is None:
                 continue
+            self._remember(customer_id, state)
             before = _summary(state)
             state, more = advance_in_place(state, at_ms, self.policy, source_event_id)
             # Time moved the state on (as_of and due times at least), so it is stored even without effects.
-            self._count(before, state)
+            self._move(customer_id, before, _summary(state))
             self.store.put(customer_id, state)
             self.due.schedule(customer_id, state.next_due_ms)
             effects.extend(more)

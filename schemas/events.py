@@ -8,34 +8,49 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
-from schemas.timeutil import parse_rfc3339_ms, zone
+from schemas.timeutil import MAX_OCCURRED_AT_MS, MIN_OCCURRED_AT_MS, parse_rfc3339_ms, zone
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 _BIRTHDAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
+# Hard bounds whatever the policy says: a valid event must never make the fold overflow or leave 64 bits.
+MAX_AMOUNT_MINOR = 10**12          # 10,000,000,000.00; the policy's [limits] max_amount is usually far lower
+POINTS_LIMIT = 10**12              # |points| of a redemption or an adjustment
+TEXT_MAX = 256                     # free text (reason, channel, reward)
+_MAX_AMOUNT = Decimal(MAX_AMOUNT_MINOR) / 100
+_CENT = Decimal("0.01")
 
 
 def _amount_to_minor(value: object) -> int:
     """Parse a currency amount (decimal string or number, > 0, at most 2 decimals) into minor units."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError("amount must be a decimal string or a number")
+    if isinstance(value, str) and len(value) > 32:
+        raise ValueError("amount is too long to be a decimal number")
     try:
-        # repr() of a float is its shortest round-trip text, so 12.34 stays 12.34 exactly.
-        amount = Decimal(value if isinstance(value, str) else repr(value))
+        # repr() of a float is its shortest round-trip text, so 12.34 stays 12.34 exactly; an int converts
+        # exactly (repr() of a huge int would fail).
+        amount = Decimal(repr(value) if isinstance(value, float) else value)
     except InvalidOperation:
         raise ValueError("amount is not a decimal number") from None
     if not amount.is_finite() or amount <= 0:
         raise ValueError("amount must be greater than 0")
-    minor = amount * 100
-    if minor != minor.to_integral_value():
+    # Compared before any arithmetic: 1e309 or 1e999999999 must not reach a multiplication.
+    if amount > _MAX_AMOUNT:
+        raise ValueError(f"amount exceeds the maximum of {_MAX_AMOUNT:.2f}")
+    cents = amount.quantize(_CENT)  # exact for any amount under the cap (28 digits of precision)
+    if cents != amount:
         raise ValueError("amount has more than 2 decimals")
-    return int(minor)
+    return int(cents.scaleb(2))
 
 
 def _occurred_at_to_ms(value: object) -> int:
-    """Parse occurred_at (RFC 3339 with an offset) into epoch milliseconds."""
+    """Parse occurred_at (RFC 3339 with an offset) into epoch milliseconds within the accepted years."""
     if not isinstance(value, str):
         raise ValueError("occurred_at must be an RFC 3339 string")
-    return parse_rfc3339_ms(value)
+    epoch_ms = parse_rfc3339_ms(value)
+    if not MIN_OCCURRED_AT_MS <= epoch_ms < MAX_OCCURRED_AT_MS:
+        raise ValueError("occurred_at must be from 2000-01-01T00:00:00Z up to (not including) 2200-01-01T00:00:00Z")
+    return epoch_ms
 
 
 def _check_birthday(value: Optional[str]) -> Optional[str]:
@@ -55,22 +70,31 @@ def _check_timezone(value: Optional[str]) -> Optional[str]:
     if value is None:
         return None
     try:
+        if len(value) > 64:
+            raise ValueError(value)
         zone(value)
     except Exception:
-        raise ValueError(f"unknown time zone {value!r}") from None
+        raise ValueError(f"unknown time zone {value[:64]!r}") from None
     return value
 
 
 AmountMinor = Annotated[
     int,
     BeforeValidator(_amount_to_minor),
-    WithJsonSchema({"anyOf": [{"type": "string", "pattern": r"^\d+(\.\d{1,2})?$"},
-                              {"type": "number", "exclusiveMinimum": 0}]}),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": r"^\d+(\.\d{1,2})?$", "maxLength": 32},
+                              {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_AMOUNT_MINOR // 100}],
+                    "description": "at most 10000000000.00, and at most the policy's [limits] max_amount"}),
 ]
 OccurredAtMs = Annotated[int, BeforeValidator(_occurred_at_to_ms),
-                         WithJsonSchema({"type": "string", "format": "date-time"})]
-# Control characters are refused: the worker reserves a key starting with NUL for the partition clock.
-CustomerId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+                         WithJsonSchema({"type": "string", "format": "date-time",
+                                         "description": "RFC 3339 with an offset, from 2000-01-01T00:00:00Z "
+                                                        "up to (not including) 2200-01-01T00:00:00Z"})]
+# Control characters are refused: the worker reserves a key starting with NUL for the partition clock,
+# and ids end up in keys, logs and outputs where they would only do harm.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+CustomerId = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL)]
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=NO_CONTROL)]
+Text = Annotated[str, Field(max_length=TEXT_MAX)]
 
 
 class Payload(BaseModel):
@@ -87,34 +111,34 @@ class ProfilePayload(Payload):
 
 
 class OrderPaidPayload(Payload):
-    order_id: str = Field(min_length=1, max_length=128)
+    order_id: Id
     amount_minor: AmountMinor = Field(alias="amount")
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
 
 
 class OrderRefundedPayload(Payload):
-    order_id: str = Field(min_length=1, max_length=128)
+    order_id: Id
     amount_minor: AmountMinor = Field(alias="amount")
 
 
 class RedemptionPayload(Payload):
-    redemption_id: str = Field(min_length=1, max_length=128)
-    points: int = Field(gt=0, strict=True)
-    reward: Optional[str] = None
+    redemption_id: Id
+    points: int = Field(gt=0, le=POINTS_LIMIT, strict=True)
+    reward: Optional[Text] = None
 
 
 class ChannelPayload(Payload):
-    channel: Optional[str] = None
+    channel: Optional[Text] = None
 
 
 class ReviewPayload(Payload):
-    order_id: str = Field(min_length=1, max_length=128)
+    order_id: Id
     rating: int = Field(ge=1, le=5, strict=True)
 
 
 class AdjustmentPayload(Payload):
-    points: int = Field(strict=True)
-    reason: str = Field(min_length=1)
+    points: int = Field(ge=-POINTS_LIMIT, le=POINTS_LIMIT, strict=True)
+    reason: str = Field(min_length=1, max_length=TEXT_MAX)
 
 
 class EmptyPayload(Payload):
@@ -125,7 +149,7 @@ class EventBase(BaseModel):
     """The envelope shared by every event."""
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Id
     customer_id: CustomerId
     occurred_at_ms: OccurredAtMs = Field(alias="occurred_at")
     schema_version: int = Field(default=1, strict=True)

@@ -87,6 +87,21 @@ class RetentionPolicy(Section):
     daily_counter_days: int = Field(default=40, ge=1)
 
 
+class LimitsPolicy(Section):
+    """Validation bounds: what an event may claim, and how much of a refused one the DLQ keeps."""
+    max_amount: Decimal = Field(default=Decimal("1000000.00"), gt=0, le=Decimal("10000000000.00"), decimal_places=2)
+    max_future_seconds: int = Field(default=86_400, ge=0)
+    max_dlq_raw_bytes: int = Field(default=100_000, ge=1024, le=900_000)
+
+    @cached_property
+    def max_amount_minor(self) -> int:
+        return int(self.max_amount * 100)
+
+    @cached_property
+    def max_future_ms(self) -> int:
+        return self.max_future_seconds * 1000
+
+
 class Policy(Section):
     """The whole loyalty policy; every section has the contract's defaults."""
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
@@ -97,6 +112,7 @@ class Policy(Section):
     campaigns: CampaignPolicy = CampaignPolicy()
     retention: RetentionPolicy = RetentionPolicy()
     clock: ClockPolicy = ClockPolicy()
+    limits: LimitsPolicy = LimitsPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Optional
 
 import faust
 import orjson
@@ -15,7 +15,7 @@ from schemas.timeutil import format_ms
 from streams.faust_fixes import apply_faust_fixes
 from streams.logs import crash_without_commit, lifecycle
 from streams.metrics import LoyaltyMetrics
-from streams.pipeline import Pipeline, Record
+from streams.pipeline import Outgoing, Pipeline, Record
 from streams.settings import CUSTOMER_TABLE, INPUT_TOPIC, OUTPUT_TOPICS, DLQ_TOPIC, Settings
 from streams.output import BatchSender
 from streams.tables import TablePartitionStore
@@ -37,7 +37,7 @@ def faust_settings(settings: Settings) -> dict:
         web_port=settings.web_port, web_bind=settings.web_host, web_in_thread=False,
         canonical_url=settings.canonical_url or f"http://{settings.web_host}:{settings.web_port}",
         producer_linger=0.005, producer_max_batch_size=512 * 1024, stream_buffer_maxsize=16384,
-        broker_commit_every=10_000, broker_commit_interval=1.0, logging_config=None,
+        broker_commit_every=10_000, broker_commit_interval=settings.commit_interval_s, logging_config=None,
     )
     if settings.embedded:
         from streams.embedded import enable_embedded_broker_workarounds
@@ -45,9 +45,33 @@ def faust_settings(settings: Settings) -> dict:
     return conf
 
 
+def _timestamp_ms(timestamp_s: Optional[float]) -> Optional[int]:
+    """Return a Kafka record's timestamp in ms (Faust gives seconds as a float; none is -1 or None)."""
+    return None if timestamp_s is None or timestamp_s < 0 else round(timestamp_s * 1000)
+
+
+async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore], folds: dict[int, PartitionFold],
+                      outgoing: list[Outgoing], partitions: set[int]) -> None:
+    """Write a folded batch in the order that loses nothing: outputs, then changelog, then local state.
+
+    Faust acks the batch's offsets when the agent's body returns, after all three. A crash before the
+    outputs are acknowledged leaves the changelog and RocksDB as they were, so the batch is applied
+    again after a restart and its outputs sent again (with the same ids); a crash later leaves
+    states whose outputs are all on their topics, so a redelivered event may rightly be a duplicate.
+    """
+    # Taken before any await: a rebalance meanwhile may drop the partitions from `stores`.
+    changelogs = {partition: (stores[partition], stores[partition].changelog(folds[partition].clock_ms))
+                  for partition in partitions if partition in stores and partition in folds}
+    await sender.send_outputs(outgoing)
+    await sender.send_changelog({partition: records for partition, (_, records) in changelogs.items()})
+    for store, records in changelogs.values():
+        store.save(records)
+    sender.mark_persisted()
+
+
 def create_app(settings: Settings) -> faust.App:
     """Build the worker's Faust app."""
-    apply_faust_fixes()
+    apply_faust_fixes([INPUT_TOPIC])
     app = faust.App(settings.app_id, **faust_settings(settings))
     policy = load_policy(settings.policy_file)
     metrics = LoyaltyMetrics()
@@ -78,17 +102,11 @@ def create_app(settings: Settings) -> faust.App:
     async def fold_customer_events(stream):
         """Fold batches of customer events into the table and send the effects (no per-event awaits)."""
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_within_s):
-            records = [Record(e.message.partition, e.message.offset, e.message.key, e.message.value)
-                       for e in events]
+            records = [Record(e.message.partition, e.message.offset, e.message.key, e.message.value,
+                              _timestamp_ms(e.message.timestamp)) for e in events]
             try:
                 outgoing = pipeline.process(records)
-                for partition in {r.partition for r in records}:
-                    store = stores.get(partition)
-                    if store is not None:
-                        sender.send_changelog(partition, store.flush(pipeline.folds[partition].clock_ms))
-                sender.send(outgoing)
-                # Faust acks the batch when this body returns: make sure its records are written first.
-                await sender.written()
+                await write_batch(sender, stores, pipeline.folds, outgoing, {r.partition for r in records})
             except Exception as exc:
                 # Faust would ack (and later commit) the batch even though it failed: stop at once
                 # instead, so the batch is delivered again after a restart (at-least-once).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from typing import Any, Dict, Iterable, Mapping, Optional
 
@@ -26,9 +27,23 @@ EMBEDDED_FAUST_SETTINGS: Dict[str, Any] = {
 _ORIGINAL_END_OFFSETS: Optional[Any] = None
 
 
+#: Overrides the session timeout (seconds) for tests that restart workers often: a restarted worker
+#: waits out its dead predecessor's session, so a shorter one makes each restart that much faster.
+SESSION_TIMEOUT_ENV = "LOYALTY_SESSION_TIMEOUT_S"
+
+
 def embedded_faust_settings() -> Dict[str, Any]:
     """Return the Faust settings to apply when broker_kind == 'embedded'."""
-    return dict(EMBEDDED_FAUST_SETTINGS)
+    conf = dict(EMBEDDED_FAUST_SETTINGS)
+    override = os.environ.get(SESSION_TIMEOUT_ENV)
+    if override:
+        session_s = float(override)
+        if session_s <= 0:
+            raise ValueError(f"{SESSION_TIMEOUT_ENV} must be a positive number of seconds, not {override!r}")
+        conf["broker_session_timeout"] = session_s
+        # The heartbeat must fit several times in a session (Kafka's rule of thumb: at most a third).
+        conf["broker_heartbeat_interval"] = min(conf["broker_heartbeat_interval"], session_s / 4)
+    return conf
 
 
 def enable_embedded_broker_workarounds() -> Dict[str, Any]:

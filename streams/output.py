@@ -8,6 +8,8 @@ from faust.types import TP
 
 from streams.pipeline import Outgoing
 
+Records = list[tuple[Optional[bytes], bytes]]
+
 
 class BatchSender:
     """Writes through the Faust app's own aiokafka producer, so Faust's commit flush covers it.
@@ -19,34 +21,44 @@ class BatchSender:
     def __init__(self, app: Any, table: Any) -> None:
         self.app = app
         self.table = table
-        self._pending: list[tuple[str, int, list]] = []
+        self._persisted: dict[TP, int] = {}
 
-    def send(self, messages: Iterable[Outgoing]) -> None:
-        """Queue messages, grouped by topic partition, keeping their order within each."""
-        groups: dict[tuple[str, int], list[tuple[Optional[bytes], bytes]]] = defaultdict(list)
+    async def send_outputs(self, messages: Iterable[Outgoing]) -> None:
+        """Send messages, grouped by topic partition in their order, and wait until the broker has them all."""
+        groups: dict[tuple[str, int], Records] = defaultdict(list)
         for message in messages:
             groups[(message.topic, message.partition)].append((message.key, message.value))
-        self._pending.extend((topic, partition, records) for (topic, partition), records in groups.items())
+        await self._send_and_wait(groups)
 
-    def send_changelog(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
-        """Queue a partition's changelog records (before the outputs they explain)."""
-        self._pending.append((self.table.changelog_topic.get_topic_name(), partition, records))
+    async def send_changelog(self, changelogs: dict[int, Records]) -> None:
+        """Send each partition's changelog records, wait for the broker, and note the persisted offsets.
 
-    async def written(self) -> None:
-        """Send everything queued and wait until the broker has it (one wait per batch, not per record)."""
-        pending, self._pending = self._pending, []
-        changelog = self.table.changelog_topic.get_topic_name()
+        Call it only after the outputs are acknowledged, and write the local store after it returns.
+        """
+        topic = self.table.changelog_topic.get_topic_name()
+        offsets = await self._send_and_wait({(topic, partition): records
+                                             for partition, records in changelogs.items()})
+        self._persisted = {TP(topic, partition): offset for (_, partition), offset in offsets.items()}
+
+    def mark_persisted(self) -> None:
+        """Record the changelog offsets sent last as persisted (after the local store has the states)."""
+        for tp, offset in self._persisted.items():
+            # A batch's base offset: a restart re-reads the rest of the batch, which is harmless.
+            self.table.data.set_persisted_offset(tp, offset)
+        self._persisted = {}
+
+    async def _send_and_wait(self, groups: dict[tuple[str, int], Records]) -> dict[tuple[str, int], int]:
+        """Send the groups and wait (one wait per batch); return the base offset of each group's last batch."""
         futures = []
-        for topic, partition, records in pending:
+        for (topic, partition), records in groups.items():
             for future in await self._send_records(topic, partition, records):
-                futures.append((topic, partition, future))
-        for topic, partition, future in futures:
-            metadata = await future
-            if topic == changelog:
-                # A batch's base offset: a restart re-reads the rest of the batch, which is harmless.
-                self.table.data.set_persisted_offset(TP(topic, partition), metadata.offset)
+                futures.append(((topic, partition), future))
+        last_base: dict[tuple[str, int], int] = {}
+        for group, future in futures:
+            last_base[group] = (await future).offset
+        return last_base
 
-    async def _send_records(self, topic: str, partition: int, records: list[tuple[Optional[bytes], bytes]]) -> list:
+    async def _send_records(self, topic: str, partition: int, records: Records) -> list:
         """Append records to as few record batches as their size allows; return the sends' futures."""
         producer = self.app.producer._ensure_producer()
         batch = producer.create_batch()

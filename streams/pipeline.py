@@ -1,7 +1,6 @@
 """The worker's batch step, free of Faust: validate, fold per partition, collect outputs, count."""
 from __future__ import annotations
 
-import base64
 import time
 from collections import Counter
 from typing import Callable, Iterable, NamedTuple, Optional
@@ -12,19 +11,21 @@ from projections.partition import PartitionFold
 from projections.state import Effect
 from projections.views import Totals
 from schemas.policy import Policy
-from schemas.validate import Rejection, validate_message
+from schemas.validate import Rejection, validate_record
+from streams.dlq import dlq_value
 from streams.metrics import LoyaltyMetrics
-from streams.settings import DLQ_TOPIC, INPUT_TOPIC, OUTPUT_TOPICS
+from streams.settings import DLQ_TOPIC, OUTPUT_TOPICS
 
 _MS = 1000.0
 
 
 class Record(NamedTuple):
-    """One input message as the pipeline needs it."""
+    """One input message as the pipeline needs it (timestamp_ms: the Kafka record's timestamp)."""
     partition: int
     offset: int
     key: Optional[bytes]
     value: Optional[bytes]
+    timestamp_ms: Optional[int] = None
 
 
 class Outgoing(NamedTuple):
@@ -40,17 +41,37 @@ class Outgoing(NamedTuple):
     value: bytes
 
 
-def dlq_record(record: Record, rejection: Rejection) -> Outgoing:
-    """Build the DLQ message: the reason and the original bytes (base64 if not UTF-8)."""
-    raw = record.value or b""
-    try:
-        text, encoding = raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
-    key = record.key.decode("utf-8", "replace") if record.key is not None else None
-    value = {"error": rejection.error, "reason": rejection.reason, "raw": text, "raw_encoding": encoding,
-             "key": key, "source": {"topic": INPUT_TOPIC, "partition": record.partition, "offset": record.offset}}
-    return Outgoing(DLQ_TOPIC, record.partition, record.key, orjson.dumps(value))
+class PoisonedRecord(Exception):
+    """Folding a valid event raised: the batch is rolled back and re-run without this record."""
+
+    def __init__(self, offset: int, error: BaseException) -> None:
+        super().__init__(offset, error)
+        self.offset, self.error = offset, error
+
+
+def processing_error(error: BaseException) -> Rejection:
+    """Describe a fold that raised as the DLQ's `processing_error`."""
+    return Rejection("processing_error", f"{type(error).__name__}: {str(error)[:200]}")
+
+
+def dlq_record(record: Record, rejection: Rejection, max_raw_bytes: int,
+               exception: Optional[BaseException] = None) -> Outgoing:
+    """Build the DLQ message: the reason and the original bytes (base64 if not UTF-8, cut if too large)."""
+    value = dlq_value(record.partition, record.offset, record.key, record.value, rejection.reason,
+                      rejection.error, max_raw_bytes, type(exception).__name__ if exception is not None else None)
+    return Outgoing(DLQ_TOPIC, record.partition, record.key, value)
+
+
+class _Attempt:
+    """What one pass over a partition's records produced; counted in the metrics only if it is kept."""
+
+    def __init__(self) -> None:
+        self.out: list[Outgoing] = []
+        self.effects: list[Effect] = []
+        self.counted: Counter = Counter()  # (event_type, outcome) -> events
+        self.dlq_reasons: Counter = Counter()
+        self.lags_s: list[float] = []
+        self.durations_s: list[float] = []
 
 
 class Pipeline:
@@ -86,57 +107,99 @@ class Pipeline:
         return totals
 
     def process(self, records: Iterable[Record]) -> list[Outgoing]:
-        """Apply a batch in order; return the messages to send (the caller writes the states)."""
-        out: list[Outgoing] = []
-        metrics = self.metrics
-        now_s = self._wall_clock_s()
-        touched: set[int] = set()
-        counted: Counter = Counter()  # (event_type, outcome) -> events, added to the metric once per batch
+        """Apply a batch, in order within each partition; return the messages to send (the caller saves states)."""
+        by_partition: dict[int, list[Record]] = {}
         for record in records:
-            started = time.perf_counter()
-            self.positions[record.partition] = record.offset + 1
-            event = validate_message(record.value, record.key if record.key is not None else b"", self.policy.currency)
-            if isinstance(event, Rejection):
-                out.append(dlq_record(record, event))
-                metrics.dlq_records.labels(event.reason).inc()
-                counted["invalid", "rejected"] += 1
-                continue
-            fold = self.fold(record.partition)
-            touched.add(record.partition)
-            outcome, effects = fold.apply(event)
-            if outcome != "tick":
-                counted[event.event_type, outcome] += 1
-                if outcome == "applied":
-                    metrics.event_lag_seconds.observe(max(0.0, now_s - event.occurred_at_ms / _MS))
-            for effect in effects:
-                message = self._outgoing(effect, record.partition)
-                if message is not None:
-                    out.append(message)
-            metrics.processing_seconds.observe(time.perf_counter() - started)
-        for (event_type, outcome), count in counted.items():
-            metrics.count_event(event_type, outcome, count)
+            by_partition.setdefault(record.partition, []).append(record)
+        now_s = self._wall_clock_s()
+        out: list[Outgoing] = []
+        touched = []
+        for partition, part in by_partition.items():
+            self.positions[partition] = part[-1].offset + 1
+            attempt = self._process_partition(partition, part, now_s)
+            self._count(attempt)
+            out.extend(attempt.out)
+            if partition in self.folds:
+                touched.append(partition)
         self._update_gauges(touched)
         return out
 
-    def _outgoing(self, effect: Effect, partition: int) -> Optional[Outgoing]:
-        """Count an effect and turn it into an output message (a notice is only counted)."""
+    def _process_partition(self, partition: int, records: list[Record], now_s: float) -> _Attempt:
+        """Fold one partition's records; if one raises, roll the partition back and fold again without it."""
+        poisoned: dict[int, BaseException] = {}
+        while True:
+            try:
+                return self._attempt(partition, records, poisoned, now_s)
+            except PoisonedRecord as poison:
+                self.folds[partition].rollback()
+                poisoned[poison.offset] = poison.error
+
+    def _attempt(self, partition: int, records: list[Record], poisoned: dict[int, BaseException],
+                 now_s: float) -> _Attempt:
+        """One pass: validate, fold and serialise each record; raise PoisonedRecord when one fails."""
+        attempt = _Attempt()
+        policy = self.policy
+        max_raw_bytes = policy.limits.max_dlq_raw_bytes
+        fold: Optional[PartitionFold] = None
+        for record in records:
+            started = time.perf_counter()
+            error = poisoned.get(record.offset)
+            event = processing_error(error) if error is not None else validate_record(
+                record.value, record.key, policy, record.timestamp_ms)
+            if isinstance(event, Rejection):
+                attempt.out.append(dlq_record(record, event, max_raw_bytes, error))
+                attempt.dlq_reasons[event.reason] += 1
+                attempt.counted["invalid", "rejected"] += 1
+                continue
+            if fold is None:
+                fold = self.fold(partition)
+                fold.begin_batch()
+            try:
+                outcome, effects = fold.apply(event)
+                messages = [self._outgoing(effect, partition) for effect in effects if effect.kind != "notice"]
+            except Exception as exc:  # no input may stop a partition: isolate the event, keep the rest
+                raise PoisonedRecord(record.offset, exc) from exc
+            attempt.out.extend(messages)
+            attempt.effects.extend(effects)
+            if outcome != "tick":
+                attempt.counted[event.event_type, outcome] += 1
+                if outcome == "applied":
+                    attempt.lags_s.append(max(0.0, now_s - event.occurred_at_ms / _MS))
+            attempt.durations_s.append(time.perf_counter() - started)
+        return attempt
+
+    @staticmethod
+    def _outgoing(effect: Effect, partition: int) -> Outgoing:
+        """Turn an effect into an output message on its topic."""
         record = effect.record
-        metrics = self.metrics
-        if effect.kind == "ledger":
-            metrics.count_ledger_points(record["kind"], record["points"])
-        elif effect.kind == "campaign":
-            metrics.campaign_triggers.labels(record["campaign"]).inc()
-        elif effect.kind == "update":
-            if record["kind"] == "status_changed":
-                metrics.count_status_transition(record["from"], record["to"])
-            elif record["kind"] == "tier_changed":
-                metrics.count_tier_transition(record["from"], record["to"])
-            else:
-                metrics.redemptions_rejected.labels(record["reason"]).inc()
-        elif effect.kind == "notice":
-            metrics.refunds_unknown_order.inc()
-            return None
         return Outgoing(OUTPUT_TOPICS[effect.kind], partition, record["customer_id"].encode(), orjson.dumps(record))
+
+    def _count(self, attempt: _Attempt) -> None:
+        """Add a kept attempt's events, effects and timings to the metrics."""
+        metrics = self.metrics
+        for (event_type, outcome), count in attempt.counted.items():
+            metrics.count_event(event_type, outcome, count)
+        for reason, count in attempt.dlq_reasons.items():
+            metrics.dlq_records.labels(reason).inc(count)
+        for lag_s in attempt.lags_s:
+            metrics.event_lag_seconds.observe(lag_s)
+        for duration_s in attempt.durations_s:
+            metrics.processing_seconds.observe(duration_s)
+        for effect in attempt.effects:
+            record = effect.record
+            if effect.kind == "ledger":
+                metrics.count_ledger_points(record["kind"], record["points"])
+            elif effect.kind == "campaign":
+                metrics.campaign_triggers.labels(record["campaign"]).inc()
+            elif effect.kind == "update":
+                if record["kind"] == "status_changed":
+                    metrics.count_status_transition(record["from"], record["to"])
+                elif record["kind"] == "tier_changed":
+                    metrics.count_tier_transition(record["from"], record["to"])
+                else:
+                    metrics.redemptions_rejected.labels(record["reason"]).inc()
+            elif effect.kind == "notice":
+                metrics.refunds_unknown_order.inc()
 
     def _update_gauges(self, partitions: Iterable[int]) -> None:
         """Refresh the gauges from the incrementally kept totals (no table scan)."""

@@ -48,6 +48,8 @@ class Settings:
     # A batch closes at this many events or after this many seconds, whichever comes first.
     batch_max_events: int = field(default_factory=lambda: int(_env("LOYALTY_BATCH_MAX_EVENTS", "5000")))
     batch_within_s: float = field(default_factory=lambda: float(_env("LOYALTY_BATCH_WITHIN_S", "0.25")))
+    # Input offsets of processed batches are committed this often (a restart re-reads at most this much).
+    commit_interval_s: float = field(default_factory=lambda: float(_env("LOYALTY_COMMIT_INTERVAL_S", "1.0")))
 
     @property
     def embedded(self) -> bool:

@@ -8,8 +8,9 @@ import orjson
 from projections.state import CustomerState
 from streams.settings import CLOCK_KEY
 
-# Faust keeps its own bookkeeping (persisted changelog offsets) under keys with this prefix.
-_FAUST_KEY_PREFIX = b"__faust"
+# Faust keeps its own bookkeeping (the persisted changelog offset) under `__faust\0offset__`. Customer ids
+# cannot hold a NUL (validation refuses control characters), so only keys with the NUL are Faust's.
+_FAUST_KEY_PREFIX = b"__faust\x00"
 
 
 class TablePartitionStore:
@@ -51,23 +52,31 @@ class TablePartitionStore:
         self._cache[customer_id] = state
         self._dirty.add(customer_id)
 
-    def flush(self, clock_ms: int) -> list[tuple[bytes, bytes]]:
-        """Write the batch's states and the partition clock; return the changelog records, clock last."""
+    def discard(self, customer_id: str) -> None:
+        """Forget a customer's unsaved state: the next get reads the saved one from RocksDB (rollback)."""
+        self._cache.pop(customer_id, None)
+        self._dirty.discard(customer_id)
+
+    def changelog(self, clock_ms: int) -> list[tuple[bytes, bytes]]:
+        """Return the batch's changed states and the partition clock as changelog records, clock last.
+
+        Nothing is written locally yet: RocksDB keeps the state before the batch until the broker has
+        the batch's outputs and changelog (see save()), so a crash in between re-applies the batch.
+        """
+        changelog = [(customer_id.encode(), self._cache[customer_id].to_bytes()) for customer_id in self._dirty]
+        changelog.append((CLOCK_KEY, orjson.dumps({"clock_ms": clock_ms})))
+        self._dirty.clear()
+        return changelog
+
+    def save(self, changelog: list[tuple[bytes, bytes]]) -> None:
+        """Write changelog records (already acknowledged by the broker) into the local RocksDB."""
         db = self._db
         key_index = self.table.data._key_index
-        changelog = []
-        for customer_id in self._dirty:
-            key, value = customer_id.encode(), self._cache[customer_id].to_bytes()
+        for key, value in changelog:
             db[key] = value
             key_index[key] = self.partition
-            changelog.append((key, value))
-        clock = orjson.dumps({"clock_ms": clock_ms})
-        db[CLOCK_KEY] = clock
-        changelog.append((CLOCK_KEY, clock))
-        self._dirty.clear()
         if len(self._cache) > self._cached_states:
             self._cache.clear()
-        return changelog
 
     def clock_ms(self) -> int:
         """Return the partition clock stored with the states (0 if none)."""

@@ -6,7 +6,6 @@ from typing import Any
 
 import orjson
 
-from projections.state import CustomerState
 from projections.views import Totals, customer_view
 from schemas.policy import STATUSES, TIERS
 from streams.metrics import CONTENT_TYPE
@@ -50,11 +49,12 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -
         """Return one customer's projection (routed to the worker owning the key)."""
         if not ready():
             return _json(web, {"error": "recovering"}, 503)
-        key = customer_id.encode()
-        for partition in list(pipeline.folds):
-            raw = customers.data._db_for_partition(partition).get(key)
-            if raw is not None:
-                return _json(web, customer_view(CustomerState.from_bytes(raw)))
+        # The folds' stores: the state as of the last batch folded, like /stats (RocksDB gets it a few
+        # milliseconds later, once the broker has acknowledged the batch).
+        for fold in list(pipeline.folds.values()):
+            state = fold.store.get(customer_id)
+            if state is not None:
+                return _json(web, customer_view(state))
         return _json(web, {"error": f"no customer {customer_id!r}"}, 404)
 
     @app.page("/segments")

@@ -100,7 +100,10 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
 @friendly
 def produce(broker: str, broker_kind: str, file, synthetic: Optional[int], customers: int, seed: int,
             tick_at: Optional[str]) -> None:
-    """Send JSON-lines events from FILE (or - for stdin) in file order, a --synthetic history, or a --tick."""
+    """Send JSON-lines events from FILE (or - for stdin) in file order, a --synthetic history, or a --tick.
+
+    A line over the broker's message size limit is reported, skipped, and the rest sent; the exit code is then 1.
+    """
     from tools.produce import read_lines, send_documents, send_lines, tick_event
     from tools.synthetic import synthetic_history
     chosen = [x for x in (file, synthetic, tick_at) if x is not None]
@@ -114,7 +117,15 @@ def produce(broker: str, broker_kind: str, file, synthetic: Optional[int], custo
             raise UserError("--synthetic and --customers must be positive")
         sent = send_documents(settings, synthetic_history(synthetic, customers, seed))
     else:
-        sent = send_lines(settings, read_lines(file))
+        skipped: list[int] = []
+
+        def report(line: int, message: str) -> None:
+            skipped.append(line)
+            click.echo(message, err=True)
+        sent = send_lines(settings, read_lines(file), on_skip=report)
+        if skipped:  # the other lines were sent; exit 1 so that a script notices the gap
+            click.echo(f"sent {sent} events to customer-events; {len(skipped)} line(s) skipped", err=True)
+            raise click.exceptions.Exit(1)
     click.echo(f"sent {sent} events to customer-events", err=True)
 
 

@@ -26,7 +26,7 @@ def count_topic(settings: Settings, topic: str, field: str) -> Counter:
     from streams.embedded import high_watermarks
     from tools.replay import read_log
     ends = high_watermarks(settings.broker, topic)
-    return Counter(orjson.loads(value).get(field) for _, _, value in read_log(settings, topic, ends))
+    return Counter(orjson.loads(record.value).get(field) for record in read_log(settings, topic, ends))
 
 
 @click.command()

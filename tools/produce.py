@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import IO, Iterable, Iterator, Optional
+from typing import IO, Callable, Iterable, Iterator, Optional
 
 import orjson
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from streams.settings import INPUT_TOPIC, Settings
 
@@ -48,47 +48,90 @@ def open_producer(settings: Settings) -> KafkaProducer:
         raise ProduceError(f"cannot reach the broker at {settings.broker}: {exc}") from None
 
 
-class EventSender:
-    """Sends raw event lines to the input topic, broadcasting ticks to every partition."""
+def too_large(line: int, size: int, by_broker: bool = False) -> str:
+    """Return the one-line report of a line skipped for its size."""
+    where = "was refused by the broker as too large" if by_broker else "is over the broker's message size limit"
+    return f"line {line}: {size:,} bytes {where}; skipped"
 
-    def __init__(self, settings: Settings) -> None:
+
+class EventSender:
+    """Sends raw event lines to the input topic, broadcasting ticks to every partition.
+
+    A line larger than the message size limit is skipped and reported through on_skip(line, message),
+    and the lines after it are still sent: one bad line must not silently drop the rest of a file.
+    """
+
+    def __init__(self, settings: Settings, on_skip: Optional[Callable[[int, str], None]] = None) -> None:
         self.producer = open_producer(settings)
         partitions = self.producer.partitions_for(INPUT_TOPIC)
         if not partitions:
             raise ProduceError(f"topic {INPUT_TOPIC} does not exist: run `loyalty topics create` first")
         self.partitions = sorted(partitions)
+        self.on_skip = on_skip
         self.sent = 0
+        self.skipped: list[tuple[int, str]] = []  # (line, message)
+        self._failed: list[tuple[int, int, Exception]] = []  # appended by the producer's I/O thread
 
-    def send_raw(self, raw: bytes) -> None:
-        """Send one line as it is (bad lines too, so that they reach the DLQ)."""
+    def send_raw(self, raw: bytes, line: int = 0) -> bool:
+        """Send one line as it is (bad lines too, so that they reach the DLQ); False if skipped as too large."""
         key, is_tick = _key_of(raw)
-        if is_tick:
-            for partition in self.partitions:
-                self.producer.send(INPUT_TOPIC, value=raw, partition=partition)
-        else:
-            self.producer.send(INPUT_TOPIC, key=key, value=raw)
+        try:
+            if is_tick:
+                futures = [self.producer.send(INPUT_TOPIC, value=raw, partition=partition)
+                           for partition in self.partitions]
+            else:
+                futures = [self.producer.send(INPUT_TOPIC, key=key, value=raw)]
+        except MessageSizeTooLargeError:  # over max_request_size: refused before it is queued
+            self._skip(line, too_large(line, len(raw)))
+            return False
+        for future in futures:
+            future.add_errback(self._on_error, line, len(raw))
         self.sent += 1
+        return True
+
+    def _on_error(self, line: int, size: int, error: Exception) -> None:
+        self._failed.append((line, size, error))
+
+    def _skip(self, line: int, message: str) -> None:
+        self.skipped.append((line, message))
+        if self.on_skip is not None:
+            self.on_skip(line, message)
 
     def close(self) -> None:
-        """Flush everything sent and disconnect."""
+        """Flush everything sent and disconnect; report lines the broker refused as too large."""
         try:
             self.producer.flush(timeout=60)
         except KafkaError as exc:
             raise ProduceError(f"the broker did not accept every record: {exc}") from None
         finally:
             self.producer.close(timeout=5)
+        refused: dict[int, int] = {}
+        for line, size, error in sorted(self._failed, key=lambda failure: failure[0]):
+            if not isinstance(error, (MessageSizeTooLargeError, RecordListTooLargeError)):
+                raise ProduceError(f"the broker did not accept line {line}: {error}")
+            refused[line] = size  # a tick is one line however many partitions refused it
+        for line, size in refused.items():
+            self.sent -= 1
+            self._skip(line, too_large(line, size, by_broker=True))
 
 
-def send_lines(settings: Settings, lines: Iterable[bytes]) -> int:
-    """Send non-blank lines in order; return how many were sent."""
-    sender = EventSender(settings)
+def send_lines(settings: Settings, lines: Iterable[bytes],
+               on_skip: Optional[Callable[[int, str], None]] = None) -> int:
+    """Send non-blank lines in order; return how many were sent.
+
+    A line too large for the broker is skipped and reported to on_skip(line number, message); without
+    on_skip, skipped lines raise ProduceError once every other line is sent.
+    """
+    sender = EventSender(settings, on_skip)
     try:
-        for line in lines:
+        for number, line in enumerate(lines, 1):
             line = line.strip()
             if line:
-                sender.send_raw(line)
+                sender.send_raw(line, number)
     finally:
         sender.close()
+    if sender.skipped and on_skip is None:
+        raise ProduceError(f"{len(sender.skipped)} line(s) skipped, e.g. {sender.skipped[0][1]}")
     return sender.sent
 
 

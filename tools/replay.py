@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import multiprocessing
 import os
 import queue
@@ -10,7 +11,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterable, Iterator, NamedTuple, Optional
 
 import click
 import orjson
@@ -21,27 +22,65 @@ from projections.state import CustomerState
 from projections.views import Totals
 from schemas.policy import Policy, load_policy
 from schemas.timeutil import format_ms
-from schemas.validate import Rejection, validate_message
+from schemas.validate import Rejection, validate_record
 from streams.embedded import high_watermarks
-from streams.settings import INPUT_TOPIC, Settings
+from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, Settings
 from tools.store import ReplayStore
 
 _PROGRESS_EVERY_S = 2.0
 _QUEUED_BATCHES = 64  # fetched batches waiting for the fold (bounds memory)
 
 
+class LogRecord(NamedTuple):
+    """One record of a topic as the tools read it (timestamp_ms: the Kafka record's timestamp, or None)."""
+    partition: int
+    offset: int
+    timestamp_ms: Optional[int]
+    key: Optional[bytes]
+    value: Optional[bytes]
+
+
 @dataclass
 class ReplayResult:
-    """What a replay rebuilt: states by customer, partition clocks, and what it counted."""
+    """What a replay rebuilt: states by customer, partition clocks, what it counted, and the outputs derived."""
     states: dict[str, CustomerState] = field(default_factory=dict)
     clocks_ms: dict[int, int] = field(default_factory=dict)
     records: int = 0
     rejected: int = 0
     campaigns: set[str] = field(default_factory=set)
+    # With outputs on: output topic -> record id -> digest of the record's bytes (see output_digests).
+    outputs: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    poisoned: dict[int, set[int]] = field(default_factory=dict)  # partition -> offsets whose fold raised
+
+    def merge(self, other: "ReplayResult") -> None:
+        """Add the result of other partitions."""
+        self.states.update(other.states)
+        self.clocks_ms.update(other.clocks_ms)
+        self.records += other.records
+        self.rejected += other.rejected
+        self.campaigns |= other.campaigns
+        for topic, records in other.outputs.items():
+            self.outputs.setdefault(topic, {}).update(records)
+        for partition, offsets in other.poisoned.items():
+            self.poisoned.setdefault(partition, set()).update(offsets)
 
 
-def read_log(settings: Settings, topic: str, ends: dict[int, int]) -> Iterator[tuple[int, Optional[bytes], bytes]]:
-    """Yield (partition, key, value) of every record below `ends`, in log order per partition.
+def output_id(topic: str, value: bytes, record: dict) -> str:
+    """Return an output record's identity: its deterministic id, or (updates have none) its digest."""
+    if topic == LEDGER_TOPIC:
+        return record["entry_id"]
+    if topic == CAMPAIGNS_TOPIC:
+        return record["trigger_id"]
+    return value_digest(value).hex()
+
+
+def value_digest(value: bytes) -> bytes:
+    """Return a short digest of a record's bytes (to compare outputs without holding them)."""
+    return hashlib.blake2b(value, digest_size=12).digest()
+
+
+def read_log(settings: Settings, topic: str, ends: dict[int, int]) -> Iterator[LogRecord]:
+    """Yield every record below `ends`, in log order per partition.
 
     A plain aiokafka consumer (no group, so no offsets are touched) fetches in a background thread:
     it reads about 15 times faster here than kafka-python's consumer.
@@ -77,7 +116,8 @@ async def _fetch(settings: Settings, topic: str, ends: dict[int, int], batches: 
                 end = pending.get(tp)
                 if end is None:
                     continue
-                _put(batches, [(tp.partition, r.key, r.value) for r in records if r.offset < end], stop)
+                _put(batches, [LogRecord(tp.partition, r.offset, r.timestamp if r.timestamp >= 0 else None,
+                                         r.key, r.value) for r in records if r.offset < end], stop)
                 if await consumer.position(tp) >= end:
                     del pending[tp]
                     consumer.pause(tp)
@@ -98,50 +138,123 @@ def _put(batches: queue.Queue, item: object, stop: threading.Event) -> None:
             continue
 
 
-def fold_log(records: Iterator[tuple[int, Optional[bytes], bytes]], policy: Policy,
-             until_ms: Optional[int] = None, progress: Optional[dict[int, int]] = None) -> ReplayResult:
-    """Fold records per partition; with until_ms, stop each partition before its clock would pass it.
+# Reads some partitions of the input log from their beginning: None means every partition of the job.
+LogReader = Callable[[Optional[set[int]]], Iterable[LogRecord]]
 
-    `progress` ({partition: records to read}) turns on a progress line on stderr every few seconds.
+
+def log_reader(settings: Settings, topic: str, ends: dict[int, int]) -> LogReader:
+    """Return a reader of `topic` up to `ends`, for all or some partitions."""
+    def read(partitions: Optional[set[int]]) -> Iterable[LogRecord]:
+        chosen = ends if partitions is None else {p: end for p, end in ends.items() if p in partitions}
+        return read_log(settings, topic, chosen)
+    return read
+
+
+def fold_log(read: LogReader, policy: Policy, until_ms: Optional[int] = None,
+             progress: Optional[dict[int, int]] = None, outputs: bool = False) -> ReplayResult:
+    """Fold the log per partition; with until_ms, stop each partition before its clock would pass it.
+
+    A record whose fold raises is refused (the worker sends it to the DLQ as processing_error) and its
+    partition is folded again from the start without it: the same result as the worker's rollback.
+    `progress` ({partition: records to read}) turns on a progress line on stderr every few seconds;
+    `outputs` collects the output records' ids and digests for `--verify`.
     """
+    poisoned: dict[int, set[int]] = {}
+    result, rerun = _fold_once(read(None), policy, until_ms, progress, outputs, poisoned)
+    while rerun:
+        again, rerun = _fold_once(read(rerun), policy, until_ms, None, outputs, poisoned)
+        result.merge(again)
+    result.poisoned = poisoned
+    result.rejected += sum(len(offsets) for offsets in poisoned.values())
+    return result
+
+
+def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[int],
+               progress: Optional[dict[int, int]], outputs: bool,
+               poisoned: dict[int, set[int]]) -> tuple[ReplayResult, set[int]]:
+    """Fold records once; return the result of the partitions that finished, and those to fold again."""
     result = ReplayResult()
     folds: dict[int, PartitionFold] = {}
     stopped: set[int] = set()
+    rerun: set[int] = set()
     read: dict[int, int] = {}
+    folded: dict[int, int] = {}    # records taken per partition (not those past --until)
+    rejected: dict[int, int] = {}
+    derived = _DerivedOutputs() if outputs else None
     started = last_report = time.monotonic()
-    for partition, key, value in records:
+    for record in records:
+        partition = record.partition
         read[partition] = read.get(partition, 0) + 1
         if partition in stopped:
             continue
         fold = folds.get(partition)
         if fold is None:
             fold = folds[partition] = PartitionFold(MemoryStore(), policy)
-        result.records += 1
-        event = validate_message(value, key if key is not None else b"", policy.currency)
+        folded[partition] = folded.get(partition, 0) + 1
+        if record.offset in poisoned.get(partition, ()):
+            continue
+        event = validate_record(record.value, record.key, policy, record.timestamp_ms)
         if isinstance(event, Rejection):
-            result.rejected += 1
+            rejected[partition] = rejected.get(partition, 0) + 1
             continue
         if until_ms is not None and event.occurred_at_ms > until_ms:
             stopped.add(partition)
             continue
-        _, effects = fold.apply(event)
+        try:
+            _, effects = fold.apply(event)
+            if derived is not None:
+                derived.add(partition, effects)
+        except Exception:  # the worker refuses it too (processing_error): fold this partition again without it
+            poisoned.setdefault(partition, set()).add(record.offset)
+            stopped.add(partition)
+            rerun.add(partition)
+            continue
         result.campaigns.update(e.record["trigger_id"] for e in effects if e.kind == "campaign")
         if progress and time.monotonic() - last_report >= _PROGRESS_EVERY_S:
             last_report = time.monotonic()
-            rate = result.records / (last_report - started)
+            taken = sum(read.values())
+            rate = taken / (last_report - started)
             done = sum(1 for p, total in progress.items() if read.get(p, 0) >= total)
-            click.echo(f"replay (partitions {sorted(progress)}): {result.records}/{sum(progress.values())} records, "
+            click.echo(f"replay (partitions {sorted(progress)}): {taken}/{sum(progress.values())} records, "
                        f"{rate:,.0f} events/s, {done}/{len(progress)} partitions done", err=True)
     for partition, fold in folds.items():
+        if partition in rerun:
+            continue
         if until_ms is not None:
             effects = fold.advance_clock(until_ms, None)
             result.campaigns.update(e.record["trigger_id"] for e in effects if e.kind == "campaign")
         result.states.update(fold.store)
         result.clocks_ms[partition] = fold.clock_ms
-    return result
+        if derived is not None:
+            for topic, records in derived.of(partition).items():
+                result.outputs.setdefault(topic, {}).update(records)
+    # The partitions folded again are counted by the next pass only.
+    result.records = sum(count for p, count in folded.items() if p not in rerun)
+    result.rejected = sum(count for p, count in rejected.items() if p not in rerun)
+    return result, rerun
 
 
-def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progress: bool) -> tuple[ReplayResult, dict]:
+class _DerivedOutputs:
+    """The output records a fold produced, per partition, as id -> digest (serialised like the worker's)."""
+
+    def __init__(self) -> None:
+        self._by_partition: dict[int, dict[str, dict[str, bytes]]] = {}
+
+    def add(self, partition: int, effects: list) -> None:
+        topics = self._by_partition.setdefault(partition, {})
+        for effect in effects:
+            topic = OUTPUT_TOPICS.get(effect.kind)
+            if topic is None:
+                continue  # a notice is only counted
+            value = orjson.dumps(effect.record)
+            topics.setdefault(topic, {})[output_id(topic, value, effect.record)] = value_digest(value)
+
+    def of(self, partition: int) -> dict[str, dict[str, bytes]]:
+        return self._by_partition.get(partition, {})
+
+
+def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progress: bool,
+            outputs: bool = False) -> tuple[ReplayResult, dict]:
     """Read the input log up to its current end and fold it; return the result and the ends read.
 
     Partitions are independent, so they are spread over one process per core.
@@ -149,37 +262,36 @@ def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progres
     ends = high_watermarks(settings.broker, INPUT_TOPIC)
     processes = min(os.cpu_count() or 1, len(ends))
     groups = [{p: end for p, end in sorted(ends.items()) if p % processes == n} for n in range(processes)]
-    jobs = [(settings, policy, until_ms, group, progress) for group in groups]
+    jobs = [(settings, policy, until_ms, group, progress, outputs) for group in groups]
     if processes <= 1:
         return _rebuild_partitions(*jobs[0]), ends
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
         parts = list(pool.map(_rebuild_partitions, *zip(*jobs)))
     result = ReplayResult()
     for part in parts:
-        result.states.update(part.states)
-        result.clocks_ms.update(part.clocks_ms)
-        result.records += part.records
-        result.rejected += part.rejected
-        result.campaigns |= part.campaigns
+        result.merge(part)
     return result, ends
 
 
 def _rebuild_partitions(settings: Settings, policy: Policy, until_ms: Optional[int], ends: dict[int, int],
-                        progress: bool) -> ReplayResult:
+                        progress: bool, outputs: bool) -> ReplayResult:
     """Fold some partitions of the input log (in a worker process)."""
-    return fold_log(read_log(settings, INPUT_TOPIC, ends), policy, until_ms, ends if progress else None)
+    return fold_log(log_reader(settings, INPUT_TOPIC, ends), policy, until_ms, ends if progress else None, outputs)
 
 
 def run_replay(settings: Settings, out: str, until_ms: Optional[int], policy_file: Optional[str],
                verify: bool, as_json: bool) -> bool:
     """Run `loyalty replay`; return False when verification found differences."""
-    from tools.verify import live_states, print_differences, state_differences, what_if_report, print_what_if
+    from tools.verify import (live_states, output_differences, print_differences, print_what_if, state_differences,
+                              what_if_report)
     from tools.broker import wait_for_broker
     current_policy = load_policy(settings.policy_file)
     wait_for_broker(settings.broker, timeout_s=10)
     other_policy = load_policy(policy_file) if policy_file else None
     started = time.monotonic()
-    result, ends = rebuild(settings, current_policy, until_ms, progress=not as_json)
+    # Outputs are checked against a whole log only: with --until the topics hold more than the replay.
+    check_outputs = verify and until_ms is None
+    result, ends = rebuild(settings, current_policy, until_ms, progress=not as_json, outputs=check_outputs)
     seconds = time.monotonic() - started
     store = ReplayStore.fresh(Path(out))
     try:
@@ -196,9 +308,10 @@ def run_replay(settings: Settings, out: str, until_ms: Optional[int], policy_fil
     if verify:
         live = live_states(settings, ends)
         differences = state_differences(result.states, live)
-        summary["verify"] = {"identical": not differences, "differences": differences[:100],
-                             "customers_compared": len(set(result.states) | set(live))}
-        ok = not differences
+        outputs = output_differences(settings, result.outputs, live) if check_outputs else None
+        ok = not differences and (outputs is None or outputs["identical"])
+        summary["verify"] = {"identical": ok, "differences": differences[:100],
+                             "customers_compared": len(set(result.states) | set(live)), "outputs": outputs}
     if other_policy is not None:
         other, _ = rebuild(settings, other_policy, until_ms, progress=False)
         summary["what_if"] = what_if_report(result, other)

@@ -6,12 +6,13 @@ from collections import Counter
 from typing import Optional
 
 import click
+import orjson
 from kafka import KafkaAdminClient, TopicPartition
 
 from projections.state import CustomerState
 from projections.views import Totals
 from streams.embedded import high_watermarks
-from streams.settings import CLOCK_KEY, INPUT_TOPIC, Settings
+from streams.settings import CLOCK_KEY, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, Settings
 from tools.query import QueryError
 
 _CATCH_UP_TIMEOUT_S = 60.0
@@ -51,10 +52,44 @@ def live_states(settings: Settings, ends: dict[int, int]) -> dict[str, CustomerS
     wait_for_workers(settings, ends)
     changelog_ends = high_watermarks(settings.broker, settings.changelog_topic)
     latest: dict[bytes, Optional[bytes]] = {}
-    for _, key, value in read_log(settings, settings.changelog_topic, changelog_ends):
-        latest[key] = value
+    for record in read_log(settings, settings.changelog_topic, changelog_ends):
+        latest[record.key] = record.value
     return {key.decode(): CustomerState.from_bytes(value)
             for key, value in latest.items() if value is not None and key != CLOCK_KEY}
+
+
+def output_differences(settings: Settings, derived: dict[str, dict[str, bytes]],
+                       live: dict[str, CustomerState], examples: int = 10) -> dict:
+    """Compare the output topics with the outputs derived from the log, and balances with the ledger.
+
+    Records are matched by their deterministic ids (ledger entry_id, trigger_id; an update by its
+    bytes). A record sent twice with the same bytes is at-least-once delivery, not a difference.
+    """
+    from tools.replay import output_id, read_log, value_digest
+    report: dict = {"topics": {}}
+    ledger_sums: dict[str, int] = {}
+    for topic in OUTPUT_TOPICS.values():
+        expected = derived.get(topic, {})
+        seen: dict[str, set[bytes]] = {}
+        for record in read_log(settings, topic, high_watermarks(settings.broker, topic)):
+            doc = orjson.loads(record.value)
+            record_id = output_id(topic, record.value, doc)
+            if topic == LEDGER_TOPIC and record_id not in seen:
+                ledger_sums[doc["customer_id"]] = ledger_sums.get(doc["customer_id"], 0) + doc["points"]
+            seen.setdefault(record_id, set()).add(value_digest(record.value))
+        missing = sorted(set(expected) - set(seen))
+        extra = sorted(set(seen) - set(expected))
+        different = sorted(i for i in set(seen) & set(expected) if seen[i] != {expected[i]})
+        report["topics"][topic] = {"expected": len(expected), "found": len(seen), "missing": len(missing),
+                                   "extra": len(extra), "different": len(different),
+                                   "examples": {"missing": missing[:examples], "extra": extra[:examples],
+                                                "different": different[:examples]}}
+    unbalanced = sorted(cid for cid, state in live.items() if state.points_balance != ledger_sums.get(cid, 0))
+    unbalanced += sorted(cid for cid in ledger_sums if cid not in live and ledger_sums[cid] != 0)
+    report["balance_not_ledger_sum"] = {"customers": len(unbalanced), "examples": unbalanced[:examples]}
+    report["identical"] = not unbalanced and all(
+        t["missing"] == t["extra"] == t["different"] == 0 for t in report["topics"].values())
+    return report
 
 
 def state_differences(replayed: dict[str, CustomerState], live: dict[str, CustomerState]) -> list[dict]:
@@ -74,10 +109,23 @@ def state_differences(replayed: dict[str, CustomerState], live: dict[str, Custom
 
 def print_differences(report: dict) -> None:
     """Print the verification verdict and the first differences."""
+    outputs = report.get("outputs")
+    if outputs is not None:
+        for topic, found in outputs["topics"].items():
+            if found["missing"] or found["extra"] or found["different"]:
+                click.echo(f"verify: {topic}: {found['missing']} missing, {found['extra']} extra, "
+                           f"{found['different']} different (of {found['expected']}); e.g. "
+                           f"{', '.join((found['examples']['missing'] + found['examples']['extra'])[:3])}", err=True)
+        unbalanced = outputs["balance_not_ledger_sum"]
+        if unbalanced["customers"]:
+            click.echo(f"verify: {unbalanced['customers']} customers' balance differs from the sum of their "
+                       f"ledger entries, e.g. {', '.join(unbalanced['examples'][:3])}", err=True)
     if report["identical"]:
-        click.echo(f"verify: identical ({report['customers_compared']} customers)")
+        checked = "; every output on its topic, every balance the sum of its ledger" if outputs is not None else ""
+        click.echo(f"verify: identical ({report['customers_compared']} customers){checked}")
         return
-    click.echo(f"verify: {len(report['differences'])} customers differ", err=True)
+    if report["differences"]:
+        click.echo(f"verify: {len(report['differences'])} customers differ", err=True)
     for diff in report["differences"][:20]:
         if "missing_in" in diff:
             click.echo(f"  {diff['customer_id']}: missing in {diff['missing_in']}", err=True)

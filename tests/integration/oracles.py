@@ -95,7 +95,8 @@ def ledger_entries(cluster: Cluster) -> tuple[dict[str, dict], int]:
     ends = high_watermarks(cluster.settings.broker, LEDGER_TOPIC)
     entries: dict[str, bytes] = {}
     repeats = 0
-    for _, _, value in read_log(cluster.settings, LEDGER_TOPIC, ends):
+    for record in read_log(cluster.settings, LEDGER_TOPIC, ends):
+        value = record.value
         entry_id = orjson.loads(value)["entry_id"]
         if entry_id in entries:
             repeats += 1
@@ -155,3 +156,202 @@ def assert_equals_uninterrupted_run(cluster: Cluster, worker: Worker, lines: lis
         assert result.returncode == 0, result.stderr.decode()
         assert orjson.loads(result.stdout)["points_balance"] == sums[customer_id]
     return {"stats": stats, "report": report, "ledger_entries": len(entries), "ledger_repeats": repeats}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The outputs of an uninterrupted run, folded in this process from the input log (independent of `replay --verify`)
+# ---------------------------------------------------------------------------------------------------------------
+
+class InProcessFold:
+    """What folding the whole input log in this process gives: states, output records, DLQ reasons.
+
+    outputs: topic -> identity -> (partition, canonical JSON); the identity is the ledger's entry_id, the
+    campaign's trigger_id, or (customer-updates have no id) the canonical JSON itself.
+    """
+
+    def __init__(self) -> None:
+        self.states: dict = {}
+        self.clocks_ms: dict[int, int] = {}
+        self.outputs: dict[str, dict[str, tuple[int, str]]] = {}
+        self.rejections: Counter = Counter()   # reason -> records refused (validation or processing_error)
+        self.refused: dict[tuple[int, int], str] = {}  # (partition, offset) -> reason
+        self.records = 0
+
+
+def canonical_json(record: dict) -> str:
+    """Serialise a record with sorted keys, so that equal records compare equal whatever their key order."""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def output_identity(topic: str, record: dict) -> str:
+    """Return how an output record is told apart: its deterministic id, or its canonical JSON (updates)."""
+    from streams.settings import CAMPAIGNS_TOPIC
+    if topic == LEDGER_TOPIC:
+        return record["entry_id"]
+    if topic == CAMPAIGNS_TOPIC:
+        return record["trigger_id"]
+    return canonical_json(record)
+
+
+def log_records(cluster: Cluster, topic: str) -> Iterable[tuple[int, int, Optional[int], Optional[bytes], bytes]]:
+    """Yield (partition, offset, timestamp_ms, key, value) of a whole topic, in log order per partition.
+
+    tools.replay.read_log yields (partition, key, value) or, newer, LogRecord(partition, offset, timestamp_ms,
+    key, value): both are accepted (without offsets, they are counted from 0, as on a fresh topic).
+    """
+    ends = high_watermarks(cluster.settings.broker, topic)
+    counters: dict[int, int] = defaultdict(int)
+    for record in read_log(cluster.settings, topic, ends):
+        if hasattr(record, "offset"):
+            yield record.partition, record.offset, record.timestamp_ms, record.key, record.value
+        else:
+            partition, key, value = record
+            offset = counters[partition]
+            counters[partition] += 1
+            yield partition, offset, None, key, value
+
+
+def _validator(policy):
+    """Return validate(value, key, timestamp_ms) as the worker calls it, for the current schemas/ code."""
+    import schemas.validate as validation
+    if hasattr(validation, "validate_record"):  # with the validation bounds (policy limits, record timestamp)
+        return lambda value, key, timestamp_ms: validation.validate_record(value, key, policy, timestamp_ms)
+    return lambda value, key, timestamp_ms: validation.validate_message(
+        value, key if key is not None else b"", policy.currency)
+
+
+def _fold_partition(records: list, policy, validate, checkpoint_every: int = 500):
+    """Fold one partition's (offset, timestamp_ms, key, value) records; return (fold, effects, refused).
+
+    An event whose fold raises is refused as processing_error and the fold goes on from the state before
+    it (a copy kept every `checkpoint_every` records, then the records after it folded again).
+    """
+    import copy
+
+    from projections.partition import MemoryStore, PartitionFold
+    fold = PartitionFold(MemoryStore(), policy)
+    effects: list = []
+    refused: dict[int, str] = {}
+    poisoned: set[int] = set()
+    checkpoint = (0, copy.deepcopy(fold), 0, {})
+    index = 0
+    while index < len(records):
+        if index % checkpoint_every == 0 and index != checkpoint[0]:
+            checkpoint = (index, copy.deepcopy(fold), len(effects), dict(refused))
+        offset, timestamp_ms, key, value = records[index]
+        index += 1
+        if offset in poisoned:
+            refused[offset] = "processing_error"
+            continue
+        event = validate(value, key, timestamp_ms)
+        if isinstance(event, Rejection):
+            refused[offset] = event.reason
+            continue
+        try:
+            _, more = fold.apply(event)
+        except Exception:  # the worker rolls the batch back and refuses this event (processing_error)
+            poisoned.add(offset)
+            index, saved, kept, refused_then = checkpoint
+            fold = copy.deepcopy(saved)
+            del effects[kept:]
+            refused = dict(refused_then)
+            continue
+        effects.extend(more)
+    return fold, effects, refused
+
+
+def fold_input_log(cluster: Cluster) -> InProcessFold:
+    """Fold customer-events partition by partition in this process, as an uninterrupted worker would.
+
+    Each partition is read in log order (clock.tick records are on every partition) and folded with
+    projections.partition.PartitionFold; an event whose fold raises is refused (as the worker's
+    processing_error) and its partition folded again from the start without it. Effects are serialised
+    with orjson exactly like the worker (streams.pipeline Pipeline._outgoing), then made canonical.
+    """
+    from schemas.policy import load_policy
+    from streams.settings import OUTPUT_TOPICS
+    policy = load_policy(cluster.settings.policy_file)
+    validate = _validator(policy)
+    by_partition: dict[int, list] = defaultdict(list)
+    for partition, offset, timestamp_ms, key, value in log_records(cluster, INPUT_TOPIC):
+        by_partition[partition].append((offset, timestamp_ms, key, value))
+    result = InProcessFold()
+    for partition, records in sorted(by_partition.items()):
+        fold, effects, refused = _fold_partition(records, policy, validate)
+        result.records += len(records)
+        result.states.update(fold.store)
+        result.clocks_ms[partition] = fold.clock_ms
+        for offset, reason in refused.items():
+            result.refused[partition, offset] = reason
+            result.rejections[reason] += 1
+        for effect in effects:
+            topic = OUTPUT_TOPICS.get(effect.kind)
+            if topic is None:
+                continue  # a notice is only counted in the metrics
+            value = orjson.dumps(effect.record)  # as the worker sends it
+            record = orjson.loads(value)
+            result.outputs.setdefault(topic, {})[output_identity(topic, record)] = (partition, canonical_json(record))
+    return result
+
+
+def expected_outputs(cluster: Cluster, folded: Optional[InProcessFold] = None) -> dict[str, set[str]]:
+    """Return, per output topic, the identities of the records an uninterrupted run publishes.
+
+    Ledger: entry ids; campaign-triggers: trigger ids; customer-updates: the distinct records as canonical JSON.
+    """
+    from streams.settings import OUTPUT_TOPICS
+    folded = folded if folded is not None else fold_input_log(cluster)
+    return {topic: set(folded.outputs.get(topic, {})) for topic in OUTPUT_TOPICS.values()}
+
+
+def published_outputs(cluster: Cluster) -> dict[str, dict[str, tuple[int, str]]]:
+    """Read every output topic: identity -> (partition, canonical JSON); a repeat must be the same record."""
+    from streams.settings import OUTPUT_TOPICS
+    found: dict[str, dict[str, tuple[int, str]]] = {}
+    for topic in OUTPUT_TOPICS.values():
+        records = found[topic] = {}
+        for partition, offset, _, _, value in log_records(cluster, topic):
+            record = orjson.loads(value)
+            identity = output_identity(topic, record)
+            seen = (partition, canonical_json(record))
+            assert records.get(identity, seen) == seen, (
+                f"{topic} {identity} published twice differently: {records[identity]} then {seen} (offset {offset})")
+            records[identity] = seen
+    return found
+
+
+def assert_outputs_equal_uninterrupted_run(cluster: Cluster, folded: Optional[InProcessFold] = None) -> dict:
+    """Check that the output topics hold exactly the records of an uninterrupted run (folded in process).
+
+    Same identities (none missing, none extra), same content, same partition as the customer's input.
+    Call it once the workers have committed the whole input (e.g. after replay_verify). Returns counts.
+    """
+    folded = folded if folded is not None else fold_input_log(cluster)
+    published = published_outputs(cluster)
+    problems = []
+    counts = {}
+    for topic, records in published.items():
+        expected = folded.outputs.get(topic, {})
+        missing = sorted(set(expected) - set(records))
+        extra = sorted(set(records) - set(expected))
+        different = sorted(i for i in set(expected) & set(records) if expected[i] != records[i])
+        counts[topic] = len(expected)
+        if missing or extra or different:
+            problems.append(f"{topic}: {len(missing)} missing of {len(expected)} (e.g. {missing[:5]}), "
+                            f"{len(extra)} extra (e.g. {extra[:5]}), {len(different)} different "
+                            f"(e.g. {[(expected[i], records[i]) for i in different[:2]]})")
+    assert not problems, "outputs differ from an uninterrupted run:\n" + "\n".join(problems)
+    return counts
+
+
+def assert_live_states_equal_fold(worker: Worker, folded: InProcessFold) -> None:
+    """Check every customer's live projection (GET /customers/{id}) against the in-process fold."""
+    from projections.views import customer_view
+    different = {}
+    for customer_id, state in sorted(folded.states.items()):
+        live = worker.get(f"/customers/{customer_id}")
+        expected = orjson.loads(orjson.dumps(customer_view(state)))
+        if live != expected:
+            different[customer_id] = {k: (live.get(k), v) for k, v in expected.items() if live.get(k) != v}
+    assert not different, (f"{len(different)} live customers differ from the in-process fold (live, fold): "
+                           f"{dict(list(different.items())[:5])}")

@@ -6,9 +6,12 @@ import shutil
 import subprocess
 import sys
 
+import orjson
 import pytest
+from kafka import KafkaAdminClient
 
 from tests.fixtures.kafka import wait_for
+from tools.verify import _committed_offsets
 from tests.integration.oracles import (
     assert_equals_uninterrupted_run, distinct_valid_events, history, split, wait_until_applied,
 )
@@ -64,3 +67,35 @@ def test_kill_9_mid_stream_then_restart_with_local_state_deleted(cluster, tmp_pa
 
     found = assert_equals_uninterrupted_run(cluster, worker, lines, tmp_path / "replay")
     print(f"ledger: {found['ledger_entries']} entries, {found['ledger_repeats']} re-sent after the crash")
+
+
+def checked_in(n: int, customer: str = "c1") -> bytes:
+    return orjson.dumps({"event_id": f"e{n}", "event_type": "customer.checked_in", "customer_id": customer,
+                         "occurred_at": f"2026-01-0{n}T10:00:00Z", "payload": {}})
+
+
+@pytest.mark.parametrize("data_dir", ["kept", "deleted"])
+def test_a_partition_never_committed_is_read_from_its_beginning_after_kill_9(cluster, data_dir):
+    """Regression: the restarted worker started such a partition at its end, and skipped what was sent meanwhile."""
+    worker = cluster.worker("w1", extra_env={"LOYALTY_COMMIT_INTERVAL_S": "3600"})  # no commit before the kill
+    cluster.produce_lines([checked_in(1), checked_in(2), checked_in(3)])
+    wait_until_applied(worker, 3)
+    worker.kill()
+    assert not committed_offsets(cluster), "the test needs a kill before the first commit"
+    if data_dir == "deleted":
+        shutil.rmtree(worker.data_dir)
+    worker.start()
+    cluster.produce_lines([checked_in(4)])  # sent while the worker rejoins the group
+    wait_until_applied(worker, 4)
+    customer = worker.get("/customers/c1")
+    assert customer["points_balance"] == 20 and customer["events_applied"] == 4
+
+
+def committed_offsets(cluster) -> dict:
+    """Return the worker group's committed input offsets that are set."""
+    admin = KafkaAdminClient(bootstrap_servers=cluster.settings.bootstrap_servers)
+    try:
+        offsets = _committed_offsets(admin, cluster.settings.app_id, dict.fromkeys(range(4), 1))
+    finally:
+        admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}

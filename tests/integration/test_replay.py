@@ -52,8 +52,8 @@ def test_verify_fails_when_the_live_state_differs(live, tmp_path):
     cluster, _, _ = live
     topic = cluster.settings.changelog_topic
     latest = {}
-    for partition, key, value in read_log(cluster.settings, topic, high_watermarks(cluster.settings.broker, topic)):
-        latest[key] = (partition, value)
+    for record in read_log(cluster.settings, topic, high_watermarks(cluster.settings.broker, topic)):
+        latest[record.key] = (record.partition, record.value)
     changed, dropped = sorted(key for key in latest if key != CLOCK_KEY)[:2]
     state = CustomerState.from_bytes(latest[changed][1])
     state.points_balance += 100

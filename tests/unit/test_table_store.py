@@ -1,0 +1,38 @@
+"""The worker's RocksDB partition store: which keys are customers, and what a batch leaves unsaved."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from projections.state import CustomerState
+from streams.settings import CLOCK_KEY
+from streams.tables import TablePartitionStore
+
+
+def table_with(db: dict) -> SimpleNamespace:
+    """A stand-in for Faust's table: one partition's RocksDB as a dict."""
+    return SimpleNamespace(data=SimpleNamespace(_db_for_partition=lambda partition: db, _key_index={}))
+
+
+def test_customer_ids_that_start_like_fausts_own_keys_are_loaded_after_a_restart():
+    db = {b"__faust\x00offset__": b"123", CLOCK_KEY: b'{"clock_ms": 5}'}
+    for customer_id in ("__faust", "__faustina", "c1"):
+        db[customer_id.encode()] = CustomerState(customer_id, 0).to_bytes()
+    store = TablePartitionStore(table_with(db), 0)
+    assert sorted(state.customer_id for state in store.states()) == ["__faust", "__faustina", "c1"]
+    assert store.clock_ms() == 5
+
+
+def test_a_batch_reaches_rocksdb_only_when_saved_and_discard_returns_to_the_saved_state():
+    db: dict = {}
+    store = TablePartitionStore(table_with(db), 0)
+    saved = CustomerState("c1", 0)
+    store.put("c1", saved)
+    store.save(store.changelog(clock_ms=7))
+    changed = store.get("c1").clone()
+    changed.points_balance = 50
+    store.put("c1", changed)
+    records = store.changelog(clock_ms=8)
+    assert CustomerState.from_bytes(db[b"c1"]).points_balance == 0, "nothing local before the broker has it"
+    assert dict(records)[b"c1"] == changed.to_bytes() and dict(records)[CLOCK_KEY] == b'{"clock_ms":8}'
+    store.discard("c1")
+    assert store.get("c1").points_balance == 0
