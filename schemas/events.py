@@ -1,4 +1,4 @@
-"""Input events of CONTRACT section 1: frozen pydantic models, one per event type."""
+"""Input events (docs/events.md): frozen pydantic models, one per event type."""
 from __future__ import annotations
 
 import re
@@ -18,10 +18,20 @@ POINTS_LIMIT = 10**12              # |points| of a redemption or an adjustment
 TEXT_MAX = 256                     # free text (reason, channel, reward)
 _MAX_AMOUNT = Decimal(MAX_AMOUNT_MINOR) / 100
 _CENT = Decimal("0.01")
+_PLAIN_AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,2}))?\Z", re.ASCII)
 
 
 def _amount_to_minor(value: object) -> int:
     """Parse a currency amount (decimal string or number, > 0, at most 2 decimals) into minor units."""
+    if isinstance(value, str) and (plain := _PLAIN_AMOUNT.match(value)) is not None:
+        # The common form ("1288.5", "12.34") in integers: Decimal is several times slower.
+        whole, cents = plain.groups()
+        minor = int(whole) * 100 + (int(cents.ljust(2, "0")) if cents else 0)
+        if minor <= 0:
+            raise ValueError("amount must be greater than 0")
+        if minor > MAX_AMOUNT_MINOR:
+            raise ValueError(f"amount exceeds the maximum of {_MAX_AMOUNT:.2f}")
+        return minor
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError("amount must be a decimal string or a number")
     if isinstance(value, str) and len(value) > 32:
