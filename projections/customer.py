@@ -25,15 +25,37 @@ def initial_state(customer_id: str, first_seen_ms: int) -> CustomerState:
     return CustomerState(customer_id, first_seen_ms)
 
 
-def is_duplicate(state: Optional[CustomerState], event: EventBase) -> bool:
-    """Tell whether this event_id was already applied to the customer."""
-    return state is not None and event.event_id in state.seen_event_ids
+def is_duplicate(state: Optional[CustomerState], event: EventBase, clock_ms: int,
+                 policy: Policy = DEFAULT_POLICY) -> bool:
+    """Tell whether this event_id was applied to the customer and is still remembered at clock_ms.
+
+    Retention is a rule, not a side effect of pruning: an id is a duplicate while
+    clock < its occurred_at + event_id_days, whether or not pruning has run.
+    """
+    if state is None:
+        return False
+    seen_ms = state.seen_event_ids.get(event.event_id)
+    return seen_ms is not None and max(clock_ms, event.occurred_at_ms) < seen_ms + policy.retention.event_id_days * DAY_MS
+
+
+def known_order(state: CustomerState, order_id: str, policy: Policy) -> Optional[list[int]]:
+    """Return the order if it is still known (clock < paid_at + order_days), else None."""
+    order = state.orders.get(order_id)
+    if order is None or state.as_of_ms >= order[PAID_AT_MS] + policy.retention.order_days * DAY_MS:
+        return None
+    return order
+
+
+def _remembered_id(ids: dict[str, int], key: str, state: CustomerState, policy: Policy) -> bool:
+    """Tell whether a redemption id is still remembered (clock < its time + event_id_days)."""
+    seen_ms = ids.get(key)
+    return seen_ms is not None and state.as_of_ms < seen_ms + policy.retention.event_id_days * DAY_MS
 
 
 def evolve(state: Optional[CustomerState], event: EventBase, clock_ms: int,
            policy: Policy = DEFAULT_POLICY) -> tuple[CustomerState, list[Effect]]:
     """Apply one customer event at partition clock clock_ms; a duplicate returns the same state and no effects."""
-    if is_duplicate(state, event):
+    if is_duplicate(state, event, clock_ms, policy):
         return state, []
     return evolve_in_place(state.clone() if state is not None else None, event, clock_ms, policy)
 
@@ -41,7 +63,7 @@ def evolve(state: Optional[CustomerState], event: EventBase, clock_ms: int,
 def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: int,
                     policy: Policy = DEFAULT_POLICY) -> tuple[CustomerState, list[Effect]]:
     """Like evolve, but change `state` itself: for a caller that owns it and drops the old value (the fold)."""
-    if is_duplicate(state, event):
+    if is_duplicate(state, event, clock_ms, policy):
         return state, []
     clock_ms = max(clock_ms, event.occurred_at_ms)
     if state is None:
@@ -102,7 +124,7 @@ def _erase(state: CustomerState, event: EventBase, policy: Policy) -> list[Effec
 def _order_paid(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
     """Earn floor(amount * multiplier of the tier held before the order); count the spend."""
     payload = event.payload
-    if payload.order_id in state.orders:
+    if known_order(state, payload.order_id, policy) is not None:
         return []
     numerator, denominator = policy.earn.multiplier[state.tier].as_integer_ratio()
     points = payload.amount_minor * numerator // (denominator * 100)
@@ -118,7 +140,7 @@ def _order_paid(state: CustomerState, event: EventBase, policy: Policy) -> list[
 
 def _order_refunded(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
     """Reverse floor(earned * refunded_so_far / paid) cumulatively; refunds past the paid amount are capped."""
-    order = state.orders.get(event.payload.order_id)
+    order = known_order(state, event.payload.order_id, policy)
     if order is None:
         return [Effect("notice", {"notice": "refund_unknown_order", "source_event_id": event.event_id})]
     refunded = min(order[PAID_MINOR], order[REFUNDED_MINOR] + event.payload.amount_minor)
@@ -137,7 +159,7 @@ def _order_refunded(state: CustomerState, event: EventBase, policy: Policy) -> l
 def _redemption(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
     """Redeem when the balance covers it, else reject; a repeated redemption_id changes nothing."""
     payload = event.payload
-    if payload.redemption_id in state.redemption_ids:
+    if _remembered_id(state.redemption_ids, payload.redemption_id, state, policy):
         return []
     state.redemption_ids[payload.redemption_id] = event.occurred_at_ms
     if payload.points <= state.points_balance:
@@ -152,10 +174,11 @@ def _redemption(state: CustomerState, event: EventBase, policy: Policy) -> list[
 def _daily_bonus(counter: str, points_of: Callable[[Policy], int], max_of: Callable[[Policy], int]):
     """Build a handler that credits a bonus at most max times per customer-local day."""
     def handle(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
-        if event.occurred_at_ms < state.as_of_ms - policy.retention.daily_counter_days * DAY_MS:
-            return []  # older than the counters we keep: the cap cannot be checked, so no bonus
         tz_name = state.timezone or policy.campaigns.default_timezone
-        key = f"{counter}|{local_date(event.occurred_at_ms, tz_name).isoformat()}"
+        day = local_date(event.occurred_at_ms, tz_name).isoformat()
+        if day < _first_counted_day(state, policy, tz_name, 0):
+            return []  # a day whose count is no longer kept: the cap cannot be checked, so no bonus
+        key = f"{counter}|{day}"
         count = state.daily_counts.get(key, 0)
         points = points_of(policy)
         if count >= max_of(policy) or not points:
@@ -167,7 +190,7 @@ def _daily_bonus(counter: str, points_of: Callable[[Policy], int], max_of: Calla
 
 def _review(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
     """Reward the first review of an order the customer has paid."""
-    order = state.orders.get(event.payload.order_id)
+    order = known_order(state, event.payload.order_id, policy)
     if order is None or order[REVIEWED] or not policy.earn.review_points:
         return []
     order[REVIEWED] = 1
@@ -198,11 +221,17 @@ def _prune(state: CustomerState, policy: Policy) -> None:
     state.seen_event_ids = _drop_older(state.seen_event_ids, ids_since, lambda t: t)
     state.redemption_ids = _drop_older(state.redemption_ids, ids_since, lambda t: t)
     state.orders = _drop_older(state.orders, now - retention.order_days * DAY_MS, lambda o: o[PAID_AT_MS])
-    tz_name = state.timezone or policy.campaigns.default_timezone
-    days_since = local_date(now - retention.daily_counter_days * DAY_MS, tz_name).isoformat()
+    # Two spare days: a later change of time zone may move the first counted day back by one.
+    days_since = _first_counted_day(state, policy, state.timezone or policy.campaigns.default_timezone, 2)
     counts = state.daily_counts
     if counts and next(iter(counts)).split("|", 1)[1] < days_since:
         state.daily_counts = {k: n for k, n in counts.items() if k.split("|", 1)[1] >= days_since}
+
+
+def _first_counted_day(state: CustomerState, policy: Policy, tz_name: str, spare_days: int) -> str:
+    """Return the first local day whose bonus count is kept (the daily_counter_days before as_of)."""
+    return local_date(state.as_of_ms - (policy.retention.daily_counter_days + spare_days) * DAY_MS,
+                      tz_name).isoformat()
 
 
 def _drop_older(entries: dict, since_ms: int, time_of: Callable) -> dict:

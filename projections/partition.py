@@ -176,7 +176,7 @@ class PartitionFold:
         if event.customer_id is None:
             return "tick", effects
         state = self.store.get(event.customer_id)
-        if is_duplicate(state, event):
+        if is_duplicate(state, event, self.clock_ms, self.policy):
             return "duplicate", effects
         self._remember(event.customer_id, state)
         before = _summary(state) if state is not None else None

@@ -73,7 +73,7 @@ def histories(draw) -> list[EventBase]:
     clock_min = 0
     for index in range(draw(st.integers(1, 70))):
         # A redelivery of an earlier record, from within the retention window (older ids are forgotten).
-        recent = [e for e in log if e.occurred_at_ms >= T0_MS + clock_min * 60_000 - RETENTION_MS]
+        recent = [e for e in log if e.occurred_at_ms > T0_MS + clock_min * 60_000 - RETENTION_MS]
         if recent and draw(_ONE_IN_10) == 0:
             log.append(recent[draw(st.integers(0, len(recent) - 1))])
             continue
