@@ -1,4 +1,4 @@
-"""What the query tools and HTTP views show of the projections (contract section 5)."""
+"""What the query tools and HTTP views show of the projections (docs/outputs.md)."""
 from __future__ import annotations
 
 from typing import Iterable, Optional

@@ -1,4 +1,4 @@
-"""Output records of CONTRACT section 4, as sent to the output topics."""
+"""Output records as sent to the output topics (docs/outputs.md)."""
 from __future__ import annotations
 
 from typing import Literal, Optional

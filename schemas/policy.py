@@ -1,4 +1,4 @@
-"""The loyalty policy of CONTRACT section 3, with its defaults, loaded from an optional loyalty.toml."""
+"""The loyalty policy (its rules: docs/rules.md), with its defaults, loaded from an optional loyalty.toml."""
 from __future__ import annotations
 
 import tomllib
@@ -76,7 +76,7 @@ class CampaignPolicy(Section):
 
 
 class ClockPolicy(Section):
-    """The wall-clock ticker of `loyalty worker --clock wall` (CONTRACT section 2)."""
+    """The wall-clock ticker of `loyalty worker --clock wall` (docs/events.md, "Time")."""
     tick_seconds: float = Field(default=60.0, gt=0)
 
 

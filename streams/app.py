@@ -127,13 +127,53 @@ def create_app(settings: Settings) -> faust.App:
         """Log the partitions this worker now owns (they load after recovery)."""
         lifecycle("partitions assigned", partitions=sorted(tp.partition for tp in assigned if tp.topic == INPUT_TOPIC))
 
-    @app.timer(interval=5.0)
-    async def report_consumer_lag() -> None:
-        """Export records not yet processed per owned partition (from the fetch high watermark)."""
+    def consumer_lag() -> dict[int, int]:
+        """Return records not yet processed per owned partition (from the fetch high watermark)."""
+        lags = {}
         for partition, position in list(pipeline.positions.items()):
             highwater = app.consumer.highwater(TP(INPUT_TOPIC, partition))
             if highwater is not None:
-                metrics.set_consumer_lag(partition, max(0, highwater - position))
+                lags[partition] = max(0, highwater - position)
+        return lags
+
+    @app.timer(interval=5.0)
+    async def report_consumer_lag() -> None:
+        """Export records not yet processed per owned partition."""
+        for partition, lag in consumer_lag().items():
+            metrics.set_consumer_lag(partition, lag)
+
+    def events_read() -> float:
+        """Input records folded since this worker started, every outcome (its loyalty_events_total)."""
+        return sum(s.value for m in metrics.events.collect() for s in m.samples if s.name.endswith("_total"))
+
+    if settings.progress_seconds > 0:
+        last = {"at": time.monotonic(), "read": 0.0}
+
+        @app.timer(interval=settings.progress_seconds)
+        async def log_progress() -> None:
+            """Log one line: events applied, events read per second, lag and clock of each partition."""
+            now, read = time.monotonic(), events_read()
+            rate = (read - last["read"]) / max(now - last["at"], 1e-9)
+            last.update(at=now, read=read)
+            folds, lags = dict(pipeline.folds), consumer_lag()
+            lifecycle("progress", events_applied=pipeline.totals().events_applied, events_per_s=round(rate, 1),
+                      lag={str(p): lags.get(p, "-") for p in sorted(folds)},
+                      clocks={str(p): format_ms(folds[p].clock_ms) for p in sorted(folds)})
+
+    @app.on_before_shutdown.connect
+    async def log_stopped(sender, **kwargs) -> None:
+        """Log what this worker committed as it stops (its streams are drained by now)."""
+        committed: dict = {}
+        try:
+            await app.consumer.commit()  # Faust's final commit, done here so that the line can report it
+            # Faust keeps no public record of committed offsets; _committed_offset is what it last committed.
+            committed = dict(app.consumer._committed_offset)
+        except Exception as exc:  # e.g. stopped before the consumer started: still say that it stopped
+            lifecycle("final commit failed", error=f"{type(exc).__name__}: {exc}")
+        lifecycle("worker stopped", events_applied=pipeline.totals().events_applied,
+                  partitions=sorted(pipeline.folds),
+                  committed={str(tp.partition): offset for tp, offset in sorted(committed.items())
+                             if tp.topic == INPUT_TOPIC and offset is not None})
 
     if settings.clock == "wall":
         @app.timer(interval=settings.tick_seconds or policy.clock.tick_seconds, on_leader=True)

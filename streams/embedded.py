@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional
 
 log = logging.getLogger(__name__)
 
-#: Faust settings for the embedded broker (see docs/faust-recipe.md and ../shared/BROKER.md).
+#: Faust settings for the embedded broker (see docs/faust-recipe.md and docs/embedded-broker.md).
 #: tansu's group generations start at 0 and aiokafka sends no LeaveGroup then, so a
 #: restarted worker waits out the old member's session: keep the session short.
 EMBEDDED_FAUST_SETTINGS: Dict[str, Any] = {

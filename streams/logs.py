@@ -27,11 +27,20 @@ class JsonLinesFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+def _text(value: object) -> str:
+    """Render a field without spaces: a list as `a,b`, a mapping as `k:v,k2:v2`, nothing as `-`."""
+    if isinstance(value, dict):
+        value = [f"{k}:{v}" for k, v in value.items()]
+    if isinstance(value, (list, tuple, set)):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)
+
+
 class TextFormatter(logging.Formatter):
     """Format a record as `time level logger event key=value ...`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in getattr(record, "fields", {}).items())
+        fields = " ".join(f"{k}={_text(v)}" for k, v in getattr(record, "fields", {}).items())
         text = f"{self.formatTime(record)} {record.levelname:<7} {record.name}: {record.getMessage()} {fields}"
         return text.rstrip() + (("\n" + self.formatException(record.exc_info)) if record.exc_info else "")
 
@@ -49,6 +58,11 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
 def lifecycle(event: str, **fields: object) -> None:
     """Log one lifecycle event with its fields."""
     logging.getLogger(LOGGER_NAME).info(event, extra={"fields": fields})
+
+
+def warning(event: str, **fields: object) -> None:
+    """Log one warning with its fields."""
+    logging.getLogger(LOGGER_NAME).warning(event, extra={"fields": fields})
 
 
 def crash_without_commit(exc: BaseException) -> None:

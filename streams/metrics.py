@@ -1,4 +1,4 @@
-"""Prometheus metrics of a worker (CONTRACT section 6), one registry per app."""
+"""Prometheus metrics of a worker (docs/outputs.md, "Metrics"), one registry per app."""
 
 from __future__ import annotations
 

@@ -12,11 +12,16 @@ from projections.state import Effect
 from projections.views import Totals
 from schemas.policy import Policy
 from schemas.validate import Rejection, validate_record
+from schemas.timeutil import format_ms
 from streams.dlq import dlq_value
+from streams.logs import warning
 from streams.metrics import LoyaltyMetrics
 from streams.settings import DLQ_TOPIC, OUTPUT_TOPICS
 
 _MS = 1000.0
+# An event this far behind its partition's clock suggests the clock ran ahead (e.g. a wall-clock worker
+# fed a historical backfill): every rule then judges the event late. Said once per partition.
+_FAR_BEHIND_MS = 30 * 86_400_000
 
 
 class Record(NamedTuple):
@@ -72,6 +77,7 @@ class _Attempt:
         self.dlq_reasons: Counter = Counter()
         self.lags_s: list[float] = []
         self.durations_s: list[float] = []
+        self.oldest_ms: Optional[int] = None  # the oldest occurred_at applied
 
 
 class Pipeline:
@@ -85,6 +91,7 @@ class Pipeline:
         self.folds: dict[int, PartitionFold] = {}
         self.positions: dict[int, int] = {}  # next offset to process, per partition
         self._wall_clock_s = wall_clock_s   # only for the event-lag metric, never for rules
+        self._warned_far_behind: set[int] = set()
 
     def fold(self, partition: int) -> PartitionFold:
         """Return the partition's fold, loading it on first use."""
@@ -118,6 +125,7 @@ class Pipeline:
             self.positions[partition] = part[-1].offset + 1
             attempt = self._process_partition(partition, part, now_s)
             self._count(attempt)
+            self._warn_if_far_behind(partition, attempt)
             out.extend(attempt.out)
             if partition in self.folds:
                 touched.append(partition)
@@ -165,8 +173,21 @@ class Pipeline:
                 attempt.counted[event.event_type, outcome] += 1
                 if outcome == "applied":
                     attempt.lags_s.append(max(0.0, now_s - event.occurred_at_ms / _MS))
+                    if attempt.oldest_ms is None or event.occurred_at_ms < attempt.oldest_ms:
+                        attempt.oldest_ms = event.occurred_at_ms
             attempt.durations_s.append(time.perf_counter() - started)
         return attempt
+
+    def _warn_if_far_behind(self, partition: int, attempt: _Attempt) -> None:
+        """Log once per partition when events arrive far behind its clock (the clock ran ahead of them)."""
+        fold = self.folds.get(partition)
+        if attempt.oldest_ms is None or fold is None or partition in self._warned_far_behind:
+            return
+        if fold.clock_ms - attempt.oldest_ms > _FAR_BEHIND_MS:
+            self._warned_far_behind.add(partition)
+            warning("events arrive far behind the partition clock; every time rule treats them as late "
+                    "(a historical backfill wants `loyalty worker --clock event`)", partition=partition,
+                    clock=format_ms(fold.clock_ms), event_time=format_ms(attempt.oldest_ms))
 
     @staticmethod
     def _outgoing(effect: Effect, partition: int) -> Outgoing:

@@ -18,9 +18,43 @@ CLOCK_KEY = b"\x00partition-clock"
 OUTPUT_TOPICS = {"ledger": LEDGER_TOPIC, "update": UPDATES_TOPIC, "campaign": CAMPAIGNS_TOPIC}
 
 
+class BrokerAddressError(ValueError):
+    """A broker address other than kafka://host:port or host:port (one, or a list)."""
+
+
+def parse_broker(broker: str) -> list[tuple[str, int]]:
+    """Parse 'kafka://h:p', 'h:p' or a list of them (',' or Faust's ';') into [(host, port), ...]."""
+    pairs = []
+    for part in (p.strip() for p in broker.replace(";", ",").split(",")):
+        if not part:
+            continue
+        scheme, sep, address = part.rpartition("://")
+        if sep and scheme.lower() != "kafka":  # e.g. http://: the clients would ignore the scheme silently
+            raise BrokerAddressError(f"{part!r}: the scheme must be kafka://, not {scheme}://")
+        host, _, port = address.rpartition(":")
+        if not host or any(c in host for c in "/@?#") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise BrokerAddressError(f"{part!r} is not host:port")
+        pairs.append((host, int(port)))
+    if not pairs:
+        raise BrokerAddressError("no address given")
+    return pairs
+
+
 def bootstrap_servers(broker: str) -> list[str]:
-    """Turn 'kafka://h:p;...' or 'h:p,h2:p2' into the clients' ['h:p', ...]."""
-    return [part.strip().split("://", 1)[-1] for part in broker.replace(";", ",").split(",") if part.strip()]
+    """Turn 'kafka://h:p;...' or 'h:p,h2:p2' into the clients' ['h:p', ...] (BrokerAddressError if malformed)."""
+    return [f"{host}:{port}" for host, port in parse_broker(broker)]
+
+
+#: What a worker reads from the environment without a flag of its own (listed in `loyalty worker --help`).
+WORKER_ENV_WITHOUT_FLAG = {
+    "LOYALTY_REPLICATION": "replication factor of the changelog topics (default 1)",
+    "LOYALTY_WEB_CANONICAL_URL": "the address peers use to reach this worker (default http://{web-host}:{web-port})",
+    "LOYALTY_FAUST_SENSOR": "0 turns off Faust's own Prometheus sensor, about 20% faster (default 1)",
+    "LOYALTY_BATCH_MAX_EVENTS": "a batch closes at this many events (default 5000)",
+    "LOYALTY_BATCH_WITHIN_S": "or after this many seconds (default 0.25)",
+    "LOYALTY_COMMIT_INTERVAL_S": "input offsets are committed this often, in seconds (default 1.0)",
+    "LOYALTY_SESSION_TIMEOUT_S": "embedded broker only: the consumer session timeout in seconds (default 10)",
+}
 
 
 def _env(name: str, default: str) -> str:
@@ -31,7 +65,7 @@ def _env(name: str, default: str) -> str:
 class Settings:
     """Everything a worker or a tool needs to reach Kafka and its peers."""
     broker: str = field(default_factory=lambda: _env("LOYALTY_BROKER", "kafka://127.0.0.1:9092"))
-    # "embedded" turns on the workarounds for the embedded tansu broker (BROKER.md); "kafka" is Apache Kafka.
+    # "embedded" turns on the workarounds for tansu (docs/embedded-broker.md); "kafka" is Apache Kafka.
     broker_kind: str = field(default_factory=lambda: _env("LOYALTY_BROKER_KIND", "kafka"))
     partitions: int = field(default_factory=lambda: int(_env("LOYALTY_PARTITIONS", "4")))
     replication: int = field(default_factory=lambda: int(_env("LOYALTY_REPLICATION", "1")))
@@ -50,6 +84,8 @@ class Settings:
     batch_within_s: float = field(default_factory=lambda: float(_env("LOYALTY_BATCH_WITHIN_S", "0.25")))
     # Input offsets of processed batches are committed this often (a restart re-reads at most this much).
     commit_interval_s: float = field(default_factory=lambda: float(_env("LOYALTY_COMMIT_INTERVAL_S", "1.0")))
+    # A worker logs one progress line this often (0: never), so a backlog is seen draining without Prometheus.
+    progress_seconds: float = field(default_factory=lambda: float(_env("LOYALTY_PROGRESS_SECONDS", "30")))
 
     @property
     def embedded(self) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 
@@ -29,6 +30,12 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -
                 pipeline.fold(tp.partition)
         return True
 
+    def recovering(web: Any) -> Any:
+        """Answer 503 with how many of this worker's partitions are loaded (the CLI shows it)."""
+        assigned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == INPUT_TOPIC]
+        loaded = sum(1 for partition in assigned if partition in pipeline.folds)
+        return _json(web, {"error": "recovering", "recovered": loaded, "partitions": len(assigned)}, 503)
+
     async def peers() -> list[str]:
         """Return the other workers' URLs (from the partition assignment)."""
         own = str(app.conf.canonical_url).rstrip("/")
@@ -48,7 +55,7 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -
     async def get_customer(web, request, customer_id: str):
         """Return one customer's projection (routed to the worker owning the key)."""
         if not ready():
-            return _json(web, {"error": "recovering"}, 503)
+            return recovering(web)
         # The folds' stores: the state as of the last batch folded, like /stats (RocksDB gets it a few
         # milliseconds later, once the broker has acknowledged the batch).
         for fold in list(pipeline.folds.values()):
@@ -60,16 +67,18 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -
     @app.page("/segments")
     async def get_segment(web, request):
         """Return the ids of customers with a status and/or tier, from every worker."""
-        status, tier = request.query.get("status"), request.query.get("tier")
+        # An empty parameter means "any", as an absent one does (never a segment named "").
+        status, tier = request.query.get("status") or None, request.query.get("tier") or None
         if (status and status not in STATUSES) or (tier and tier not in TIERS) or not (status or tier):
             return _json(web, {"error": f"give status in {STATUSES} and/or tier in {TIERS}"}, 400)
         if not ready():
-            return _json(web, {"error": "recovering"}, 503)
+            return recovering(web)
         ids = set()
         for fold in list(pipeline.folds.values()):
             ids |= fold.segment(status, tier)
         if request.query.get("scope") != "local":
-            for doc in await gather(f"/segments?status={status or ''}&tier={tier or ''}&scope=local"):
+            asked = {k: v for k, v in (("status", status), ("tier", tier)) if v}
+            for doc in await gather(f"/segments?{urlencode({**asked, 'scope': 'local'})}"):
                 ids.update(doc["customer_ids"])
         return _json(web, {"status": status, "tier": tier, "customer_ids": sorted(ids)})
 
@@ -77,7 +86,7 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -
     async def get_stats(web, request):
         """Return counts by status and tier, points outstanding and events applied, over every worker."""
         if not ready():
-            return _json(web, {"error": "recovering"}, 503)
+            return recovering(web)
         totals = pipeline.totals()
         if request.query.get("scope") != "local":
             for doc in await gather("/stats?scope=local"):

@@ -1,21 +1,73 @@
-"""Start a stream worker in the foreground."""
+"""Start a stream worker in the foreground, after checking that its data dir and web port are its own."""
 from __future__ import annotations
 
-import faust
+import errno
+import fcntl
+import os
+import socket
+from pathlib import Path
+from typing import IO, Union
 
-from streams.app import create_app
-from streams.logs import configure_logging, lifecycle
 from streams.settings import Settings
+
+LOCK_FILE = "worker.lock"
+
+
+class StartupError(RuntimeError):
+    """The worker cannot start here (its data dir or web port is taken): one line for the operator."""
+
+
+def lock_data_dir(data_dir: Union[str, Path]) -> IO:
+    """Take the data dir for this process, or fail naming the worker that has it; close the file to let go.
+
+    flock, not the file's existence, is the lock: the kernel releases it when the process dies (kill -9
+    too), so a stale file with a dead PID never blocks. RocksDB would only fail later, with a traceback.
+    """
+    path = Path(data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    lock = open(path / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise StartupError(f"data dir {path} is in use by a running worker (pid {holder}); give each worker "
+                           f"its own --data-dir / LOYALTY_DATA_DIR") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def check_web_port(host: str, port: int) -> None:
+    """Fail in one line unless the worker's HTTP server can listen on host:port (Faust would dump a traceback)."""
+    try:
+        with socket.create_server((host, port)):  # SO_REUSEADDR, as aiohttp binds
+            pass
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"web port {port} on {host} is already in use (another worker?); give this worker "
+                               f"another with --web-port / LOYALTY_WEB_PORT") from None
+        raise StartupError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}; "
+                           f"check --web-host / LOYALTY_WEB_HOST and --web-port / LOYALTY_WEB_PORT") from None
 
 
 def run_worker(settings: Settings, log_format: str = "text") -> None:
-    """Run one worker until it is stopped (SIGTERM or Ctrl-C)."""
+    """Run one worker until it is stopped (SIGTERM or Ctrl-C); the app logs what it committed."""
+    import faust  # here, so that the CLI imports this module's checks without loading Faust
+
+    from streams.app import create_app
+    from streams.logs import configure_logging, lifecycle
     configure_logging(log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     lifecycle("worker starting", app_id=settings.app_id, broker=settings.broker, broker_kind=settings.broker_kind,
               partitions=settings.partitions, clock=settings.clock, web_port=settings.web_port,
-              data_dir=str(settings.data_dir))
+              data_dir=str(settings.data_dir), progress_seconds=settings.progress_seconds)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
+    # Faust's startup spinner writes cursor escapes (ESC[?25h) even when stdout is not a terminal; our own
+    # lifecycle lines say when the worker is up.
+    worker.spinner = None
     worker.execute_from_commandline()
-    lifecycle("worker stopped", app_id=settings.app_id)

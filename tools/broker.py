@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO, Mapping, Optional, Union
+from typing import IO, Callable, Mapping, Optional, Union
 
-from streams.settings import bootstrap_servers
+from streams.settings import bootstrap_servers, parse_broker
+from tools.processes import HeldOutput, exit_reason, stop_process
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9092
+_SAY_EVERY_S = 5.0  # how often wait_for_broker(say=...) reports a wait that goes on
 
 
 class BrokerError(RuntimeError):
@@ -49,11 +51,18 @@ def free_port(host: str = DEFAULT_HOST) -> int:
 
 def split_bootstrap(bootstrap: str) -> tuple[str, int]:
     """Turn 'kafka://h:p', 'h:p' or 'h:p,h2:p2' into the first (host, port)."""
-    first = bootstrap.split(",")[0].strip()
-    if "://" in first:
-        first = first.split("://", 1)[1]
-    host, _, port = first.rpartition(":")
-    return (host or DEFAULT_HOST), int(port or DEFAULT_PORT)
+    return parse_broker(bootstrap)[0]
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Fail in one line unless a server can listen on host:port here (tansu would panic with a backtrace)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise BrokerError(f"cannot listen on {host}:{port}: {reason}; give a local address and a free port "
+                          f"with --broker / LOYALTY_BROKER") from None
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -96,8 +105,7 @@ class EmbeddedBroker:
         if self.proc is not None:
             raise BrokerError(f"broker already started (pid {self.proc.pid})")
         port = port or free_port(host)
-        if _port_open(host, port):
-            raise BrokerError(f"{host}:{port} is already in use")
+        check_can_listen(host, port)
         listener = f"tcp://{host}:{port}"
         cmd = [
             str(tansu_binary()), "broker",
@@ -105,33 +113,49 @@ class EmbeddedBroker:
             "--advertised-listener-url", listener,
             "--storage-engine", "memory://tansu/",
         ]
-        if isinstance(self._log, (str, Path)):
-            self._log_file = open(self._log, "ab")
-            out: Union[int, IO] = self._log_file
-        elif self._log is None:
-            out = subprocess.DEVNULL
-        else:
-            out = self._log
         env = {k: v for k, v in os.environ.items()
                if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")}
         env.setdefault("RUST_LOG", "warn")
+        relay: Optional[HeldOutput] = None
+        if isinstance(self._log, (str, Path)):
+            self._log_file = open(self._log, "ab")
+            out: Union[int, IO] = self._log_file
+            log_start = self._log_file.tell()
+            env["NO_COLOR"] = "1"  # no terminal escape codes in a log file
+        elif self._log is None:
+            out = subprocess.DEVNULL
+        else:
+            out = subprocess.PIPE  # relayed once tansu listens (HeldOutput)
+            if not self._log.isatty():
+                env["NO_COLOR"] = "1"
         self.host, self.port = host, port
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        if out is subprocess.PIPE:
+            relay = HeldOutput(self.proc.stdout, self._log)
+            relay.start()
         deadline = time.monotonic() + timeout_s
         while not _port_open(host, port):
             if self.proc.poll() is not None:
                 code = self.proc.returncode
+                if relay is not None:
+                    relay.join(2.0)
+                    output = b"".join(relay.held)
+                else:
+                    output = Path(self._log).read_bytes()[log_start:] if self._log_file is not None else b""
                 self._close()
-                raise BrokerError(f"tansu exited with code {code} before listening on {listener}")
+                # tansu panics on many startup errors and still exits 0: report its reason in one line.
+                raise BrokerError(f"tansu exited with code {code} before listening on {listener}: "
+                                  f"{exit_reason(output)}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise BrokerError(f"tansu did not listen on {listener} within {timeout_s}s")
             time.sleep(0.02)
+        if relay is not None:
+            relay.release()
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop the broker by PID: terminate, wait, then kill after timeout_s."""
-        from tools.processes import stop_process
         if self.proc is None:
             return
         stop_process(self.proc, timeout_s)
@@ -155,14 +179,16 @@ class EmbeddedBroker:
         self.stop()
 
 
-def wait_for_broker(bootstrap: str, timeout_s: float = 10.0) -> None:
-    """Wait until the broker answers a metadata request, else raise BrokerError."""
+def wait_for_broker(bootstrap: str, timeout_s: float = 10.0, say: Optional[Callable[[str], None]] = None) -> None:
+    """Wait until the broker answers a metadata request, else raise BrokerError; `say` reports a wait."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     servers = bootstrap_servers(bootstrap)
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
     last: Optional[BaseException] = None
+    said = 0  # lines said so far: the first after a failed attempt (a broker up at once is never announced)
     while time.monotonic() < deadline:
         host, port = split_bootstrap(servers[0])
         if _port_open(host, port):
@@ -175,6 +201,11 @@ def wait_for_broker(bootstrap: str, timeout_s: float = 10.0) -> None:
                     admin.close()
             except (KafkaError, OSError, ValueError) as exc:
                 last = exc
+        waited = time.monotonic() - started
+        if say is not None and waited >= said * _SAY_EVERY_S:
+            say(f"still no broker at {','.join(servers)} after {waited:.0f}s" if said else
+                f"waiting up to {timeout_s:g}s for a Kafka broker at {','.join(servers)} (--broker / LOYALTY_BROKER)")
+            said += 1
         time.sleep(0.1)
     raise BrokerError(
         f"no Kafka broker reachable at {','.join(servers)} within {timeout_s}s"

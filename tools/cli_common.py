@@ -1,15 +1,18 @@
 """Shared pieces of the `loyalty` sub-commands: errors with exit codes, options, JSON output."""
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from functools import wraps
-from typing import Callable, Optional
+from typing import Callable, NoReturn, Optional
 
 import click
 import orjson
 
 from schemas.policy import PolicyError
 from schemas.timeutil import parse_rfc3339_ms
-from streams.settings import Settings
+from streams.settings import BrokerAddressError, Settings, parse_broker
 
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
@@ -30,14 +33,31 @@ def friendly(func: Callable) -> Callable:
     @wraps(func)
     def wrapper(*args, **kwargs):
         from kafka.errors import KafkaError
+        from streams.worker import StartupError
         from tools.broker import BrokerError
         from tools.produce import ProduceError
         from tools.query import QueryError
         try:
-            return func(*args, **kwargs)
-        except (BrokerError, ProduceError, QueryError, PolicyError, KafkaError, OSError) as exc:
+            result = func(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return result
+        except BrokenPipeError:
+            pipe_closed()
+        except (BrokerError, ProduceError, QueryError, PolicyError, StartupError, KafkaError, OSError) as exc:
             raise UserError(str(exc) or exc.__class__.__name__) from None
     return wrapper
+
+
+def pipe_closed() -> NoReturn:
+    """End quietly when the reader of stdout has gone (`loyalty query ... | head`), as a Unix tool does."""
+    # Python would complain again when it flushes stdout at exit: point stdout at /dev/null first.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(128 + signal.SIGPIPE)  # 141, what a shell reports for a tool killed by SIGPIPE
+
+
+def env_epilog(variables: dict[str, str]) -> str:
+    """List the environment variables a command reads without a flag (click keeps `\\b` paragraphs as they are)."""
+    return "\b\nAlso read from the environment:\n" + "\n".join(f"  {k:<26} {v}" for k, v in variables.items())
 
 
 def echo_json(data: object) -> None:
@@ -59,23 +79,21 @@ def parse_time(value: Optional[str], what: str) -> Optional[int]:
 def broker_option(func: Callable) -> Callable:
     """Add --broker and --embedded options that build a Settings object."""
     func = click.option("--broker", envvar="LOYALTY_BROKER", default="kafka://127.0.0.1:9092", show_default=True,
-                        help="Kafka bootstrap address (LOYALTY_BROKER).")(func)
+                        help="Kafka bootstrap address: kafka://host:port or host:port, comma-separated "
+                             "for several.")(func)
     func = click.option("--broker-kind", envvar="LOYALTY_BROKER_KIND", default="kafka", show_default=True,
                         type=click.Choice(["kafka", "embedded"]),
-                        help="'embedded' turns on the workarounds for the embedded broker (LOYALTY_BROKER_KIND).")(func)
+                        help="'embedded' turns on the workarounds for the embedded broker.")(func)
     return func
 
 
 def check_broker(broker: str) -> str:
-    """Return broker if it is a list of host:port addresses (kafka:// optional), else fail with exit code 2."""
-    from tools.broker import bootstrap_servers
-    servers = bootstrap_servers(broker)
-    for server in servers:
-        host, _, port = server.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            servers = []
-    if not servers:
-        raise UserError(f"--broker: {broker!r} is not a broker address such as kafka://127.0.0.1:9092")
+    """Return broker if it is kafka://host:port or host:port (or a comma-separated list), else fail with exit 2."""
+    try:
+        parse_broker(broker)
+    except BrokerAddressError as exc:
+        raise UserError(f"--broker: {broker!r}: {exc}; give kafka://host:port or host:port, "
+                        f"comma-separated for several (--broker / LOYALTY_BROKER)") from None
     return broker
 
 

@@ -6,7 +6,8 @@ from typing import Optional
 import click
 
 from schemas.policy import STATUSES, TIERS
-from tools.cli_common import NotFound, UserError, broker_option, echo_json, friendly, parse_time, settings_from
+from tools.cli_common import (NotFound, UserError, broker_option, echo_json, env_epilog, friendly, parse_time,
+                              settings_from)
 
 _CUSTOMER_ID_MAX = 64
 
@@ -23,7 +24,7 @@ def source_options(func):
     func = click.option("--store", type=click.Path(file_okay=False),
                         help="Read a store written by `loyalty replay --out DIR` instead of a worker.")(func)
     func = click.option("--url", envvar="LOYALTY_URL", default="http://127.0.0.1:6066", show_default=True,
-                        help="A worker's HTTP address (LOYALTY_URL).")(func)
+                        help="A worker's HTTP address.")(func)
     return func
 
 
@@ -58,12 +59,14 @@ def query_customer(customer_id: str, url: str, store: Optional[str], as_json: bo
 
 
 @query.command("segment")
-@click.option("--status", type=click.Choice(STATUSES), required=True)
+@click.option("--status", type=click.Choice(STATUSES))
 @click.option("--tier", type=click.Choice(TIERS))
 @source_options
 @friendly
-def query_segment(status: str, tier: Optional[str], url: str, store: Optional[str], as_json: bool) -> None:
-    """Customer ids with a status (and tier)."""
+def query_segment(status: Optional[str], tier: Optional[str], url: str, store: Optional[str], as_json: bool) -> None:
+    """Customer ids with a status and/or a tier."""
+    if status is None and tier is None:
+        raise UserError("give --status, --tier or both")
     ids = sorted(_source(url, store).segment(status, tier))
     if as_json:
         echo_json({"status": status, "tier": tier, "customer_ids": ids})
@@ -88,19 +91,20 @@ def query_stats(url: str, store: Optional[str], as_json: bool) -> None:
     click.echo(f"events applied      {stats['events_applied']}")
 
 
-@click.command()
+@click.command(epilog=env_epilog({"LOYALTY_POLICY": "the current policy, the one --policy is compared with"}))
 @broker_option
 @click.option("--until", "until", help="Rebuild the state as of this event time (RFC 3339).")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
               help="Also replay under this loyalty.toml and report what would change.")
 @click.option("--verify", is_flag=True, help="Compare with the live state; exit 1 on any difference.")
-@click.option("--out", type=click.Path(file_okay=False), default="./replay", show_default=True,
-              help="Where to write the rebuilt store (replaced).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write the rebuilt store here: a new or empty directory, or an earlier replay store (replaced). "
+                   "Default ./replay; with --verify or --policy, no store unless --out is given.")
 @click.option("--app-id", envvar="LOYALTY_APP_ID", default="loyalty-stream", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary or report as JSON.")
 @friendly
 def replay(broker: str, broker_kind: str, until: Optional[str], policy_file: Optional[str], verify: bool,
-           out: str, app_id: str, as_json: bool) -> None:
+           out: Optional[str], app_id: str, as_json: bool) -> None:
     """Rebuild the projections from the log into a fresh store; nothing is sent anywhere."""
     from tools.replay import run_replay
     settings = settings_from(broker, broker_kind, app_id=app_id)

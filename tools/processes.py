@@ -1,11 +1,14 @@
-"""Child processes of the tools (workers for the demo and the benchmarks), stopped by PID."""
+"""Child processes of the tools (workers for the demo and the benchmarks, tansu), stopped by PID."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from streams.settings import Settings
 
@@ -40,3 +43,44 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+_ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class HeldOutput(threading.Thread):
+    """Copy a child's output pipe to a stream, holding it back until release(): a child that dies while
+    starting is then summed up in one line (exit_reason) instead of spilling its panic on the terminal."""
+
+    def __init__(self, pipe: IO[bytes], target: IO) -> None:
+        super().__init__(daemon=True)
+        self.pipe, self.fd = pipe, target.fileno()
+        self.held: list[bytes] = []
+        self._released = False
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        for line in iter(self.pipe.readline, b""):
+            with self._lock:
+                if self._released:
+                    os.write(self.fd, line)
+                else:
+                    self.held.append(line)
+
+    def release(self) -> None:
+        """Write what was held and copy everything from now on."""
+        with self._lock:
+            self._released = True
+            for line in self.held:
+                os.write(self.fd, line)
+            self.held.clear()
+
+
+def exit_reason(output: bytes) -> str:
+    """Sum up the output of a child that died as one line: a Rust panic's message, else the last error line."""
+    lines = [line.strip() for line in _ANSI.sub(b"", output).decode(errors="replace").splitlines() if line.strip()]
+    for i, line in enumerate(lines[:-1]):
+        if " panicked at " in line:
+            return lines[i + 1][:300]
+    errors = [line for line in lines if "ERROR" in line or "error" in line]
+    return (errors or lines or ["no output"])[-1][:300]

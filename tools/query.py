@@ -32,6 +32,8 @@ class HttpSource:
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
+            if exc.code == 503:
+                raise QueryError(_recovering(self.url, exc)) from None
             raise QueryError(f"{self.url}{path}: HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise QueryError(f"cannot reach a worker at {self.url} ({getattr(exc, 'reason', exc)}); "
@@ -48,6 +50,16 @@ class HttpSource:
 
     def stats(self) -> dict:
         return self._get("/stats")
+
+
+def _recovering(url: str, exc: urllib.error.HTTPError) -> str:
+    """Say that a worker is still recovering its partitions, with how far it got if it says so."""
+    try:  # streams/views.py answers {"error": "recovering", "recovered": N, "partitions": M}
+        body = orjson.loads(exc.read())
+        progress = f" ({int(body['recovered'])} of {int(body['partitions'])} partitions)"
+    except Exception:
+        progress = ""
+    return f"{url}: worker is recovering its state{progress}; retry in a moment"
 
 
 class StoreSource:

@@ -25,7 +25,7 @@ from schemas.timeutil import format_ms
 from schemas.validate import Rejection, validate_record
 from streams.embedded import high_watermarks
 from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, Settings
-from tools.store import ReplayStore
+from tools.store import ReplayStore, StoreError, check_target
 
 _PROGRESS_EVERY_S = 2.0
 _QUEUED_BATCHES = 64  # fetched batches waiting for the fold (bounds memory)
@@ -125,7 +125,15 @@ async def _fetch(settings: Settings, topic: str, ends: dict[int, int], batches: 
     except Exception as exc:  # handed to the reading thread, which raises it
         _put(batches, exc, stop)
     finally:
+        await stop_quietly(consumer)
+
+
+async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    """Stop a group-less consumer: aiokafka 0.14 re-raises the CancelledError of its own committed-offset task."""
+    try:
         await consumer.stop()
+    except asyncio.CancelledError:
+        pass
 
 
 def _put(batches: queue.Queue, item: object, stop: threading.Event) -> None:
@@ -279,26 +287,29 @@ def _rebuild_partitions(settings: Settings, policy: Policy, until_ms: Optional[i
     return fold_log(log_reader(settings, INPUT_TOPIC, ends), policy, until_ms, ends if progress else None, outputs)
 
 
-def run_replay(settings: Settings, out: str, until_ms: Optional[int], policy_file: Optional[str],
+def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], policy_file: Optional[str],
                verify: bool, as_json: bool) -> bool:
-    """Run `loyalty replay`; return False when verification found differences."""
+    """Run `loyalty replay`; return False when verification found differences.
+
+    Without `out`, a plain replay writes ./replay; `--verify` and `--policy` write no store at all.
+    """
     from tools.verify import (live_states, output_differences, print_differences, print_what_if, state_differences,
                               what_if_report)
     from tools.broker import wait_for_broker
+    if out is None and not verify and not policy_file:
+        out = "./replay"
+    if out is not None:
+        _check_out(out)  # before the long rebuild, so a refused --out costs nothing
     current_policy = load_policy(settings.policy_file)
-    wait_for_broker(settings.broker, timeout_s=10)
+    wait_for_broker(settings.broker, timeout_s=10, say=lambda line: click.echo(f"replay: {line}", err=True))
     other_policy = load_policy(policy_file) if policy_file else None
     started = time.monotonic()
     # Outputs are checked against a whole log only: with --until the topics hold more than the replay.
     check_outputs = verify and until_ms is None
     result, ends = rebuild(settings, current_policy, until_ms, progress=not as_json, outputs=check_outputs)
     seconds = time.monotonic() - started
-    store = ReplayStore.fresh(Path(out))
-    try:
-        store.write(result.states, {"until": format_ms(until_ms) if until_ms else None, "records": result.records,
-                                    "clocks": {str(p): c for p, c in sorted(result.clocks_ms.items())}})
-    finally:
-        store.close()
+    if out is not None:
+        _write_store(out, result, until_ms)
     summary = {"records": result.records, "rejected": result.rejected, "customers": len(result.states),
                "partitions": len(ends), "seconds": round(seconds, 3),
                "events_per_second": round(result.records / seconds) if seconds else None,
@@ -318,11 +329,35 @@ def run_replay(settings: Settings, out: str, until_ms: Optional[int], policy_fil
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return ok
+    where = f"-> {out}" if out else "(no store written; --out DIR keeps one)"
     click.echo(f"replayed {result.records} records ({result.rejected} rejected) from {len(ends)} partitions "
                f"in {seconds:.2f}s ({summary['events_per_second'] or 0:,} events/s): "
-               f"{len(result.states)} customers -> {out}")
+               f"{len(result.states)} customers {where}")
     if verify:
         print_differences(summary["verify"])
     if other_policy is not None:
         print_what_if(summary["what_if"])
     return ok
+
+
+def _check_out(out: str) -> None:
+    """Refuse an --out that is not a new directory or an earlier replay store (exit 2)."""
+    from tools.cli_common import UserError
+    try:
+        check_target(Path(out))
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _write_store(out: str, result: ReplayResult, until_ms: Optional[int]) -> None:
+    """Write the replayed states and their metadata into a fresh replay store."""
+    from tools.cli_common import UserError
+    try:
+        store = ReplayStore.fresh(Path(out))
+    except StoreError as exc:  # the directory changed during the rebuild
+        raise UserError(str(exc)) from None
+    try:
+        store.write(result.states, {"until": format_ms(until_ms) if until_ms else None, "records": result.records,
+                                    "clocks": {str(p): c for p, c in sorted(result.clocks_ms.items())}})
+    finally:
+        store.close()

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import random
-from typing import Iterator
+import time
+from typing import Iterator, Optional
 
 from schemas.timeutil import DAY_MS, format_ms, parse_rfc3339_ms
 
 START_MS = parse_rfc3339_ms("2025-01-01T00:00:00Z")
-SPAN_DAYS = 420
+SPAN_DAYS = 420  # so the default history ends on 2026-02-25, fixed so that runs and tests compare
+_FUTURE_SLACK_MS = 60_000  # --end may be this far ahead of this machine's clock (clock skew), no further
 # Relative weights of activity types after registration (orders drive tiers, visits drive status).
 _MIX = [
     ("customer.visited", 34), ("customer.checked_in", 20), ("order.paid", 16), ("content.shared", 10),
@@ -23,12 +25,12 @@ def _amount(rng: random.Random, whale: bool) -> str:
     return f"{min(rng.lognormvariate(0, 0.8) * median, 50_000):.2f}"
 
 
-def _customer_events(rng: random.Random, customer_id: str, count: int) -> list[tuple[int, str, dict]]:
+def _customer_events(rng: random.Random, customer_id: str, count: int, start_ms: int) -> list[tuple[int, str, dict]]:
     """Draw one customer's registration and activity, as (time_ms, type, payload) in time order."""
-    registered_ms = START_MS + rng.randrange(60 * DAY_MS)
+    registered_ms = start_ms + rng.randrange(60 * DAY_MS)
     # Some customers stop early (they become dormant), the rest stay active to the end.
     active_days = rng.choice([30, 90, 200, SPAN_DAYS, SPAN_DAYS, SPAN_DAYS])
-    end_ms = min(registered_ms + active_days * DAY_MS, START_MS + SPAN_DAYS * DAY_MS)
+    end_ms = min(registered_ms + active_days * DAY_MS, start_ms + SPAN_DAYS * DAY_MS)
     whale = rng.random() < 0.05
     birthday = f"{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}" if rng.random() < 0.7 else None
     profile = {"birthday": birthday, "timezone": rng.choice(_TIMEZONES)} if birthday else {}
@@ -62,8 +64,14 @@ def _customer_events(rng: random.Random, customer_id: str, count: int) -> list[t
     return events
 
 
-def synthetic_history(events: int, customers: int, seed: int, ticks: bool = True) -> Iterator[dict]:
-    """Yield about `events` customer events for `customers` customers, plus daily ticks, in time order."""
+def synthetic_history(events: int, customers: int, seed: int, ticks: bool = True,
+                      end_ms: Optional[int] = None) -> Iterator[dict]:
+    """Yield about `events` customer events for `customers` customers, plus daily ticks, in time order.
+
+    The history spans SPAN_DAYS days and ends at end_ms (default: 2026-02-25). Moving the end moves every
+    time by the same amount and nothing else, so a worker on the wall clock can be fed a history that ends now.
+    """
+    start_ms = START_MS if end_ms is None else end_ms - SPAN_DAYS * DAY_MS
     rng = random.Random(seed)
     customers = max(1, min(customers, events))
     weights = [rng.paretovariate(1.5) for _ in range(customers)]
@@ -73,12 +81,25 @@ def synthetic_history(events: int, customers: int, seed: int, ticks: bool = True
         customer_id = f"cust-{seed}-{index:06d}"
         count = max(1, round(events * weight / total))
         rows.extend((at_ms, customer_id, kind, payload)
-                    for at_ms, kind, payload in _customer_events(rng, customer_id, count))
+                    for at_ms, kind, payload in _customer_events(rng, customer_id, count, start_ms))
     if ticks:
-        rows.extend((START_MS + day * DAY_MS, "", "clock.tick", {}) for day in range(1, SPAN_DAYS + 1))
+        rows.extend((start_ms + day * DAY_MS, "", "clock.tick", {}) for day in range(1, SPAN_DAYS + 1))
     rows.sort(key=lambda row: row[0])
     for n, (at_ms, customer_id, kind, payload) in enumerate(rows):
         if kind != "clock.tick" and rng.random() < 0.01:
             at_ms -= rng.randrange(1, 2 * DAY_MS)  # a late event: sent after later ones
         yield {"event_id": f"s{seed}-{n}", "event_type": kind, "customer_id": customer_id or None,
                "occurred_at": format_ms(at_ms), "schema_version": 1, "payload": payload}
+
+
+def parse_end(value: Optional[str], now_ms: Optional[int] = None) -> Optional[int]:
+    """Parse `produce --synthetic --end`: 'now' or an RFC 3339 time, not in the future; None keeps the default."""
+    from tools.cli_common import UserError, parse_time
+    if value is None:
+        return None
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    end_ms = now_ms if value.strip().lower() == "now" else parse_time(value, "--end")
+    if end_ms > now_ms + _FUTURE_SLACK_MS:
+        # The worker refuses events from the future (DLQ occurred_at_in_future), so such a history is no use.
+        raise UserError(f"--end: {value!r} is in the future; give 'now' or an earlier time")
+    return end_ms

@@ -16,26 +16,46 @@ from streams.settings import CLOCK_KEY, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS
 from tools.query import QueryError
 
 _CATCH_UP_TIMEOUT_S = 60.0
+_PROGRESS_EVERY_S = 5.0
 
 
 def wait_for_workers(settings: Settings, ends: dict[int, int], timeout_s: float = _CATCH_UP_TIMEOUT_S) -> None:
-    """Wait until the workers' group has committed every input record the replay read."""
+    """Wait until the workers' group has committed every input record the replay read, saying so on stderr."""
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
     try:
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        next_report = None
         while True:
-            committed = _committed_offsets(admin, settings.app_id, ends)
-            behind = {p: end for p, end in ends.items() if end > 0
-                      and (committed.get(TopicPartition(INPUT_TOPIC, p)) is None
-                           or committed[TopicPartition(INPUT_TOPIC, p)].offset < end)}
+            behind = _behind(_committed_offsets(admin, settings.app_id, ends), ends)
             if not behind:
                 return
-            if time.monotonic() > deadline:
+            waited = time.monotonic() - started
+            if waited > timeout_s:
                 raise QueryError(f"the workers of group {settings.app_id!r} have not caught up with partitions "
                                  f"{sorted(behind)} within {timeout_s:.0f}s; is a worker running?")
+            if next_report is None:  # said once, and only when the workers are behind
+                click.echo(f"verify: waiting up to {timeout_s:g}s for the workers of group {settings.app_id!r} "
+                           f"to commit the {sum(ends.values())} input records the replay read "
+                           f"({sum(behind.values())} not yet, on partitions {sorted(behind)})", err=True)
+                next_report = _PROGRESS_EVERY_S
+            elif waited >= next_report:
+                click.echo(f"verify: {sum(behind.values())} records not yet committed on partitions "
+                           f"{sorted(behind)} after {waited:.0f}s", err=True)
+                next_report = (waited // _PROGRESS_EVERY_S + 1) * _PROGRESS_EVERY_S
             time.sleep(0.2)
     finally:
         admin.close()
+
+
+def _behind(committed: dict, ends: dict[int, int]) -> dict[int, int]:
+    """Return the input records not yet committed, by partition (none committed: from offset 0)."""
+    behind = {}
+    for partition, end in ends.items():
+        offset = committed.get(TopicPartition(INPUT_TOPIC, partition))
+        done = 0 if offset is None or offset.offset < 0 else offset.offset
+        if done < end:
+            behind[partition] = end - done
+    return behind
 
 
 def _committed_offsets(admin: KafkaAdminClient, group_id: str, ends: dict[int, int]) -> dict:

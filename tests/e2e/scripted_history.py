@@ -1,4 +1,4 @@
-"""A scripted JSON-lines history with outcomes worked out by hand from CONTRACT section 3.
+"""A scripted JSON-lines history with outcomes worked out by hand from docs/rules.md.
 
 Shared by tests/e2e/test_cli_scripted.py and tests/integration/test_prometheus.py. Every expected value
 below is a literal with its arithmetic in a comment; none is computed with the project's code.

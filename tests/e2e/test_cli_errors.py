@@ -13,7 +13,7 @@ import pytest
 from tests.fixtures.kafka import wait_for
 from tools.broker import free_port
 
-# CONTRACT section 5: every command has --help.
+# Every command of the README has --help.
 CONTRACT_COMMANDS = [
     (), ("demo",), ("broker",), ("topics",), ("topics", "create"), ("worker",), ("produce",), ("query",),
     ("query", "customer"), ("query", "segment"), ("query", "stats"), ("replay",),

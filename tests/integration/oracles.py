@@ -265,7 +265,7 @@ def fold_input_log(cluster: Cluster) -> InProcessFold:
 
     Each partition is read in log order (clock.tick records are on every partition) and folded with
     projections.partition.PartitionFold; an event whose fold raises is refused (as the worker's
-    processing_error) and its partition folded again from the start without it. Effects are serialised
+    processing_error: its batch rolled back and folded again without it). Effects are serialised
     with orjson exactly like the worker (streams.pipeline Pipeline._outgoing), then made canonical.
     """
     from schemas.policy import load_policy

@@ -45,7 +45,7 @@ def tick(at: str) -> EventBase:
 
 
 def check_effect(effect: Effect) -> None:
-    """Fail unless the effect record is a valid output record of CONTRACT section 4."""
+    """Fail unless the effect record is a valid output record (docs/outputs.md)."""
     if effect.kind == "notice":
         assert isinstance(effect.record.get("notice"), str), effect
         return

@@ -21,7 +21,7 @@ PROMETHEUS = ROOT / "deploy/prometheus/prometheus.yml"
 GRAFANA = ROOT / "deploy/grafana"
 DASHBOARD = GRAFANA / "dashboards/loyalty.json"
 
-# CONTRACT section 6: name -> (type, label names).
+# The metrics of docs/outputs.md: name -> (type, label names).
 CONTRACT_METRICS = {
     "loyalty_events_total": ("counter", ("event_type", "outcome")),
     "loyalty_dlq_total": ("counter", ("reason",)),

@@ -57,3 +57,15 @@ def test_ticks_move_only_their_partition_and_count_no_event():
     assert pipeline.totals().events_applied == 0
     text = samples(metrics.render().decode())
     assert value(text, "loyalty_partition_clock_seconds", partition="0") == pipeline.folds[0].clock_ms / 1000
+
+
+def test_events_far_behind_the_partition_clock_are_reported_once_per_partition(caplog):
+    pipeline, _ = make_pipeline()
+    late = [Record(0, n, b"c1", event(f"old{n}", "customer.visited", "c1", "2026-01-01T00:00:00Z")) for n in (1, 2)]
+    pipeline.process([Record(0, 0, b"c1", event("new", "customer.visited", "c1", "2026-03-01T00:00:00Z"))])
+    with caplog.at_level("WARNING", logger="loyalty"):
+        pipeline.process(late[:1])
+        pipeline.process(late[1:])
+    warnings = [r for r in caplog.records if "far behind the partition clock" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].fields["partition"] == 0
+    assert warnings[0].fields["event_time"] == "2026-01-01T00:00:00Z"

@@ -1,4 +1,4 @@
-"""CONTRACT section 3, birthday campaign: once a year at local midnight, up to 3 days late."""
+"""docs/rules.md, birthday campaign: once a year at local midnight, up to 3 days late."""
 from __future__ import annotations
 
 from tests.unit.helpers import day, ev, given, tick

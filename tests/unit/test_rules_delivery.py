@@ -1,4 +1,4 @@
-"""CONTRACT sections 1-2: duplicates change nothing, late events are applied, all rules use event time."""
+"""docs/events.md (events and time): duplicates change nothing, late events are applied, all rules use event time."""
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,4 @@
-"""CONTRACT section 3, earn: paid orders by tier multiplier, check-ins, shares and reviews."""
+"""docs/rules.md, earn: paid orders by tier multiplier, check-ins, shares and reviews."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""CONTRACT section 1, customer.erased: personal data goes, points, tier and ledger stay."""
+"""docs/events.md, customer.erased: personal data goes, points, tier and ledger stay."""
 from __future__ import annotations
 
 from tests.unit.helpers import day, ev, given, tick

@@ -1,4 +1,4 @@
-"""CONTRACT section 3, lots and expiry: credits repay debt, lots expire after 365 days, oldest first."""
+"""docs/rules.md, lots and expiry: credits repay debt, lots expire after 365 days, oldest first."""
 from __future__ import annotations
 
 from projections.points import points_expiring

@@ -1,4 +1,4 @@
-"""CONTRACT section 3, redemption: accepted within the balance, else rejected; ids are deduplicated."""
+"""docs/rules.md, redemption: accepted within the balance, else rejected; ids are deduplicated."""
 from __future__ import annotations
 
 import pytest

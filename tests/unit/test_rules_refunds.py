@@ -1,4 +1,4 @@
-"""CONTRACT section 3, refund: cumulative floor reversals, capped, unknown orders, debt."""
+"""docs/rules.md, refund: cumulative floor reversals, capped, unknown orders, debt."""
 from __future__ import annotations
 
 from tests.unit.helpers import day, ev, given

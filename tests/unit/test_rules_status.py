@@ -1,4 +1,4 @@
-"""CONTRACT section 3, activity status and the win-back campaign."""
+"""docs/rules.md, activity status and the win-back campaign."""
 from __future__ import annotations
 
 from tests.unit.helpers import day, ev, given, tick

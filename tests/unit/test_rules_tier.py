@@ -1,4 +1,4 @@
-"""CONTRACT section 3, tier: trailing 365-day net spend, thresholds 1000.00 and 5000.00."""
+"""docs/rules.md, tier: trailing 365-day net spend, thresholds 1000.00 and 5000.00."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Validation of input events (CONTRACT section 1) and loading of the policy (section 3)."""
+"""Validation of input events (docs/events.md) and loading of the policy (docs/rules.md)."""
 from __future__ import annotations
 
 from decimal import Decimal

@@ -1,0 +1,108 @@
+"""Startup mistakes an operator makes on day one end in one line and exit 2, before anything waits or binds."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.e2e.test_cli_errors import loyalty
+import tools.broker as broker_module
+from tools.broker import BrokerError, EmbeddedBroker, free_port
+
+
+def assert_one_line_exit_2(result: subprocess.CompletedProcess, *needles: str) -> str:
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, (result.returncode, stderr)
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "Traceback" not in stderr and "panicked" not in stderr and "\x1b" not in stderr, stderr
+    for needle in needles:
+        assert needle in stderr, stderr
+    return stderr
+
+
+def unreachable_broker() -> str:
+    return f"kafka://127.0.0.1:{free_port()}"
+
+
+def test_a_busy_web_port_names_the_port_and_how_to_change_it(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        started = time.monotonic()
+        result = loyalty("worker", "--clock", "event", "--web-port", str(port), "--broker", unreachable_broker(),
+                         "--data-dir", str(tmp_path / "data"), timeout_s=60)
+    assert_one_line_exit_2(result, str(port), "--web-port", "LOYALTY_WEB_PORT")
+    assert time.monotonic() - started < 10  # refused before waiting for the broker
+
+
+def hold_lock(data_dir) -> subprocess.Popen:
+    """Start a process that holds a worker's data-dir lock, as a running worker does."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys, time; from streams.worker import lock_data_dir; "
+                             "lock = lock_data_dir(sys.argv[1]); print('locked', flush=True); time.sleep(120)",
+                             str(data_dir)], stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"locked\n"
+    return proc
+
+
+def test_a_second_worker_on_a_data_dir_is_refused_and_a_killed_ones_lock_does_not_block(tmp_path):
+    data_dir = tmp_path / "data"
+    holder = hold_lock(data_dir)
+    try:
+        refused = loyalty("worker", "--clock", "event", "--web-port", str(free_port()), "--data-dir", str(data_dir),
+                          "--broker", unreachable_broker(), timeout_s=60)
+        assert_one_line_exit_2(refused, str(data_dir), f"pid {holder.pid}", "--data-dir")
+    finally:
+        holder.kill()  # kill -9: the kernel releases the lock; the file with the dead PID stays
+        holder.wait()
+    assert (data_dir / "worker.lock").exists()
+    # The stale lock does not block: the worker passes that check and stops at the next one (a busy port).
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = loyalty("worker", "--clock", "event", "--web-port", str(port), "--data-dir", str(data_dir),
+                         "--broker", unreachable_broker(), timeout_s=60)
+    stderr = assert_one_line_exit_2(result, str(port))
+    assert "pid" not in stderr, stderr
+
+
+@pytest.mark.parametrize("broker", ["http://127.0.0.1:9092", "https://h:1", "kafka://h:1,http://h2:2",
+                                    "ssl://h:1", "kafka://h", "h:99999", "kafka://h:1/path", ","])
+def test_broker_addresses_other_than_kafka_host_port_are_refused(broker):
+    for args in (("produce", "--tick", "2026-01-01T00:00:00Z"), ("topics", "create"), ("broker",)):
+        assert_one_line_exit_2(loyalty(*args, "--broker", broker, timeout_s=30), "--broker", broker)
+
+
+@pytest.mark.broker
+def test_kafka_host_port_lists_are_accepted(tmp_path):
+    with EmbeddedBroker(log=tmp_path / "broker.log") as broker:
+        address = f"{broker.host}:{broker.port}"
+        for given in (address, f"kafka://{address}", f"kafka://{address},{address}", f" {address} ; kafka://{address}"):
+            result = loyalty("topics", "create", "--broker", given, "--partitions", "1", timeout_s=60)
+            assert result.returncode == 0, (given, result.stderr.decode())
+
+
+@pytest.mark.parametrize("address", ["kafka://192.0.2.1:9092", "kafka://no-such-host.invalid:9092"])
+def test_the_embedded_broker_on_an_address_it_cannot_use(address):
+    assert_one_line_exit_2(loyalty("broker", "--broker", address, timeout_s=30), address.split("://")[1])
+
+
+def test_the_embedded_broker_on_a_busy_port():
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert_one_line_exit_2(loyalty("broker", "--broker", f"127.0.0.1:{port}", timeout_s=30), str(port))
+
+
+def test_the_embedded_broker_exiting_early_is_one_line(tmp_path, monkeypatch, capfd):
+    """Whatever makes tansu exit before it listens (here a fake tansu), its panic becomes one line."""
+    fake = tmp_path / "tansu"
+    fake.write_text("#!/bin/sh\necho 'tansu broker 0.6.0'\necho \"thread 'main' panicked at src/main.rs:1:1:\" >&2\n"
+                    "echo 'called Result::unwrap() on an Err value: nope' >&2\necho 'stack backtrace:' >&2\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(broker_module, "tansu_binary", lambda: fake)
+    with pytest.raises(BrokerError) as error:
+        EmbeddedBroker(log=sys.stderr).start("127.0.0.1", free_port())
+    message = str(error.value)
+    assert "\n" not in message and "tansu" in message and "nope" in message, message
+    out, err = capfd.readouterr()
+    assert "panicked" not in out + err and "backtrace" not in out + err, (out, err)

@@ -1,0 +1,62 @@
+"""Two workers: every segment query answers for the whole group; a third cannot take a running one's data dir."""
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+
+import pytest
+
+from schemas.policy import STATUSES, TIERS
+from tests.fixtures.kafka import wait_for
+from tests.integration.oracles import distinct_valid_events, history
+
+pytestmark = pytest.mark.broker
+
+
+def segment(worker, status=None, tier=None, scope=None) -> set[str]:
+    """GET /segments with only the parameters given."""
+    query = "&".join(f"{k}={v}" for k, v in (("status", status), ("tier", tier), ("scope", scope)) if v)
+    return set(worker.get(f"/segments?{query}")["customer_ids"])
+
+
+def test_every_segment_query_is_the_union_of_both_workers_local_answers(cluster):
+    lines = history(3000, 300, seed=5)
+    a, b = cluster.worker("a"), cluster.worker("b")
+    cluster.produce_lines(lines)
+    applied = distinct_valid_events(lines)
+
+    def both_hold_partitions():
+        local_a, local_b = a.get("/stats?scope=local"), b.get("/stats?scope=local")
+        return (local_a["customers"] > 0 and local_b["customers"] > 0
+                and local_a["events_applied"] + local_b["events_applied"] == applied == a.stats()["events_applied"])
+    wait_for(both_hold_partitions, 120, "both workers to hold partitions and to have applied every event")
+
+    stats = a.stats()
+    queries = ([(s, None) for s in STATUSES] + [(None, t) for t in TIERS]
+               + list(itertools.product(STATUSES, TIERS)))
+    for status, tier in queries:
+        union = segment(a, status, tier, "local") | segment(b, status, tier, "local")
+        assert segment(a, status, tier) == union == segment(b, status, tier), (status, tier)
+        if tier is None:
+            assert len(union) == stats["by_status"][status], status
+        if status is None:
+            assert len(union) == stats["by_tier"][tier], tier
+    assert sum(len(segment(a, s)) for s in STATUSES) == stats["customers"]
+
+    # The CLI asks the same way, --tier alone included.
+    for args, expected in ((("--status", "dormant"), segment(b, "dormant")),
+                           (("--tier", "premium"), segment(b, None, "premium"))):
+        result = cluster.loyalty("query", "segment", *args, "--url", a.url)
+        assert result.returncode == 0, result.stderr.decode()
+        assert set(result.stdout.decode().split()) == expected, args
+
+    # A third worker on a's data dir is refused at once, naming the directory and a's PID.
+    third = subprocess.run([sys.executable, "-m", "tools", "worker", "--clock", "event"], capture_output=True,
+                           timeout=60, env={**cluster.env(), "LOYALTY_DATA_DIR": str(a.data_dir),
+                                            "LOYALTY_WEB_PORT": str(a.web_port + 1)})
+    stderr = third.stderr.decode()
+    assert third.returncode == 2, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert str(a.data_dir) in stderr and f"pid {a.proc.pid}" in stderr, stderr
+    assert a.stats() == stats  # and the running worker is untouched
