@@ -1,6 +1,8 @@
 """`loyalty query ... | head`: a reader that closes the pipe early ends the command quietly, as in any Unix tool."""
 from __future__ import annotations
 
+from tests.fixtures.fake_worker import serve
+
 import os
 import subprocess
 import sys
@@ -32,14 +34,8 @@ class FakeWorker(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def worker_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeWorker)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(FakeWorker) as url:
+        yield url
 
 
 @pytest.mark.parametrize("args", [("segment", "--status", "active"), ("segment", "--status", "active", "--json")])

@@ -1,6 +1,8 @@
 """Long waits say what they wait for, once, and then how far they got; a recovering worker is named as such."""
 from __future__ import annotations
 
+from tests.fixtures.fake_worker import serve
+
 import http.server
 import threading
 
@@ -93,14 +95,8 @@ class _Recovering(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def recovering_worker():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recovering)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(_Recovering) as url:
+        yield url
 
 
 @pytest.mark.parametrize("args", [("stats",), ("customer", "c1"), ("segment", "--status", "active")])
