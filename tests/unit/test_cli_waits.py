@@ -4,7 +4,6 @@ from __future__ import annotations
 from tests.fixtures.fake_worker import serve
 
 import http.server
-import threading
 
 import pytest
 from click.testing import CliRunner
