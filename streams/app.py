@@ -12,7 +12,7 @@ from faust.types import TP
 from projections.partition import PartitionFold
 from schemas.policy import load_policy
 from schemas.timeutil import format_ms
-from streams.faust_fixes import apply_faust_fixes
+from streams.faust_fixes import apply_faust_fixes, is_current
 from streams.logs import crash_without_commit, lifecycle
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Outgoing, Pipeline, Record
@@ -103,7 +103,9 @@ def create_app(settings: Settings) -> faust.App:
         """Fold batches of customer events into the table and send the effects (no per-event awaits)."""
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_within_s):
             records = [Record(e.message.partition, e.message.offset, e.message.key, e.message.value,
-                              _timestamp_ms(e.message.timestamp)) for e in events]
+                              _timestamp_ms(e.message.timestamp)) for e in events if is_current(app, e.message)]
+            if not records:
+                continue
             try:
                 outgoing = pipeline.process(records)
                 await write_batch(sender, stores, pipeline.folds, outgoing, {r.partition for r in records})
@@ -125,7 +127,8 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_partitions_assigned.connect
     async def log_assigned_partitions(sender, assigned, **kwargs) -> None:
         """Log the partitions this worker now owns (they load after recovery)."""
-        lifecycle("partitions assigned", partitions=sorted(tp.partition for tp in assigned if tp.topic == INPUT_TOPIC))
+        lifecycle("partitions assigned", partitions=sorted(tp.partition for tp in assigned if tp.topic == INPUT_TOPIC),
+                  generation=app.consumer_generation_id)
 
     def consumer_lag() -> dict[int, int]:
         """Return records not yet processed per owned partition (from the fetch high watermark)."""

@@ -412,8 +412,6 @@ def test_random_kill_9_of_a_single_worker(cluster, tmp_path):
               events=7000 * SCALE, customers=350 * SCALE, rate=170)
 
 
-@pytest.mark.xfail(strict=False, reason="known engine bug, open in issue 8: a partition revoked and reassigned "
-                   "within seconds sometimes skips records (lost, or applied late after a restart); ~6 of 33 runs")
 def test_random_kill_9_of_two_workers_with_rebalances(cluster, tmp_path):
     """Two workers; one is killed and restarted, then mostly the other, sometimes while the group is still
     rebalancing after the last restart: partitions move back and forth with their state."""
