@@ -12,7 +12,7 @@ from faust.types import TP
 from projections.partition import PartitionFold
 from schemas.policy import load_policy
 from schemas.timeutil import format_ms
-from streams.faust_fixes import apply_faust_fixes, is_current
+from streams.faust_fixes import ack_fetched, apply_faust_fixes, batch_lock, read_in_bulk
 from streams.logs import crash_without_commit, lifecycle
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Outgoing, Pipeline, Record
@@ -37,7 +37,7 @@ def faust_settings(settings: Settings) -> dict:
         web_port=settings.web_port, web_bind=settings.web_host, web_in_thread=False,
         canonical_url=settings.canonical_url or f"http://{settings.web_host}:{settings.web_port}",
         producer_linger=0.005, producer_max_batch_size=512 * 1024, stream_buffer_maxsize=16384,
-        broker_commit_every=10_000, broker_commit_interval=settings.commit_interval_s, logging_config=None,
+        broker_commit_every=10_000, broker_max_poll_records=settings.batch_max_events, broker_commit_interval=settings.commit_interval_s, logging_config=None,
     )
     if settings.embedded:
         from streams.embedded import enable_embedded_broker_workarounds
@@ -45,9 +45,9 @@ def faust_settings(settings: Settings) -> dict:
     return conf
 
 
-def _timestamp_ms(timestamp_s: Optional[float]) -> Optional[int]:
-    """Return a Kafka record's timestamp in ms (Faust gives seconds as a float; none is -1 or None)."""
-    return None if timestamp_s is None or timestamp_s < 0 else round(timestamp_s * 1000)
+def _timestamp_ms(timestamp_ms: Optional[int]) -> Optional[int]:
+    """Return a Kafka record's timestamp in ms, or None when it has none (-1 or None)."""
+    return None if timestamp_ms is None or timestamp_ms < 0 else timestamp_ms
 
 
 async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore], folds: dict[int, PartitionFold],
@@ -99,28 +99,33 @@ def create_app(settings: Settings) -> faust.App:
     sender = BatchSender(app, customers)
 
     @app.agent(events_topic)
-    async def fold_customer_events(stream):
-        """Fold batches of customer events into the table and send the effects (no per-event awaits)."""
-        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_within_s):
-            records = [Record(e.message.partition, e.message.offset, e.message.key, e.message.value,
-                              _timestamp_ms(e.message.timestamp)) for e in events if is_current(app, e.message)]
-            if not records:
-                continue
-            try:
-                outgoing = pipeline.process(records)
-                await write_batch(sender, stores, pipeline.folds, outgoing, {r.partition for r in records})
-            except Exception as exc:
-                # Faust would ack (and later commit) the batch even though it failed: stop at once
-                # instead, so the batch is delivered again after a restart (at-least-once).
-                crash_without_commit(exc)
+    async def subscribe_to_customer_events(stream):
+        """Subscribe the worker to the input topic; its records reach `fold_fetched_records` in bulk."""
+        async for _ in stream:  # never reached: the consumer hands this topic's records over in bulk
+            pass
+
+    async def fold_fetched_records(fetched: dict) -> None:
+        """Fold one fetch of customer events, write its effects and states, then mark its offsets done."""
+        records = [Record(tp.partition, r.offset, r.key, r.value, _timestamp_ms(r.timestamp))
+                   for tp, fetched_records in fetched.items() for r in fetched_records]
+        try:
+            outgoing = pipeline.process(records)
+            await write_batch(sender, stores, pipeline.folds, outgoing, {tp.partition for tp in fetched})
+        except Exception as exc:
+            # Nothing of this batch may be committed: stop at once, so that it is read again after a restart.
+            crash_without_commit(exc)
+        ack_fetched(app.consumer, {tp: (rs[0].offset, rs[-1].offset) for tp, rs in fetched.items()})
+
+    read_in_bulk(INPUT_TOPIC, fold_fetched_records)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked_partitions(sender, revoked, **kwargs) -> None:
         """Drop the folds of partitions that move away (they are reloaded after recovery)."""
         partitions = sorted(tp.partition for tp in revoked if tp.topic == INPUT_TOPIC)
-        for partition in partitions:
-            pipeline.forget(partition)
-            stores.pop(partition, None)
+        async with batch_lock:  # a batch being written finishes first: its partitions' next owner starts after it
+            for partition in partitions:
+                pipeline.forget(partition)
+                stores.pop(partition, None)
         if partitions:
             lifecycle("partitions revoked", partitions=partitions)
 

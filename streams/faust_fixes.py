@@ -1,10 +1,19 @@
 """Fixes for Faust consumer races after a rebalance (any broker): records lost and commits stalled."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+import asyncio
+from typing import Any, Awaitable, Callable, Iterable
+
+from faust.types.tuples import ack_lock
 
 _ORIGINALS: dict[str, Any] = {}
 _SOURCE_TOPICS: set[str] = set()
+
+# Takes one fetch's records of the bulk topic, {TP: [aiokafka ConsumerRecord, ...]}, in offset order.
+BulkHandler = Callable[[dict], Awaitable[None]]
+_BULK: dict[str, Any] = {}
+# Held while a fetch is folded and written; a revocation waits for it (see `batch_lock`).
+batch_lock = asyncio.Lock()
 
 
 def apply_faust_fixes(source_topics: Iterable[str]) -> None:
@@ -36,7 +45,6 @@ def _commit_only_current_acks() -> None:
     ack only means the record is read again from the committed offset, and folded again as a duplicate.
     """
     from faust.transport.consumer import Consumer
-    from faust.types.tuples import ack_lock
 
     original = _ORIGINALS["ack"] = Consumer.ack
 
@@ -103,3 +111,69 @@ def _seek_before_resuming() -> None:
                 consumer.resume_partitions(deferred.pop())
 
     Recovery.on_recovery_completed = on_recovery_completed
+
+
+def read_in_bulk(topic: str, handler: BulkHandler) -> None:
+    """Hand each fetch's records of `topic` to `handler` at once, instead of one message at a time.
+
+    Faust's path (a message object, a queue, a stream, a buffer and an ack per record) tops out near
+    6,400 records/s with an empty agent body. Here the consumer's fetch loop gives the handler the
+    aiokafka records as fetched; records of every other topic (the changelogs) take Faust's path as
+    before. The handler folds and writes them, then calls `ack_fetched`, so an offset becomes
+    committable only after its batch's outputs, changelog and local state are written. Faust's
+    commit timer, its commits on rebalance and at shutdown then commit them as usual.
+    """
+    from faust.transport.consumer import Consumer
+
+    _BULK.update(topic=topic, handler=handler)
+    if "wait_next_records" in _ORIGINALS:
+        return
+    original = _ORIGINALS["wait_next_records"] = Consumer._wait_next_records
+
+    async def _wait_next_records(self: Any, timeout: float) -> Any:
+        records, active_partitions = await original(self, timeout)
+        if records:
+            bulk = {tp: records.pop(tp) for tp in list(records) if tp.topic == _BULK["topic"]}
+            if bulk:
+                await _fold_fetch(self, bulk)
+        return records, active_partitions
+
+    Consumer._wait_next_records = _wait_next_records
+
+
+async def _fold_fetch(consumer: Any, bulk: dict) -> None:
+    """Give a fetch to the handler if it still belongs to the current assignment, else read it again."""
+    generation = consumer.app.consumer_generation_id
+    async with batch_lock:
+        if consumer.flow_active and consumer.app.flow_control.is_active() \
+                and generation == consumer.app.consumer_generation_id:
+            await _BULK["handler"](bulk)
+            return
+    # A rebalance began since the fetch: the position moved past these records, so move it back
+    # (the rebalance's own seek to the committed offsets follows; this covers a partition it keeps).
+    for tp, records in bulk.items():
+        try:
+            await consumer.seek(tp, records[0].offset)
+        except Exception:  # noqa: BLE001 - revoked meanwhile: its next owner reads from the committed offset
+            pass
+
+
+def ack_fetched(consumer: Any, offsets: dict) -> None:
+    """Mark records done, {TP: (first_offset, last_offset)}: committable once contiguous with the commit.
+
+    Refused, like a single ack, when the assignment changed since the fetch (then they are read again).
+    """
+    app = consumer.app
+    with ack_lock:
+        if not (consumer.flow_active and app.flow_control.is_active()):
+            return
+        for tp, (first, last) in offsets.items():
+            committed = consumer._committed_offset[tp]
+            start = first if committed is None else max(first, committed)
+            if start > last:
+                continue
+            done = range(start, last + 1)
+            index = consumer._acked_index[tp]
+            consumer._acked[tp].extend(offset for offset in done if offset not in index)
+            index.update(done)
+            consumer._n_acked += len(done)

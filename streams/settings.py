@@ -50,8 +50,7 @@ WORKER_ENV_WITHOUT_FLAG = {
     "LOYALTY_REPLICATION": "replication factor of the changelog topics (default 1)",
     "LOYALTY_WEB_CANONICAL_URL": "the address peers use to reach this worker (default http://{web-host}:{web-port})",
     "LOYALTY_FAUST_SENSOR": "0 turns off Faust's own Prometheus sensor, about 20% faster (default 1)",
-    "LOYALTY_BATCH_MAX_EVENTS": "a batch closes at this many events (default 5000)",
-    "LOYALTY_BATCH_WITHIN_S": "or after this many seconds (default 0.25)",
+    "LOYALTY_BATCH_MAX_EVENTS": "at most this many events are fetched and folded as one batch (default 5000)",
     "LOYALTY_COMMIT_INTERVAL_S": "input offsets are committed this often, in seconds (default 1.0)",
     "LOYALTY_SESSION_TIMEOUT_S": "embedded broker only: the consumer session timeout in seconds (default 10)",
 }
@@ -79,9 +78,8 @@ class Settings:
     tick_seconds: Optional[float] = None  # None: the policy's [clock] tick_seconds
     # Faust's own Prometheus sensor costs some µs per message; it can be turned off for throughput.
     faust_sensor: bool = field(default_factory=lambda: _env("LOYALTY_FAUST_SENSOR", "1") not in ("0", "false", "no"))
-    # A batch closes at this many events or after this many seconds, whichever comes first.
+    # At most this many events are fetched and folded as one batch (a fetch never waits to fill it).
     batch_max_events: int = field(default_factory=lambda: int(_env("LOYALTY_BATCH_MAX_EVENTS", "5000")))
-    batch_within_s: float = field(default_factory=lambda: float(_env("LOYALTY_BATCH_WITHIN_S", "0.25")))
     # Input offsets of processed batches are committed this often (a restart re-reads at most this much).
     commit_interval_s: float = field(default_factory=lambda: float(_env("LOYALTY_COMMIT_INTERVAL_S", "1.0")))
     # A worker logs one progress line this often (0: never), so a backlog is seen draining without Prometheus.
