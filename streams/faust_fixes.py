@@ -1,4 +1,4 @@
-"""Fixes for Faust consumer races after a rebalance (any broker): records lost and commits stalled."""
+"""Fixes for Faust (any broker): consumer races after a rebalance, and the web pages it serves by itself."""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -66,3 +66,13 @@ def _seek_before_resuming() -> None:
                 consumer.resume_partitions(deferred.pop())
 
     Recovery.on_recovery_completed = on_recovery_completed
+
+
+def serve_only_our_pages(app: Any) -> None:
+    """Serve none of Faust's built-in pages, not even its index at `/` (which has no setting to turn it off).
+
+    The web_*_enabled settings turn off the router, table, graph and stats pages; what remains is a manager
+    of blueprints that Faust applies when its web server starts: replaced by an empty one.
+    """
+    from faust.web.base import BlueprintManager
+    app.web.blueprints = BlueprintManager([])
