@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
 import traceback
 from functools import wraps
+from http import HTTPStatus
 from typing import Any, Callable, Optional
 
 import orjson
@@ -94,3 +96,37 @@ def guarded(route: str, token: Optional[str], errors: ErrorLog) -> Callable:
                 return json_answer(view, {"error": "internal error"}, 500)
         return page
     return decorate
+
+
+class _ServerErrorLines(logging.Filter):
+    """Turns aiohttp's own 'Error handling request' records (a traceback each) into ErrorLog lines."""
+
+    def __init__(self, errors: ErrorLog) -> None:
+        super().__init__()
+        self.errors = errors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        self.errors.report("http request refused", f"server {type(exc).__name__ if exc else record.levelname}")
+        return False
+
+
+def bound_server_errors(errors: ErrorLog) -> None:
+    """Make aiohttp answer a malformed request (say, an 8 KB path) without quoting it, and log it sparingly.
+
+    aiohttp answers such requests itself, before any view, with up to a hundred bytes of the request in the
+    body and a traceback in the log. Checked with aiohttp 3.14 (RequestHandler.handle_error and its logger).
+    """
+    from aiohttp.web_protocol import RequestHandler
+    logging.getLogger("aiohttp.server").addFilter(_ServerErrorLines(errors))
+    if getattr(RequestHandler.handle_error, "_bounded", False):
+        return
+    original = RequestHandler.handle_error
+
+    def handle_error(self: Any, request: Any, status: int = 500, exc: Any = None, message: Any = None) -> Any:
+        if message is not None:  # the parser's text, which quotes the request
+            message = f"{status} {HTTPStatus(status).phrase}"
+        return original(self, request, status, exc, message)
+
+    handle_error._bounded = True  # type: ignore[attr-defined]
+    RequestHandler.handle_error = handle_error  # type: ignore[method-assign]

@@ -9,7 +9,7 @@ from pydantic import TypeAdapter, ValidationError
 from projections.views import Totals, customer_view
 from schemas.events import CustomerId
 from schemas.policy import STATUSES, TIERS
-from streams.http_guard import ErrorLog, guarded, json_answer, quote_input, unavailable
+from streams.http_guard import ErrorLog, bound_server_errors, guarded, json_answer, quote_input, unavailable
 from streams.metrics import CONTENT_TYPE
 from streams.peers import FORWARDED_HEADER, PeerUnavailable, Peers, key_partition
 from streams.pipeline import Pipeline
@@ -37,6 +37,7 @@ def partial(doc: dict, missing: list[int]) -> dict:
 def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any, settings: Settings) -> None:
     """Add the HTTP API to the app's web server, every route but /metrics and /health behind the API token."""
     errors = ErrorLog()
+    bound_server_errors(errors)
     peers = Peers(app, customers, settings.partitions, settings.api_token, errors)
 
     def page(route: str, token=settings.api_token):
