@@ -5,6 +5,7 @@ import concurrent.futures
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import orjson
 import pytest
@@ -12,6 +13,8 @@ import pytest
 from streams.peers import key_partition
 from tests.fixtures.kafka import wait_for
 from tests.integration.oracles import customers_in, distinct_valid_events, history
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.broker
 
@@ -156,3 +159,52 @@ def test_a_peer_down_gives_partial_answers_and_503_for_its_customers(cluster):
     cli = cluster.loyalty("query", "customer", on_b[0], "--url", a.url, env={"LOYALTY_API_TOKEN": TOKEN})
     assert cli.returncode == 2 and b"does not answer" in cli.stderr, cli.stderr
     assert "Traceback" not in a.log()
+
+
+def test_a_real_prometheus_with_the_deploy_scrape_config_sends_the_metrics_token(secured, tmp_path):
+    """deploy/prometheus/prometheus.yml's job, pointed at this worker: up with the token file, down without."""
+    import os
+    import shutil
+    import subprocess
+
+    import yaml
+
+    from tests.integration.test_prometheus import PROMETHEUS, _prometheus_query
+    from tools.broker import free_port
+    binary = PROMETHEUS if os.path.exists(PROMETHEUS) else shutil.which("prometheus")
+    if not binary:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PROMETHEUS} is missing: CI must install the Debian package `prometheus`")
+        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    worker, _ = secured
+    deploy = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    with_token = deploy["scrape_configs"][0]
+    token_file = tmp_path / "metrics-token"
+    token_file.write_text(METRICS_TOKEN)  # what compose writes from .env
+    without_token = {k: v for k, v in with_token.items() if k != "authorization"}
+    jobs = [{**with_token, "authorization": {**with_token["authorization"], "credentials_file": str(token_file)}},
+            {**without_token, "job_name": "no-token"}]
+    for job in jobs:
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{worker.web_port}"]}]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": jobs}))
+    port = free_port()
+    with open(tmp_path / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                 f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+
+            def scraped():
+                assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+                up = {r["metric"]["job"]: float(r["value"][1]) for r in _prometheus_query(base, "up")}
+                return up if len(up) == 2 else None
+            up = wait_for(scraped, 60, "prometheus to scrape both jobs", interval_s=0.5)
+            assert up == {with_token["job_name"]: 1.0, "no-token": 0.0}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
