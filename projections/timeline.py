@@ -164,7 +164,9 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
         refresh_birthday_due(state, policy)
         if clock_ms - midnight_ms <= grace_ms:
             at_ms = max(midnight_ms, state.as_of_ms)
-            details = {"local_date": local_date(midnight_ms, tz_name).isoformat(), "timezone": tz_name}
+            # The campaign's local date, never the time zone: output topics are not erased (personal data stays
+            # in the customer's state only).
+            details = {"local_date": local_date(midnight_ms, tz_name).isoformat()}
             effects.append(campaign(state, "birthday", str(candidate), at_ms, details))
     return effects
 

@@ -12,7 +12,8 @@ from faust.types import TP
 from projections.partition import PartitionFold
 from schemas.policy import load_policy
 from schemas.timeutil import format_ms
-from streams.faust_fixes import ack_fetched, apply_faust_fixes, batch_lock, read_in_bulk
+from streams.faust_fixes import ack_fetched, apply_faust_fixes, batch_lock, read_in_bulk, serve_only_our_pages
+from streams.kafka_auth import KafkaAuth
 from streams.logs import crash_without_commit, lifecycle
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Outgoing, Pipeline, Record
@@ -37,7 +38,12 @@ def faust_settings(settings: Settings) -> dict:
         web_port=settings.web_port, web_bind=settings.web_host, web_in_thread=False,
         canonical_url=settings.canonical_url or f"http://{settings.web_host}:{settings.web_port}",
         producer_linger=0.005, producer_max_batch_size=512 * 1024, stream_buffer_maxsize=16384,
-        broker_commit_every=10_000, broker_max_poll_records=settings.batch_max_events, broker_commit_interval=settings.commit_interval_s, logging_config=None,
+        broker_commit_every=10_000, broker_commit_interval=settings.commit_interval_s, logging_config=None,
+        broker_max_poll_records=settings.batch_max_events,
+        broker_credentials=KafkaAuth.from_env().faust_credentials(),
+        # Faust's own pages would show raw table state and the topology to anyone: only the README's routes.
+        web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False, web_stats_enabled=False,
+        web_metrics_enabled=False,
     )
     if settings.embedded:
         from streams.embedded import enable_embedded_broker_workarounds
@@ -81,8 +87,11 @@ def create_app(settings: Settings) -> faust.App:
     events_topic = _raw_topic(app, INPUT_TOPIC, settings.partitions)
     for name in (*OUTPUT_TOPICS.values(), DLQ_TOPIC):
         _raw_topic(app, name, settings.partitions)  # declared so that Faust checks they exist
+    # Faust creates the changelog compacted; the extra configs match `loyalty topics create` (erasure).
+    changelog_configs = {k: v for k, v in settings.topic_configs()[settings.changelog_topic].items()
+                         if k != "cleanup.policy"}
     customers = app.Table(CUSTOMER_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes,
-                          options={"driver": "rocksdict"},
+                          options={"driver": "rocksdict"}, extra_topic_configs=changelog_configs,
                           help="customer_id -> projection state, plus each partition's clock")
     stores: dict[int, TablePartitionStore] = {}
 
@@ -194,5 +203,6 @@ def create_app(settings: Settings) -> faust.App:
                 await events_topic.send(value=tick, partition=partition)
 
     from streams.views import register_views
-    register_views(app, pipeline, metrics, customers)
+    serve_only_our_pages(app)
+    register_views(app, pipeline, metrics, customers, settings)
     return app

@@ -8,6 +8,8 @@ import os
 import time
 from typing import Any, Dict, Iterable, Mapping, Optional
 
+from streams.kafka_auth import aiokafka_options, kafka_python_options
+
 log = logging.getLogger(__name__)
 
 #: Faust settings for the embedded broker (see docs/faust-recipe.md and docs/embedded-broker.md).
@@ -89,6 +91,7 @@ async def _fetch_highwaters(bootstrap: Any, reported: Mapping[Any, int], timeout
         enable_auto_commit=False,
         fetch_max_wait_ms=50,
         max_partition_fetch_bytes=64 * 1024,
+        **aiokafka_options(),
     )
     await consumer.start()
     try:
@@ -122,6 +125,7 @@ def high_watermarks(bootstrap: str, topic: str, timeout_s: float = 10.0) -> Dict
         enable_auto_commit=False,
         fetch_max_wait_ms=50,
         max_partition_fetch_bytes=64 * 1024,
+        **kafka_python_options(),
     )
     try:
         if topic not in consumer.topics():  # asking for an unknown topic would auto-create it on tansu

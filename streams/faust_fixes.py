@@ -1,4 +1,4 @@
-"""Fixes for Faust consumer races after a rebalance (any broker): records lost and commits stalled."""
+"""Fixes for Faust (any broker): consumer races after a rebalance, and the web pages it serves by itself."""
 from __future__ import annotations
 
 import asyncio
@@ -177,3 +177,13 @@ def ack_fetched(consumer: Any, offsets: dict) -> None:
             consumer._acked[tp].extend(offset for offset in done if offset not in index)
             index.update(done)
             consumer._n_acked += len(done)
+
+
+def serve_only_our_pages(app: Any) -> None:
+    """Serve none of Faust's built-in pages, not even its index at `/` (which has no setting to turn it off).
+
+    The web_*_enabled settings turn off the router, table, graph and stats pages; what remains is a manager
+    of blueprints that Faust applies when its web server starts: replaced by an empty one.
+    """
+    from faust.web.base import BlueprintManager
+    app.web.blueprints = BlueprintManager([])

@@ -53,7 +53,11 @@ WORKER_ENV_WITHOUT_FLAG = {
     "LOYALTY_BATCH_MAX_EVENTS": "at most this many events are fetched and folded as one batch (default 5000)",
     "LOYALTY_COMMIT_INTERVAL_S": "input offsets are committed this often, in seconds (default 1.0)",
     "LOYALTY_SESSION_TIMEOUT_S": "embedded broker only: the consumer session timeout in seconds (default 10)",
+    "LOYALTY_API_TOKEN": "bearer token every HTTP route but /metrics and /health requires (default: none)",
+    "LOYALTY_METRICS_TOKEN": "bearer token /metrics requires (default: none)",
+    "LOYALTY_ERASURE_DAYS": "days until erased or refused personal data leaves the changelog and DLQ (default 7)",
 }
+DAY_MS = 86_400_000
 
 
 def _env(name: str, default: str) -> str:
@@ -84,6 +88,13 @@ class Settings:
     commit_interval_s: float = field(default_factory=lambda: float(_env("LOYALTY_COMMIT_INTERVAL_S", "1.0")))
     # A worker logs one progress line this often (0: never), so a backlog is seen draining without Prometheus.
     progress_seconds: float = field(default_factory=lambda: float(_env("LOYALTY_PROGRESS_SECONDS", "30")))
+    # Bearer tokens of the HTTP API and of /metrics; None leaves the route open (see the README's security section).
+    api_token: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_API_TOKEN") or None, repr=False)
+    metrics_token: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_METRICS_TOKEN") or None,
+                                         repr=False)
+    # Personal data the engine wrote to Kafka is gone this many days after it was erased or refused: the DLQ
+    # (raw bytes of refused records) keeps records this long, the changelog compacts older states within it.
+    erasure_days: float = field(default_factory=lambda: float(_env("LOYALTY_ERASURE_DAYS", "7")))
 
     @property
     def embedded(self) -> bool:
@@ -101,6 +112,16 @@ class Settings:
         return f"{self.app_id}-{CUSTOMER_TABLE}-changelog"
 
     def topic_partitions(self) -> dict[str, int]:
-        """Every topic the application reads or writes, with its partition count."""
+        """Every topic the application reads or writes (the table's changelog too), with its partition count."""
         return {name: self.partitions for name in (INPUT_TOPIC, LEDGER_TOPIC, UPDATES_TOPIC, CAMPAIGNS_TOPIC,
-                                                   DLQ_TOPIC)}
+                                                   DLQ_TOPIC, self.changelog_topic)}
+
+    def topic_configs(self) -> dict[str, dict[str, str]]:
+        """Kafka configs of the topics whose records must not be kept for ever (personal data, erasure)."""
+        within_ms = str(round(self.erasure_days * DAY_MS))
+        return {
+            # Compaction keeps only each customer's latest state, so an erased birthday leaves the changelog;
+            # the lag bounds when (Kafka rolls the active segment for it).
+            self.changelog_topic: {"cleanup.policy": "compact", "max.compaction.lag.ms": within_ms},
+            DLQ_TOPIC: {"cleanup.policy": "delete", "retention.ms": within_ms},
+        }

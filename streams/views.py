@@ -1,25 +1,50 @@
-"""HTTP views of every worker: one customer (routed to its owner), segments and stats (gathered), metrics."""
+"""HTTP views of every worker: one customer (routed to its owner), segments and stats (gathered), metrics, health."""
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-import orjson
+from pydantic import TypeAdapter, ValidationError
 
 from projections.views import Totals, customer_view
+from schemas.events import CustomerId
 from schemas.policy import STATUSES, TIERS
+from streams.http_guard import ErrorLog, bound_server_errors, guarded, json_answer, quote_input, unavailable
 from streams.metrics import CONTENT_TYPE
+from streams.peers import FORWARDED_HEADER, PeerUnavailable, Peers, key_partition
 from streams.pipeline import Pipeline
-from streams.settings import INPUT_TOPIC
+from streams.settings import INPUT_TOPIC, Settings
+
+# The routes a worker serves; the README's HTTP table lists exactly these (a test compares them).
+ROUTES = ("/customers/{customer_id}", "/segments", "/stats", "/metrics", "/health")
+_customer_id = TypeAdapter(CustomerId)
 
 
-def _json(web: Any, data: Any, status: int = 200) -> Any:
-    return web.bytes(orjson.dumps(data), content_type="application/json", status=status)
+def valid_customer_id(customer_id: str) -> bool:
+    """True if the event schema accepts this customer id (internal keys such as the clock's never are)."""
+    try:
+        _customer_id.validate_python(customer_id)
+    except ValidationError:
+        return False
+    return True
 
 
-def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -> None:
-    """Add the contract's HTTP API to the app's web server."""
+def partial(doc: dict, missing: list[int]) -> dict:
+    """Mark a gathered answer that lacks the partitions of workers that did not answer."""
+    return {**doc, "partial": True, "missing_partitions": missing} if missing else doc
+
+
+def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any, settings: Settings) -> None:
+    """Add the HTTP API to the app's web server, every route but /metrics and /health behind the API token."""
+    errors = ErrorLog()
+    bound_server_errors(errors)
+    peers = Peers(app, customers, settings.partitions, settings.api_token, errors)
+
+    def page(route: str, token=settings.api_token):
+        """Register a guarded page (token: the bearer token it requires, None for none)."""
+        def decorate(handler):
+            return app.page(route)(guarded(route, token, errors)(handler))
+        return decorate
 
     def ready() -> bool:
         """Tell whether this worker's partitions are recovered and loaded."""
@@ -34,26 +59,24 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -
         """Answer 503 with how many of this worker's partitions are loaded (the CLI shows it)."""
         assigned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == INPUT_TOPIC]
         loaded = sum(1 for partition in assigned if partition in pipeline.folds)
-        return _json(web, {"error": "recovering", "recovered": loaded, "partitions": len(assigned)}, 503)
+        return unavailable(web, {"error": "recovering", "recovered": loaded, "partitions": len(assigned)})
 
-    async def peers() -> list[str]:
-        """Return the other workers' URLs (from the partition assignment)."""
-        own = str(app.conf.canonical_url).rstrip("/")
-        hosts = app.router.table_metadata(customers.name).keys()
-        return [str(h).rstrip("/") for h in hosts if str(h).rstrip("/") != own]
-
-    async def gather(path: str) -> list[dict]:
-        """GET a local-scope document from every other worker."""
-        async def one(url: str) -> dict:
-            async with app.http_client.get(url + path) as response:
-                response.raise_for_status()
-                return orjson.loads(await response.read())
-        return await asyncio.gather(*(one(url) for url in await peers()))
-
-    @app.page("/customers/{customer_id}")
-    @app.table_route(table=customers, match_info="customer_id")
+    @page("/customers/{customer_id}")
     async def get_customer(web, request, customer_id: str):
-        """Return one customer's projection (routed to the worker owning the key)."""
+        """Return one customer's projection, asking the worker that owns the key if it is not this one."""
+        if not valid_customer_id(customer_id):
+            return json_answer(web, {"error": f"not a customer id: {quote_input(customer_id)}; "
+                                              f"one is 1 to 64 characters without control characters"}, 400)
+        partition = key_partition(customer_id.encode(), settings.partitions)
+        owner = peers.owners().get(partition)
+        if owner is not None and owner != peers.own_url and FORWARDED_HEADER not in request.headers:
+            try:
+                answer = await peers.get(owner, "/customers/" + quote(customer_id, safe=""))
+            except PeerUnavailable:
+                return unavailable(web, {"error": "partition_unavailable", "partitions": [partition]})
+            if answer.status == 503:
+                return unavailable(web, answer.body)
+            return json_answer(web, answer.body, answer.status)
         if not ready():
             return recovering(web)
         # The folds' stores: the state as of the last batch folded, like /stats (RocksDB gets it a few
@@ -61,39 +84,46 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -
         for fold in list(pipeline.folds.values()):
             state = fold.store.get(customer_id)
             if state is not None:
-                return _json(web, customer_view(state))
-        return _json(web, {"error": f"no customer {customer_id!r}"}, 404)
+                return json_answer(web, customer_view(state))
+        return json_answer(web, {"error": f"no customer {quote_input(customer_id)}"}, 404)
 
-    @app.page("/segments")
+    @page("/segments")
     async def get_segment(web, request):
         """Return the ids of customers with a status and/or tier, from every worker."""
         # An empty parameter means "any", as an absent one does (never a segment named "").
         status, tier = request.query.get("status") or None, request.query.get("tier") or None
         if (status and status not in STATUSES) or (tier and tier not in TIERS) or not (status or tier):
-            return _json(web, {"error": f"give status in {STATUSES} and/or tier in {TIERS}"}, 400)
+            return json_answer(web, {"error": f"give status in {STATUSES} and/or tier in {TIERS}"}, 400)
         if not ready():
             return recovering(web)
-        ids = set()
+        ids, missing = set(), []
         for fold in list(pipeline.folds.values()):
             ids |= fold.segment(status, tier)
         if request.query.get("scope") != "local":
             asked = {k: v for k, v in (("status", status), ("tier", tier)) if v}
-            for doc in await gather(f"/segments?{urlencode({**asked, 'scope': 'local'})}"):
+            docs, missing = await peers.gather(f"/segments?{urlencode({**asked, 'scope': 'local'})}")
+            for doc in docs:
                 ids.update(doc["customer_ids"])
-        return _json(web, {"status": status, "tier": tier, "customer_ids": sorted(ids)})
+        return json_answer(web, partial({"status": status, "tier": tier, "customer_ids": sorted(ids)}, missing))
 
-    @app.page("/stats")
+    @page("/stats")
     async def get_stats(web, request):
         """Return counts by status and tier, points outstanding and events applied, over every worker."""
         if not ready():
             return recovering(web)
-        totals = pipeline.totals()
+        totals, missing = pipeline.totals(), []
         if request.query.get("scope") != "local":
-            for doc in await gather("/stats?scope=local"):
+            docs, missing = await peers.gather("/stats?scope=local")
+            for doc in docs:
                 totals.merge(Totals.from_dict(doc))
-        return _json(web, totals.to_dict())
+        return json_answer(web, partial(totals.to_dict(), missing))
 
-    @app.page("/metrics")
+    @page("/metrics", token=settings.metrics_token)
     async def get_metrics(web, request):
         """Return this worker's metrics in the Prometheus text format."""
         return web.bytes(metrics.render(), content_type=CONTENT_TYPE.split(";")[0])
+
+    @page("/health", token=None)
+    async def get_health(web, request):
+        """Say that the worker's web server is up, and whether its partitions are loaded (no data, no token)."""
+        return json_answer(web, {"status": "ok", "ready": ready()})

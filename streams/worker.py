@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -52,6 +53,24 @@ def check_web_port(host: str, port: int) -> None:
                                f"another with --web-port / LOYALTY_WEB_PORT") from None
         raise StartupError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}; "
                            f"check --web-host / LOYALTY_WEB_HOST and --web-port / LOYALTY_WEB_PORT") from None
+
+
+def is_loopback(host: str) -> bool:
+    """True if host is a loopback address (127.0.0.0/8, ::1) or `localhost`: only this machine can connect."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def check_web_auth(settings: Settings, insecure_no_auth: bool = False) -> None:
+    """Refuse to serve the HTTP API beyond this machine without LOYALTY_API_TOKEN, unless told to on purpose."""
+    if settings.api_token is None and not is_loopback(settings.web_host) and not insecure_no_auth:
+        raise StartupError(f"refusing to serve HTTP on {settings.web_host} without authentication: set "
+                           f"LOYALTY_API_TOKEN (clients send it as a bearer token), bind a loopback address with "
+                           f"--web-host 127.0.0.1, or give --insecure-no-auth")
 
 
 def run_worker(settings: Settings, log_format: str = "text") -> None:

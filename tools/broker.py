@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Mapping, Optional, Union
 
+from streams.kafka_auth import kafka_python_options
 from streams.settings import bootstrap_servers, parse_broker
 from tools.processes import HeldOutput, exit_reason, stop_process
 
@@ -193,7 +194,7 @@ def wait_for_broker(bootstrap: str, timeout_s: float = 10.0, say: Optional[Calla
         host, port = split_bootstrap(servers[0])
         if _port_open(host, port):
             try:
-                admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=3000)
+                admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=3000, **kafka_python_options())
                 try:
                     admin.list_topics()
                     return
@@ -222,7 +223,8 @@ def create_topics(bootstrap: str, topics: Mapping[str, int], replication_factor:
     from kafka.errors import TopicAlreadyExistsError
 
     configs = configs or {}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(bootstrap), request_timeout_ms=10000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(bootstrap), request_timeout_ms=10000,
+                             **kafka_python_options())
     try:
         existing = set(admin.list_topics())
         new = [NewTopic(name, n, replication_factor, topic_configs=dict(configs.get(name, {})))

@@ -9,6 +9,7 @@ from typing import Optional
 import click
 
 from schemas.timeutil import format_ms
+from streams.kafka_auth import KAFKA_AUTH_ENV
 from streams.settings import WORKER_ENV_WITHOUT_FLAG
 from tools.cli_common import UserError, broker_option, check_broker, env_epilog, friendly, parse_time, settings_from
 from tools.cli_query import query, replay
@@ -51,22 +52,30 @@ def topics() -> None:
     """Manage the application's topics."""
 
 
-@topics.command("create")
+@topics.command("create", epilog=env_epilog({
+    "LOYALTY_ERASURE_DAYS": WORKER_ENV_WITHOUT_FLAG["LOYALTY_ERASURE_DAYS"], **KAFKA_AUTH_ENV}))
 @broker_option
 @click.option("--partitions", type=int, envvar="LOYALTY_PARTITIONS", default=4, show_default=True)
 @click.option("--replication", type=int, envvar="LOYALTY_REPLICATION", default=1, show_default=True)
+@click.option("--app-id", envvar="LOYALTY_APP_ID", default="loyalty-stream", show_default=True,
+              help="The workers' app id, which names the customer table's changelog topic.")
 @friendly
-def topics_create(broker: str, broker_kind: str, partitions: int, replication: int) -> None:
-    """Create every topic with the configured partitions (idempotent)."""
+def topics_create(broker: str, broker_kind: str, partitions: int, replication: int, app_id: str) -> None:
+    """Create every topic with the configured partitions (idempotent).
+
+    The customer table's changelog is compacted and the DLQ keeps records LOYALTY_ERASURE_DAYS days (default 7),
+    so personal data leaves them after an erasure; topics that already exist keep their configs.
+    """
     from tools.broker import create_topics, wait_for_broker
-    settings = settings_from(broker, broker_kind, partitions=partitions, replication=replication)
+    settings = settings_from(broker, broker_kind, partitions=partitions, replication=replication, app_id=app_id)
     wait_for_broker(settings.broker, timeout_s=10)
-    actual = create_topics(settings.broker, settings.topic_partitions(), replication_factor=replication)
+    actual = create_topics(settings.broker, settings.topic_partitions(), replication_factor=replication,
+                           configs=settings.topic_configs())
     for name, count in actual.items():
         click.echo(f"{name:<24} {count} partitions")
 
 
-@main.command(epilog=env_epilog(WORKER_ENV_WITHOUT_FLAG))
+@main.command(epilog=env_epilog({**WORKER_ENV_WITHOUT_FLAG, **KAFKA_AUTH_ENV}))
 @broker_option
 @click.option("--clock", type=click.Choice(["wall", "event"]), default="wall", show_default=True,
               help="wall: the leader broadcasts clock.tick every --tick-seconds; event: time moves with events only.")
@@ -89,16 +98,20 @@ def topics_create(broker: str, broker_kind: str, partitions: int, replication: i
 @click.option("--progress-seconds", type=click.FloatRange(min=0), envvar="LOYALTY_PROGRESS_SECONDS", default=30,
               show_default=True,
               help="Log a progress line (events applied, events/s, lag, clocks) this often; 0: never.")
+@click.option("--insecure-no-auth", is_flag=True,
+              help="Serve HTTP on a non-loopback --web-host without LOYALTY_API_TOKEN (anyone who reaches it can "
+                   "read every customer).")
 @friendly
 def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[float], web_port: int, web_host: str,
            data_dir: str, partitions: int, app_id: str, policy_file: Optional[str], log_format: str,
-           progress_seconds: float) -> None:
+           progress_seconds: float, insecure_no_auth: bool) -> None:
     """Run a stream worker; several workers with one --app-id split the partitions."""
     from schemas.policy import load_policy
-    from streams.worker import check_web_port, lock_data_dir, run_worker
+    from streams.worker import check_web_auth, check_web_port, lock_data_dir, run_worker
     settings = settings_from(broker, broker_kind, clock=clock, tick_seconds=tick_seconds, web_port=web_port,
                              web_host=web_host, data_dir=Path(data_dir), partitions=partitions, app_id=app_id,
                              policy_file=policy_file, progress_seconds=progress_seconds)
+    check_web_auth(settings, insecure_no_auth)
     from tools.broker import wait_for_broker
     load_policy(policy_file)  # fail fast with a clear message on a bad policy file
     # A second worker on this data dir or web port stops here, in one line, before anything waits.
@@ -109,7 +122,7 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
         run_worker(settings, log_format)
 
 
-@main.command()
+@main.command(epilog=env_epilog(KAFKA_AUTH_ENV))
 @broker_option
 @click.argument("file", required=False, type=click.File("rb"))
 @click.option("--synthetic", type=int, help="Send a synthetic history of about N events.")

@@ -98,5 +98,11 @@ def check_broker(broker: str) -> str:
 
 
 def settings_from(broker: str, broker_kind: str, **overrides) -> Settings:
-    """Build settings from the common options."""
-    return Settings(broker=check_broker(broker), broker_kind=broker_kind, **overrides)
+    """Build settings from the common options (exit 2 on LOYALTY_* variables that are not understood)."""
+    from streams.kafka_auth import KafkaAuth
+    broker = check_broker(broker)
+    try:
+        KafkaAuth.from_env()  # read again by each client; checked here so that a mistake is one line
+        return Settings(broker=broker, broker_kind=broker_kind, **overrides)
+    except ValueError as exc:
+        raise UserError(f"environment: {exc}") from None

@@ -6,10 +6,12 @@ from typing import Optional
 import click
 
 from schemas.policy import STATUSES, TIERS
+from streams.kafka_auth import KAFKA_AUTH_ENV
 from tools.cli_common import (NotFound, UserError, broker_option, echo_json, env_epilog, friendly, parse_time,
                               settings_from)
 
 _CUSTOMER_ID_MAX = 64
+_TOKEN_EPILOG = env_epilog({"LOYALTY_API_TOKEN": "the workers' API token, sent as a bearer token (with --url)"})
 
 
 def _source(url: str, store: Optional[str]):
@@ -33,7 +35,7 @@ def query() -> None:
     """Show what the projections hold."""
 
 
-@query.command("customer")
+@query.command("customer", epilog=_TOKEN_EPILOG)
 @click.argument("customer_id")
 @source_options
 @friendly
@@ -58,7 +60,7 @@ def query_customer(customer_id: str, url: str, store: Optional[str], as_json: bo
     click.echo(f"events     {view['events_applied']}")
 
 
-@query.command("segment")
+@query.command("segment", epilog=_TOKEN_EPILOG)
 @click.option("--status", type=click.Choice(STATUSES))
 @click.option("--tier", type=click.Choice(TIERS))
 @source_options
@@ -75,7 +77,7 @@ def query_segment(status: Optional[str], tier: Optional[str], url: str, store: O
         click.echo(customer_id)
 
 
-@query.command("stats")
+@query.command("stats", epilog=_TOKEN_EPILOG)
 @source_options
 @friendly
 def query_stats(url: str, store: Optional[str], as_json: bool) -> None:
@@ -91,7 +93,8 @@ def query_stats(url: str, store: Optional[str], as_json: bool) -> None:
     click.echo(f"events applied      {stats['events_applied']}")
 
 
-@click.command(epilog=env_epilog({"LOYALTY_POLICY": "the current policy, the one --policy is compared with"}))
+@click.command(epilog=env_epilog({"LOYALTY_POLICY": "the current policy, the one --policy is compared with",
+                                   **KAFKA_AUTH_ENV}))
 @broker_option
 @click.option("--until", "until", help="Rebuild the state as of this event time (RFC 3339).")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False),

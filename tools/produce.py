@@ -8,6 +8,7 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
+from streams.kafka_auth import kafka_python_options
 from streams.settings import INPUT_TOPIC, Settings
 
 
@@ -43,6 +44,7 @@ def open_producer(settings: Settings) -> KafkaProducer:
             batch_size=256 * 1024, retries=5, max_in_flight_requests_per_connection=1,
             request_timeout_ms=15_000, max_block_ms=10_000,
             bootstrap_timeout_ms=10_000,  # kafka-python waits 30 s by default for an unreachable broker
+            **kafka_python_options(),
         )
     except KafkaError as exc:
         raise ProduceError(f"cannot reach the broker at {settings.broker}: {exc}") from None

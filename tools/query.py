@@ -1,6 +1,7 @@
 """Answer query commands from a running worker (HTTP) or from a replayed store (offline)."""
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,20 +21,26 @@ class QueryError(RuntimeError):
 class HttpSource:
     """Reads projections from a worker's HTTP API (any worker: it routes to the key's owner)."""
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 10.0, token: Optional[str] = None) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        self.token = token or os.environ.get("LOYALTY_API_TOKEN") or None
 
     def _get(self, path: str) -> Optional[dict]:
         """GET a JSON document; None on 404."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            with urllib.request.urlopen(self.url + path, timeout=self.timeout_s) as response:
+            request = urllib.request.Request(self.url + path, headers=headers)
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 return orjson.loads(response.read())
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
             if exc.code == 503:
-                raise QueryError(_recovering(self.url, exc)) from None
+                raise QueryError(_unavailable(self.url, exc)) from None
+            if exc.code == 401:
+                given = "was refused" if self.token else "is not set"
+                raise QueryError(f"{self.url}: the worker wants its API token, and LOYALTY_API_TOKEN {given}") from None
             raise QueryError(f"{self.url}{path}: HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise QueryError(f"cannot reach a worker at {self.url} ({getattr(exc, 'reason', exc)}); "
@@ -46,20 +53,39 @@ class HttpSource:
 
     def segment(self, status: Optional[str], tier: Optional[str]) -> list[str]:
         query = urllib.parse.urlencode({k: v for k, v in (("status", status), ("tier", tier)) if v})
-        return self._get(f"/segments?{query}")["customer_ids"]
+        doc = self._get(f"/segments?{query}")
+        warn_if_partial(doc)
+        return doc["customer_ids"]
 
     def stats(self) -> dict:
-        return self._get("/stats")
+        doc = self._get("/stats")
+        warn_if_partial(doc)
+        return doc
 
 
-def _recovering(url: str, exc: urllib.error.HTTPError) -> str:
-    """Say that a worker is still recovering its partitions, with how far it got if it says so."""
-    try:  # streams/views.py answers {"error": "recovering", "recovered": N, "partitions": M}
+def _unavailable(url: str, exc: urllib.error.HTTPError) -> str:
+    """Say why a worker answered 503: it is recovering its partitions, or the owner of one is unreachable."""
+    try:
         body = orjson.loads(exc.read())
+    except Exception:
+        body = {}
+    if isinstance(body, dict) and body.get("error") == "partition_unavailable":
+        partitions = ", ".join(str(int(p)) for p in body.get("partitions", []))
+        return f"{url}: the worker that owns partition {partitions} does not answer; retry in a moment"
+    try:  # streams/views.py answers {"error": "recovering", "recovered": N, "partitions": M}
         progress = f" ({int(body['recovered'])} of {int(body['partitions'])} partitions)"
     except Exception:
         progress = ""
     return f"{url}: worker is recovering its state{progress}; retry in a moment"
+
+
+def warn_if_partial(doc: dict) -> None:
+    """Say on stderr that a gathered answer lacks partitions whose worker did not answer."""
+    if doc.get("partial"):
+        import click
+        partitions = ", ".join(str(p) for p in doc.get("missing_partitions", []))
+        click.echo(f"partial answer: the worker(s) owning partition {partitions} did not answer; "
+                   f"their customers are not counted", err=True)
 
 
 class StoreSource:

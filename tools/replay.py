@@ -24,6 +24,7 @@ from schemas.policy import Policy, load_policy
 from schemas.timeutil import format_ms
 from schemas.validate import Rejection, validate_record
 from streams.embedded import high_watermarks
+from streams.kafka_auth import aiokafka_options
 from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, Settings
 from tools.store import ReplayStore, StoreError, check_target
 
@@ -103,7 +104,8 @@ async def _fetch(settings: Settings, topic: str, ends: dict[int, int], batches: 
                  stop: threading.Event) -> None:
     """Fetch records below `ends` into `batches` (lists of records), then None; an error is passed on."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
-                                fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024)
+                                fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
+                                **aiokafka_options())
     try:
         await consumer.start()
         pending = {TopicPartition(topic, p): end for p, end in ends.items() if end > 0}

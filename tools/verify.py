@@ -12,6 +12,7 @@ from kafka import KafkaAdminClient, TopicPartition
 from projections.state import CustomerState
 from projections.views import Totals
 from streams.embedded import high_watermarks
+from streams.kafka_auth import kafka_python_options
 from streams.settings import CLOCK_KEY, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, Settings
 from tools.query import QueryError
 
@@ -21,7 +22,8 @@ _PROGRESS_EVERY_S = 5.0
 
 def wait_for_workers(settings: Settings, ends: dict[int, int], timeout_s: float = _CATCH_UP_TIMEOUT_S) -> None:
     """Wait until the workers' group has committed every input record the replay read, saying so on stderr."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000,
+                             **kafka_python_options())
     try:
         started = time.monotonic()
         next_report = None

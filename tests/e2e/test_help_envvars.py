@@ -35,9 +35,10 @@ def test_every_option_with_an_environment_variable_names_it():
 
 
 def test_the_worker_help_names_every_variable_the_worker_reads():
-    source = (ROOT / "streams" / "settings.py").read_text() + (ROOT / "streams" / "embedded.py").read_text()
+    source = "".join((ROOT / "streams" / name).read_text() for name in ("settings.py", "embedded.py", "kafka_auth.py"))
     names = set(re.findall(r"\bLOYALTY_[A-Z_]+[A-Z]\b", source))
-    assert {"LOYALTY_WEB_CANONICAL_URL", "LOYALTY_COMMIT_INTERVAL_S", "LOYALTY_PROGRESS_SECONDS"} <= names
+    assert {"LOYALTY_WEB_CANONICAL_URL", "LOYALTY_COMMIT_INTERVAL_S", "LOYALTY_PROGRESS_SECONDS", "LOYALTY_API_TOKEN",
+            "LOYALTY_KAFKA_SASL_PASSWORD"} <= names
     text = help_text(("worker",))
     assert not {n for n in names if n not in text}, text
 

@@ -183,18 +183,135 @@ def compose_command() -> list[str]:
     return command
 
 
-def test_docker_compose_accepts_the_file(compose_command):
-    command = compose_command
-    result = subprocess.run([*command, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=ROOT)
+def _compose_config(command: list[str], env_file: Path, compose: Path = COMPOSE, quiet: bool = True):
+    """Run `compose config` with this env file and none of its variables in our own environment."""
+    env = {k: v for k, v in os.environ.items() if k not in _env_example()}
+    return subprocess.run([*command, "--env-file", str(env_file), "-f", str(compose), "config",
+                           *(["-q"] if quiet else [])], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def _filled_env_file(tmp_path: Path) -> Path:
+    """.env.example with a distinct value for every variable, as an operator fills it in."""
+    path = tmp_path / "filled.env"
+    path.write_text("".join(f"{name}=value-of-{name.lower()}\n" for name in _env_example()))
+    return path
+
+
+def test_docker_compose_accepts_the_file(compose_command, tmp_path):
+    result = _compose_config(compose_command, _filled_env_file(tmp_path))
     assert result.returncode == 0, result.stderr
 
 
 def test_docker_compose_rejects_a_broken_file(compose_command, tmp_path):
-    command = compose_command
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE.read_text().replace("services:", "servics:", 1))
-    result = subprocess.run([*command, "-f", str(broken), "config", "-q"], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode != 0
+    assert _compose_config(compose_command, _filled_env_file(tmp_path), broken).returncode != 0
+
+
+@pytest.mark.parametrize("unset", ["LOYALTY_API_TOKEN", "LOYALTY_METRICS_TOKEN", "GRAFANA_ADMIN_PASSWORD"])
+def test_docker_compose_refuses_to_start_without_each_secret(compose_command, tmp_path, unset):
+    lines = _filled_env_file(tmp_path).read_text().splitlines()
+    env_file = tmp_path / "partial.env"
+    env_file.write_text("".join(f"{line}\n" for line in lines if not line.startswith(unset + "=")))
+    result = _compose_config(compose_command, env_file)
+    assert result.returncode != 0 and unset in result.stderr, result.stderr
+    # .env.example as it is (every value empty) is refused too: copying it is not enough.
+    assert _compose_config(compose_command, ROOT / ".env.example").returncode != 0
+
+
+def test_the_resolved_stack_publishes_only_grafana_on_loopback_and_passes_the_secrets(compose_command, tmp_path):
+    result = _compose_config(compose_command, _filled_env_file(tmp_path), quiet=False)
+    assert result.returncode == 0, result.stderr
+    import yaml
+    services = yaml.safe_load(result.stdout)["services"]
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert list(published) == ["grafana"]
+    assert all(str(p.get("host_ip") if isinstance(p, dict) else p).startswith("127.0.0.1") for p in published["grafana"])
+    for name in ("worker-1", "worker-2"):
+        env = services[name]["environment"]
+        assert env["LOYALTY_API_TOKEN"] == "value-of-loyalty_api_token"
+        assert env["LOYALTY_METRICS_TOKEN"] == "value-of-loyalty_metrics_token"
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "value-of-grafana_admin_password"
+    assert services["prometheus"]["environment"]["LOYALTY_METRICS_TOKEN"] == "value-of-loyalty_metrics_token"
+
+
+# (e) closed by default: what the compose file publishes, and where its secrets come from
+
+
+def _env_example() -> dict[str, str]:
+    """The variables of .env.example and their values."""
+    pairs = [line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+REQUIRED = re.compile(r"\$\{([A-Z_]+):\?[^}]*\}")
+
+
+def test_every_secret_comes_from_the_env_file_which_git_ignores():
+    required = set(REQUIRED.findall(COMPOSE.read_text()))
+    assert {"LOYALTY_API_TOKEN", "LOYALTY_METRICS_TOKEN", "GRAFANA_ADMIN_PASSWORD"} <= required
+    example = _env_example()
+    assert set(example) == required and not any(example.values())  # named there, no value to copy
+    assert "/.env" in (ROOT / ".gitignore").read_text().splitlines()
+    tracked = subprocess.run(["git", "ls-files", ".env", ".env.example"], capture_output=True, text=True, cwd=ROOT)
+    if tracked.returncode == 0:  # a git checkout: the example is committed, the real file never
+        assert tracked.stdout.split() == [".env.example"]
+
+
+def test_only_grafana_is_published_and_only_on_loopback():
+    services = _load_yaml(COMPOSE)["services"]
+    published = {name: service["ports"] for name, service in services.items() if service.get("ports")}
+    assert list(published) == ["grafana"]
+    assert all(str(port).startswith("127.0.0.1:") for port in published["grafana"])
+    assert not any(service.get("network_mode") == "host" for service in services.values())
+
+
+def test_kafka_listens_on_the_compose_network_only():
+    env = _load_yaml(COMPOSE)["services"]["kafka"]["environment"]
+    assert "ports" not in _load_yaml(COMPOSE)["services"]["kafka"]
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "INTERNAL://kafka:9092"
+    assert set(env["KAFKA_LISTENERS"].split(",")) == {"INTERNAL://:9092", "CONTROLLER://:9093"}
+
+
+def test_every_worker_and_the_cli_have_the_api_token_and_the_workers_the_metrics_token():
+    services = _load_yaml(COMPOSE)["services"]
+    for name in (*_worker_services(), "cli"):
+        env = services[name]["environment"]
+        assert REQUIRED.fullmatch(env["LOYALTY_API_TOKEN"]).group(1) == "LOYALTY_API_TOKEN", name
+    for name in _worker_services():
+        env = services[name]["environment"]
+        assert REQUIRED.fullmatch(env["LOYALTY_METRICS_TOKEN"]).group(1) == "LOYALTY_METRICS_TOKEN"
+        # Bound beyond loopback inside the network: allowed only because the token is set (streams/worker.py).
+        assert env["LOYALTY_WEB_HOST"] == "0.0.0.0" and "--insecure-no-auth" not in _worker_services()[name]
+        assert "/health" in " ".join(services[name]["healthcheck"]["test"])
+
+
+def test_prometheus_sends_the_metrics_token_it_gets_from_the_env_file():
+    scrape = _load_yaml(PROMETHEUS)["scrape_configs"][0]
+    token_file = scrape["authorization"]["credentials_file"]
+    assert scrape["authorization"]["type"] == "Bearer"
+    prometheus = _load_yaml(COMPOSE)["services"]["prometheus"]
+    script = " ".join(prometheus["entrypoint"])
+    assert f'"$$LOYALTY_METRICS_TOKEN" > {token_file}' in script and "exec /bin/prometheus" in script
+    assert REQUIRED.fullmatch(prometheus["environment"]["LOYALTY_METRICS_TOKEN"])
+    assert str(Path(token_file).parent) in prometheus["tmpfs"]  # in memory, never on a volume
+    assert "ports" not in prometheus
+
+
+def test_grafana_wants_a_login_with_the_password_from_the_env_file():
+    env = _load_yaml(COMPOSE)["services"]["grafana"]["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert REQUIRED.fullmatch(env["GF_SECURITY_ADMIN_PASSWORD"]).group(1) == "GRAFANA_ADMIN_PASSWORD"
+
+
+def test_the_topics_service_creates_them_with_the_erasure_configs():
+    services = _load_yaml(COMPOSE)["services"]
+    assert services["topics"]["command"][:2] == ["topics", "create"]  # compacted changelog, DLQ retention
+    for name in ("topics", *_worker_services()):
+        assert "LOYALTY_ERASURE_DAYS" in services[name]["environment"], name
+        assert services[name]["environment"].get("LOYALTY_APP_ID") == services["topics"]["environment"].get(
+            "LOYALTY_APP_ID"), name  # the changelog topics create makes is the one the workers use
 
 
 # (d) LoyaltyMetrics
