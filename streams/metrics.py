@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from bisect import bisect_left
+from typing import Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -95,13 +97,13 @@ class LoyaltyMetrics:
         """Count the points a ledger entry moves, whatever its sign."""
         self.points_moved.labels(kind=kind).inc(abs(points))
 
-    def count_status_transition(self, from_status: str, to_status: str) -> None:
-        """Count one activity status change."""
-        self.status_transitions.labels(from_status, to_status).inc()
+    def count_status_transition(self, from_status: str, to_status: str, count: int = 1) -> None:
+        """Count activity status changes."""
+        self.status_transitions.labels(from_status, to_status).inc(count)
 
-    def count_tier_transition(self, from_tier: str, to_tier: str) -> None:
-        """Count one tier change."""
-        self.tier_transitions.labels(from_tier, to_tier).inc()
+    def count_tier_transition(self, from_tier: str, to_tier: str, count: int = 1) -> None:
+        """Count tier changes."""
+        self.tier_transitions.labels(from_tier, to_tier).inc(count)
 
     def set_partition_clock(self, partition: int, clock_seconds: float) -> None:
         """Publish a partition's event-time clock in Unix seconds."""
@@ -147,3 +149,20 @@ def _exported_metric_names() -> frozenset[str]:
 # Sample names as Prometheus scrapes them (`_total`, `_bucket`, `_sum`, `_count`,
 # `_created`): what a PromQL expression may reference.
 EXPORTED_METRIC_NAMES = _exported_metric_names()
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """Observe a batch of values: one increment per bucket touched, not one `observe` per value.
+
+    Same result as `histogram.observe(v)` for each v (a value goes to the first bucket whose upper
+    bound is >= it); prometheus-client has no bulk call, so this reads its bucket list.
+    """
+    if not values:
+        return
+    counts = [0] * len(histogram._upper_bounds)
+    for value in values:
+        counts[bisect_left(histogram._upper_bounds, value)] += 1
+    for bucket, count in zip(histogram._buckets, counts):
+        if count:
+            bucket.inc(count)
+    histogram._sum.inc(sum(values))

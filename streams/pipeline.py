@@ -15,7 +15,7 @@ from schemas.validate import Rejection, validate_record
 from schemas.timeutil import format_ms
 from streams.dlq import dlq_value
 from streams.logs import warning
-from streams.metrics import LoyaltyMetrics
+from streams.metrics import LoyaltyMetrics, observe_many
 from streams.settings import DLQ_TOPIC, OUTPUT_TOPICS
 
 _MS = 1000.0
@@ -196,31 +196,40 @@ class Pipeline:
         return Outgoing(OUTPUT_TOPICS[effect.kind], partition, record["customer_id"].encode(), orjson.dumps(record))
 
     def _count(self, attempt: _Attempt) -> None:
-        """Add a kept attempt's events, effects and timings to the metrics."""
+        """Add a kept attempt's events, effects and timings to the metrics (one call per label set)."""
         metrics = self.metrics
         for (event_type, outcome), count in attempt.counted.items():
             metrics.count_event(event_type, outcome, count)
         for reason, count in attempt.dlq_reasons.items():
             metrics.dlq_records.labels(reason).inc(count)
-        for lag_s in attempt.lags_s:
-            metrics.event_lag_seconds.observe(lag_s)
-        for duration_s in attempt.durations_s:
-            metrics.processing_seconds.observe(duration_s)
+        observe_many(metrics.event_lag_seconds, attempt.lags_s)
+        observe_many(metrics.processing_seconds, attempt.durations_s)
+        points: Counter = Counter()
+        campaigns: Counter = Counter()
+        updates: Counter = Counter()
         for effect in attempt.effects:
             record = effect.record
             if effect.kind == "ledger":
-                metrics.count_ledger_points(record["kind"], record["points"])
+                points[record["kind"]] += abs(record["points"])
             elif effect.kind == "campaign":
-                metrics.campaign_triggers.labels(record["campaign"]).inc()
+                campaigns[record["campaign"]] += 1
             elif effect.kind == "update":
-                if record["kind"] == "status_changed":
-                    metrics.count_status_transition(record["from"], record["to"])
-                elif record["kind"] == "tier_changed":
-                    metrics.count_tier_transition(record["from"], record["to"])
-                else:
-                    metrics.redemptions_rejected.labels(record["reason"]).inc()
+                kind = record["kind"]
+                updates[(kind, record["from"], record["to"]) if kind in ("status_changed", "tier_changed")
+                        else (kind, record["reason"], None)] += 1
             elif effect.kind == "notice":
                 metrics.refunds_unknown_order.inc()
+        for kind, moved in points.items():
+            metrics.count_ledger_points(kind, moved)
+        for campaign, count in campaigns.items():
+            metrics.campaign_triggers.labels(campaign).inc(count)
+        for (kind, first, second), count in updates.items():
+            if kind == "status_changed":
+                metrics.count_status_transition(first, second, count)
+            elif kind == "tier_changed":
+                metrics.count_tier_transition(first, second, count)
+            else:
+                metrics.redemptions_rejected.labels(first).inc(count)
 
     def _update_gauges(self, partitions: Iterable[int]) -> None:
         """Refresh the gauges from the incrementally kept totals (no table scan)."""

@@ -69,3 +69,20 @@ def test_events_far_behind_the_partition_clock_are_reported_once_per_partition(c
     warnings = [r for r in caplog.records if "far behind the partition clock" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].fields["partition"] == 0
     assert warnings[0].fields["event_time"] == "2026-01-01T00:00:00Z"
+
+
+def test_observing_a_batch_at_once_gives_the_same_histogram_as_one_value_at_a_time():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from streams.metrics import observe_many
+
+    values = [0.0, 0.001, 0.0025, 0.005, 0.3, 1.0, 7.5, 1e9, 0.005]  # on bounds, between, past the last
+    one_by_one, batched = (Histogram(name, "h", buckets=(0.001, 0.005, 1.0, 10.0), registry=CollectorRegistry())
+                           for name in ("h1", "h2"))
+    for value in values:
+        one_by_one.observe(value)
+    observe_many(batched, values)
+    observe_many(batched, [])
+    samples = [[(s.name[2:], s.labels, s.value) for s in h.collect()[0].samples if not s.name.endswith("_created")]
+               for h in (one_by_one, batched)]
+    assert samples[0] == samples[1]
