@@ -130,7 +130,7 @@ def _order_paid(state: CustomerState, event: EventBase, policy: Policy) -> list[
     points = payload.amount_minor * numerator // (denominator * 100)
     state.orders[payload.order_id] = [event.occurred_at_ms, payload.amount_minor, 0, points, 0, 0]
     state.lifetime_spend_minor += payload.amount_minor
-    count_order_spend(state, event.occurred_at_ms, payload.amount_minor, policy)
+    count_order_spend(state, event.occurred_at_ms, payload.amount_minor, policy, orders_change=1)
     if state.last_purchase_ms is None or event.occurred_at_ms > state.last_purchase_ms:
         state.last_purchase_ms = event.occurred_at_ms
     if not points:
@@ -147,7 +147,9 @@ def _order_refunded(state: CustomerState, event: EventBase, policy: Policy) -> l
     if refunded == order[REFUNDED_MINOR]:
         return []
     state.lifetime_spend_minor -= refunded - order[REFUNDED_MINOR]
-    count_order_spend(state, order[PAID_AT_MS], order[REFUNDED_MINOR] - refunded, policy)
+    # A full refund takes the order out of F (paid orders not fully refunded).
+    count_order_spend(state, order[PAID_AT_MS], order[REFUNDED_MINOR] - refunded, policy,
+                      orders_change=-1 if refunded == order[PAID_MINOR] else 0)
     order[REFUNDED_MINOR] = refunded
     reversal = order[EARNED_POINTS] * refunded // order[PAID_MINOR] - order[REVERSED_POINTS]
     order[REVERSED_POINTS] += reversal

@@ -24,6 +24,7 @@ class CustomerState:
         "redemption_ids", "daily_counts", "lifetime_spend_minor", "spend_12m_minor",
         "last_purchase_ms", "last_interaction_ms", "tier", "status", "last_win_back_ms",
         "birthday_done_year", "birthday_due_ms", "tier_due_ms", "next_due_ms",
+        "orders_12m", "rfm", "value", "rfm_due_ms", "birthday_fired_year",
     )
 
     def __init__(self, customer_id: str, first_seen_ms: int) -> None:
@@ -52,6 +53,11 @@ class CustomerState:
         self.birthday_due_ms: Optional[int] = None    # local midnight of the next unhandled birthday
         self.tier_due_ms: Optional[int] = None        # when the next order leaves the tier window
         self.next_due_ms: Optional[int] = None
+        self.orders_12m = 0                           # orders in the tier window not fully refunded (F)
+        self.rfm: Optional[list[int]] = None          # [r, f, m] scores 1..5; None without a purchase
+        self.value = "none"                           # high, medium, low, or none without a purchase
+        self.rfm_due_ms: Optional[int] = None         # when R next falls, or now after an order event; None: never
+        self.birthday_fired_year = 0                  # last year a birthday campaign fired (0: never)
 
     def clone(self) -> "CustomerState":
         """Return an independent copy (containers copied too), so the copy may be changed in place."""

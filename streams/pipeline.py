@@ -217,10 +217,15 @@ class Pipeline:
                     metrics.count_status_transition(record["from"], record["to"])
                 elif record["kind"] == "tier_changed":
                     metrics.count_tier_transition(record["from"], record["to"])
-                else:
+                elif record["kind"] == "value_changed":
+                    metrics.value_transitions.labels(record["from"], record["to"]).inc()
+                elif record["kind"] == "redemption_rejected":
                     metrics.redemptions_rejected.labels(record["reason"]).inc()
             elif effect.kind == "notice":
-                metrics.refunds_unknown_order.inc()
+                if record["notice"] == "became_dormant":
+                    metrics.dormant_transitions.labels(record["tier"], record["value"]).inc()
+                elif record["notice"] == "refund_unknown_order":
+                    metrics.refunds_unknown_order.inc()
 
     def _update_gauges(self, partitions: Iterable[int]) -> None:
         """Refresh the gauges from the incrementally kept totals (no table scan)."""
@@ -233,3 +238,5 @@ class Pipeline:
             metrics.customers_by_status.labels(status).set(count)
         for tier, count in totals.by_tier.items():
             metrics.customers_by_tier.labels(tier).set(count)
+        for value, count in totals.by_value.items():
+            metrics.customers_by_value.labels(value).set(count)
