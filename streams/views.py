@@ -7,8 +7,9 @@ from urllib.parse import urlencode
 
 import orjson
 
+from projections.explain import explain
 from projections.views import Totals, customer_view
-from schemas.policy import STATUSES, TIERS
+from schemas.policy import STATUSES, TIERS, VALUES
 from streams.metrics import CONTENT_TYPE
 from streams.pipeline import Pipeline
 from streams.settings import INPUT_TOPIC
@@ -64,23 +65,37 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -
                 return _json(web, customer_view(state))
         return _json(web, {"error": f"no customer {customer_id!r}"}, 404)
 
+    @app.page("/customers/{customer_id}/explain")
+    @app.table_route(table=customers, match_info="customer_id")
+    async def get_explanation(web, request, customer_id: str):
+        """Explain one customer's tier, status, value, points and campaigns (routed like /customers/{id})."""
+        if not ready():
+            return recovering(web)
+        for fold in list(pipeline.folds.values()):
+            state = fold.store.get(customer_id)
+            if state is not None:
+                return _json(web, explain(state, pipeline.policy, fold.clock_ms))
+        return _json(web, {"error": f"no customer {customer_id!r}"}, 404)
+
     @app.page("/segments")
     async def get_segment(web, request):
-        """Return the ids of customers with a status and/or tier, from every worker."""
+        """Return the ids of customers with a status, tier and/or value class, from every worker."""
         # An empty parameter means "any", as an absent one does (never a segment named "").
         status, tier = request.query.get("status") or None, request.query.get("tier") or None
-        if (status and status not in STATUSES) or (tier and tier not in TIERS) or not (status or tier):
-            return _json(web, {"error": f"give status in {STATUSES} and/or tier in {TIERS}"}, 400)
+        value = request.query.get("value") or None
+        if (status and status not in STATUSES) or (tier and tier not in TIERS) or (value and value not in VALUES) \
+                or not (status or tier or value):
+            return _json(web, {"error": f"give status in {STATUSES}, tier in {TIERS} and/or value in {VALUES}"}, 400)
         if not ready():
             return recovering(web)
         ids = set()
         for fold in list(pipeline.folds.values()):
-            ids |= fold.segment(status, tier)
+            ids |= fold.segment(status, tier, value)
         if request.query.get("scope") != "local":
-            asked = {k: v for k, v in (("status", status), ("tier", tier)) if v}
+            asked = {k: v for k, v in (("status", status), ("tier", tier), ("value", value)) if v}
             for doc in await gather(f"/segments?{urlencode({**asked, 'scope': 'local'})}"):
                 ids.update(doc["customer_ids"])
-        return _json(web, {"status": status, "tier": tier, "customer_ids": sorted(ids)})
+        return _json(web, {"status": status, "tier": tier, "value": value, "customer_ids": sorted(ids)})
 
     @app.page("/stats")
     async def get_stats(web, request):

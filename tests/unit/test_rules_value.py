@@ -272,3 +272,19 @@ def test_replay_until_gives_the_rfm_as_of_that_time():
         assert (state.rfm, state.value) == (rfm, value), until
     whole = fold_log(lambda partitions: log, policy).states["c1"]
     assert (whole.rfm, whole.value) == ([2, 4, 4], "low")  # the tick of day 300: R 2, still in the window
+
+
+def test_what_if_reports_value_classes_before_and_after():
+    from tools.verify import what_if_report
+    log = _records(doc("order.paid", day(0), order_id="o1", amount="5000.00"),
+                   *(doc("order.paid", day(0), order_id=f"s{n}", amount="0.01") for n in range(5)),
+                   doc("order.paid", day(0), customer="c2", order_id="o1", amount="10.00"),
+                   doc("clock.tick", day(60), customer=None))
+    current = fold_log(lambda partitions: log, Policy())
+    # a stricter rule: high needs F + M >= 9, so c1 (F 4, M 4) is medium
+    stricter = fold_log(lambda partitions: log, Policy.model_validate({"value": {"high_min_f_plus_m": 9}}))
+    report = what_if_report(current, stricter)
+    assert report["before"]["by_value"] == {"high": 1, "medium": 1, "low": 0, "none": 0}
+    assert report["after"]["by_value"] == {"high": 0, "medium": 2, "low": 0, "none": 0}
+    assert report["moves"] == {"value high -> medium": 1}
+    assert report["sample"] == [{"customer_id": "c1", "changes": ["value high -> medium"]}]
