@@ -78,6 +78,8 @@ class CustomerState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CustomerState":
         """Rebuild a state from its stored form."""
+        if len(data) < len(cls.__slots__):
+            return _upgraded(data)
         state = cls.__new__(cls)
         for name in cls.__slots__:
             setattr(state, name, data[name])
@@ -97,3 +99,16 @@ class CustomerState:
 
     def __repr__(self) -> str:
         return f"CustomerState({self.customer_id!r}, balance={self.points_balance}, tier={self.tier}, status={self.status})"
+
+
+def _upgraded(data: dict[str, Any]) -> CustomerState:
+    """Rebuild a state stored before some fields existed: they take their initial values."""
+    state = CustomerState(data["customer_id"], data["first_seen_ms"])
+    for name in CustomerState.__slots__:
+        if name in data:
+            setattr(state, name, data[name])
+    if "orders_12m" not in data:
+        # Stored before customer value: due at once, so the next clock recounts the tier window (spend and
+        # orders, projections/timeline.py refresh_orders) and scores the customer.
+        state.tier_due_ms = state.next_due_ms = state.as_of_ms
+    return state

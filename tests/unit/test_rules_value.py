@@ -288,3 +288,21 @@ def test_what_if_reports_value_classes_before_and_after():
     assert report["after"]["by_value"] == {"high": 0, "medium": 2, "low": 0, "none": 0}
     assert report["moves"] == {"value high -> medium": 1}
     assert report["sample"] == [{"customer_id": "c1", "changes": ["value high -> medium"]}]
+
+
+def test_a_state_stored_before_customer_value_is_scored_at_the_next_clock():
+    from projections.state import CustomerState
+    s = given(paid("o1", "300.00"), paid("o2", "800.00", day(5)), refund("o2", "100.00", day(6)), tick(day(10)))
+    old = s.state().to_dict()
+    for name in ("orders_12m", "rfm", "value", "rfm_due_ms", "birthday_fired_year"):
+        del old[name]
+    fold = PartitionFold(SavedStateStore({"c1": orjson.dumps(old)}))
+    fold.load([fold.store.get("c1")])
+    fold.begin_batch()
+    assert fold.store.get("c1").value == "none"  # until the next clock
+    _, effects = fold.apply(tick(day(11)))
+    # recounted as of its stored as_of (day 10): 2 orders, 300.00 + 700.00 = 1000.00 -> F 2, M 3; R 5
+    assert (fold.store.get("c1").rfm, fold.store.get("c1").value, fold.store.get("c1").orders_12m) == ([5, 2, 3],
+                                                                                                      "medium", 2)
+    assert [e.record["to"] for e in effects if e.record.get("kind") == "value_changed"] == ["medium"]
+    assert fold.segment(None, None, "medium") == {"c1"}
