@@ -71,11 +71,11 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any) -
         """Explain one customer's tier, status, value, points and campaigns (routed like /customers/{id})."""
         if not ready():
             return recovering(web)
-        for fold in list(pipeline.folds.values()):
-            state = fold.store.get(customer_id)
-            if state is not None:
-                return _json(web, explain(state, pipeline.policy, fold.clock_ms))
-        return _json(web, {"error": f"no customer {customer_id!r}"}, 404)
+        # "Now" is the clock of the customer's own partition (no time rule is pending up to it).
+        owner = next((fold for fold in list(pipeline.folds.values()) if fold.store.get(customer_id) is not None), None)
+        if owner is None:
+            return _json(web, {"error": f"no customer {customer_id!r}"}, 404)
+        return _json(web, explain(owner.store.get(customer_id), pipeline.policy, owner.clock_ms))
 
     @app.page("/segments")
     async def get_segment(web, request):

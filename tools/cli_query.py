@@ -18,10 +18,14 @@ def _source(url: str, store: Optional[str], policy_file: Optional[str] = None):
     return StoreSource(store, policy_file) if store else HttpSource(url)
 
 
-def _check_customer_id(customer_id: str) -> None:
-    """Refuse an id no event could carry (exit 2)."""
+def _one_customer(customer_id: str, fetch) -> dict:
+    """Check the id (exit 2 if no event could carry it), fetch the customer's document (exit 1 if unknown)."""
     if not 1 <= len(customer_id) <= _CUSTOMER_ID_MAX or not customer_id.isprintable():
         raise UserError(f"a customer id is 1 to {_CUSTOMER_ID_MAX} printable characters")
+    document = fetch(customer_id)
+    if document is None:
+        raise NotFound(f"no customer {customer_id!r}")
+    return document
 
 
 def source_options(func):
@@ -45,10 +49,7 @@ def query() -> None:
 @friendly
 def query_customer(customer_id: str, url: str, store: Optional[str], as_json: bool) -> None:
     """One customer's projection (exit 1 if unknown)."""
-    _check_customer_id(customer_id)
-    view = _source(url, store).customer(customer_id)
-    if view is None:
-        raise NotFound(f"no customer {customer_id!r}")
+    view = _one_customer(customer_id, _source(url, store).customer)
     if as_json:
         echo_json(view)
         return
@@ -97,10 +98,7 @@ def explain(customer_id: str, url: str, store: Optional[str], as_json: bool, pol
     It reads the customer's state only, from a worker or a replay store (--store), and says what would
     change, and when, if nothing else happens.
     """
-    _check_customer_id(customer_id)
-    why = _source(url, store, policy_file).explain(customer_id)
-    if why is None:
-        raise NotFound(f"no customer {customer_id!r}")
+    why = _one_customer(customer_id, _source(url, store, policy_file).explain)
     if as_json:
         echo_json(why)
         return
