@@ -81,8 +81,9 @@ def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: 
     if state.events_applied % _PRUNE_EVERY_EVENTS == 0:
         _prune(state, policy)
     effects.extend(reevaluate(state, state.as_of_ms, policy, event.event_id))
-    state.next_due_ms = next_due_ms(state, policy)
-    effects.extend(advance(state, clock_ms, policy, event.event_id))  # e.g. a late lot already expired
+    due_ms = state.next_due_ms = next_due_ms(state, policy)
+    if due_ms is not None and due_ms <= clock_ms:  # e.g. a late lot already expired (skipped when not: hot path)
+        effects.extend(advance(state, clock_ms, policy, event.event_id))
     return state, effects
 
 

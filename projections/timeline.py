@@ -90,16 +90,17 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     """Return the earliest time after as_of at which a time rule may change this customer."""
     now = state.as_of_ms
     rules = policy.status
-    best = None
     last_interaction = state.last_interaction_ms
+    last_purchase = state.last_purchase_ms
     quiet_since = last_interaction if last_interaction is not None else state.first_seen_ms
-    # R falls as days pass (F and M change when an order leaves the window: tier_due_ms).
-    candidates = [quiet_since + rules.dormant_after_days * DAY_MS, state.tier_due_ms, state.rfm_due_ms]
-    if last_interaction is not None:
-        candidates.append(last_interaction + rules.active_interaction_days * DAY_MS)
-    if state.last_purchase_ms is not None:
-        candidates.append(state.last_purchase_ms + rules.purchase_window_days * DAY_MS)
-    for t in candidates:
+    # Written out without a list of candidates: this runs for every event. R falls as days pass
+    # (rfm_due_ms); F and M change when an order leaves the window (tier_due_ms).
+    best = quiet_since + rules.dormant_after_days * DAY_MS
+    if best <= now:
+        best = None
+    for t in (state.tier_due_ms, state.rfm_due_ms,
+              None if last_interaction is None else last_interaction + rules.active_interaction_days * DAY_MS,
+              None if last_purchase is None else last_purchase + rules.purchase_window_days * DAY_MS):
         if t is not None and t > now and (best is None or t < best):
             best = t
     # A late credit may land already expired, and a birthday may be in reach now: those are due at once.
@@ -179,7 +180,9 @@ def campaign(state: CustomerState, name: str, period: str, at_ms: int, details: 
 def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effect]:
     """Fire each birthday whose local midnight has passed, if it is at most the grace late; else skip it."""
     effects = []
-    if state.birthday is None:
+    # birthday_due_ms is the earliest unhandled birthday (never later than the true one): none in reach
+    # means nothing to fire or skip, without the time-zone arithmetic below (every due visit passes here).
+    if state.birthday is None or state.birthday_due_ms is None or state.birthday_due_ms > clock_ms:
         return effects
     tz_name = state.timezone or policy.campaigns.default_timezone
     grace_ms = policy.campaigns.birthday_grace_days * DAY_MS
