@@ -306,3 +306,13 @@ def test_a_state_stored_before_customer_value_is_scored_at_the_next_clock():
                                                                                                       "medium", 2)
     assert [e.record["to"] for e in effects if e.record.get("kind") == "value_changed"] == ["medium"]
     assert fold.segment(None, None, "medium") == {"c1"}
+
+
+def test_the_readme_policy_section_lists_every_rfm_and_value_key_with_its_default():
+    import re
+    import tomllib
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listed = tomllib.loads(re.search(r"```toml\n(.*?)```", readme, re.S).group(1))
+    assert set(listed["rfm"]) == set(Policy().rfm.model_fields) and set(listed["value"]) == set(Policy().value.model_fields)
+    assert Policy.model_validate(listed) == Policy()
