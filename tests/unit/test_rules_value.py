@@ -6,7 +6,7 @@ import pytest
 
 from projections.partition import PartitionFold, SavedStateStore
 from projections.views import customer_view
-from schemas.policy import Policy, PolicyError, load_policy
+from schemas.policy import Policy, PolicyError, RfmPolicy, ValuePolicy, load_policy
 from schemas.timeutil import parse_rfc3339_ms
 from tests.unit.helpers import day, doc, ev, given, tick
 from tools.replay import LogRecord, fold_log
@@ -314,5 +314,5 @@ def test_the_readme_policy_section_lists_every_rfm_and_value_key_with_its_defaul
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     listed = tomllib.loads(re.search(r"```toml\n(.*?)```", readme, re.S).group(1))
-    assert set(listed["rfm"]) == set(Policy().rfm.model_fields) and set(listed["value"]) == set(Policy().value.model_fields)
+    assert set(listed["rfm"]) == set(RfmPolicy.model_fields) and set(listed["value"]) == set(ValuePolicy.model_fields)
     assert Policy.model_validate(listed) == Policy()
