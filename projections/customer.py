@@ -81,8 +81,9 @@ def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: 
     if state.events_applied % _PRUNE_EVERY_EVENTS == 0:
         _prune(state, policy)
     effects.extend(reevaluate(state, state.as_of_ms, policy, event.event_id))
-    state.next_due_ms = next_due_ms(state, policy)
-    effects.extend(advance(state, clock_ms, policy, event.event_id))  # e.g. a late lot already expired
+    due_ms = state.next_due_ms = next_due_ms(state, policy)
+    if due_ms is not None and due_ms <= clock_ms:  # e.g. a late lot already expired (skipped when not: hot path)
+        effects.extend(advance(state, clock_ms, policy, event.event_id))
     return state, effects
 
 
@@ -130,7 +131,7 @@ def _order_paid(state: CustomerState, event: EventBase, policy: Policy) -> list[
     points = payload.amount_minor * numerator // (denominator * 100)
     state.orders[payload.order_id] = [event.occurred_at_ms, payload.amount_minor, 0, points, 0, 0]
     state.lifetime_spend_minor += payload.amount_minor
-    count_order_spend(state, event.occurred_at_ms, payload.amount_minor, policy)
+    count_order_spend(state, event.occurred_at_ms, payload.amount_minor, policy, orders_change=1)
     if state.last_purchase_ms is None or event.occurred_at_ms > state.last_purchase_ms:
         state.last_purchase_ms = event.occurred_at_ms
     if not points:
@@ -147,7 +148,9 @@ def _order_refunded(state: CustomerState, event: EventBase, policy: Policy) -> l
     if refunded == order[REFUNDED_MINOR]:
         return []
     state.lifetime_spend_minor -= refunded - order[REFUNDED_MINOR]
-    count_order_spend(state, order[PAID_AT_MS], order[REFUNDED_MINOR] - refunded, policy)
+    # A full refund takes the order out of F (paid orders not fully refunded).
+    count_order_spend(state, order[PAID_AT_MS], order[REFUNDED_MINOR] - refunded, policy,
+                      orders_change=-1 if refunded == order[PAID_MINOR] else 0)
     order[REFUNDED_MINOR] = refunded
     reversal = order[EARNED_POINTS] * refunded // order[PAID_MINOR] - order[REVERSED_POINTS]
     order[REVERSED_POINTS] += reversal

@@ -110,7 +110,7 @@ class PartitionFold:
         self.clock_ms = clock_ms
         self.due = DueIndex()
         self.totals = Totals()
-        self.segments: dict[str, set[str]] = {}  # status or tier -> customer ids
+        self.segments: dict[str, set[str]] = {}  # status, tier or value class -> customer ids
         # Between begin_batch() and the next one: each touched customer's (summary, due time) before it.
         self._undo: Optional[dict[str, Optional[tuple]]] = None
         self._batch_clock_ms = clock_ms
@@ -135,7 +135,7 @@ class PartitionFold:
             for members in self.segments.values():
                 members.discard(customer_id)
             if before is not None:
-                for name in before[0][:2]:  # status and tier
+                for name in _segment_names(before[0]):
                     self.segments.setdefault(name, set()).add(customer_id)
             self.due.schedule(customer_id, before[1] if before is not None else None)
             self.store.discard(customer_id)
@@ -149,9 +149,9 @@ class PartitionFold:
         if undo is not None and customer_id not in undo:
             undo[customer_id] = None if state is None else (_summary(state), state.next_due_ms)
 
-    def segment(self, status: Optional[str], tier: Optional[str]) -> set[str]:
-        """Return the ids of customers with that status and/or tier."""
-        chosen = [self.segments.get(name, set()) for name in (status, tier) if name is not None]
+    def segment(self, status: Optional[str], tier: Optional[str], value: Optional[str] = None) -> set[str]:
+        """Return the ids of customers with that status, tier and/or value class."""
+        chosen = [self.segments.get(name, set()) for name in (status, tier, value) if name is not None]
         return set.intersection(*chosen) if chosen else set()
 
     def _move(self, customer_id: str, before: Optional[tuple], now: Optional[tuple]) -> None:
@@ -159,10 +159,10 @@ class PartitionFold:
         if before == now:
             return
         if before is not None:
-            self.totals.add_values(*before, 0, sign=-1)
+            self.totals.add_values(*before[:3], 0, sign=-1, value=before[3])
         if now is not None:
-            self.totals.add_values(*now, 0)
-        for index in (0, 1):  # status, then tier
+            self.totals.add_values(*now[:3], 0, value=now[3])
+        for index in _SEGMENT_FIELDS:
             was, is_now = before[index] if before else None, now[index] if now else None
             if was != is_now:
                 if was is not None:
@@ -212,5 +212,13 @@ class PartitionFold:
 
 
 def _summary(state: CustomerState) -> tuple:
-    """Return what a customer contributes to the totals and segments: status, tier and balance."""
-    return state.status, state.tier, state.points_balance
+    """Return what a customer contributes to the totals and segments: status, tier, balance and value class."""
+    return state.status, state.tier, state.points_balance, state.value
+
+
+_SEGMENT_FIELDS = (0, 1, 3)  # the segments of a _summary: status, tier, value class (their names never clash)
+
+
+def _segment_names(summary: tuple) -> list[str]:
+    """Return the segments a customer with this _summary belongs to."""
+    return [summary[index] for index in _SEGMENT_FIELDS]

@@ -24,6 +24,7 @@ class CustomerState:
         "redemption_ids", "daily_counts", "lifetime_spend_minor", "spend_12m_minor",
         "last_purchase_ms", "last_interaction_ms", "tier", "status", "last_win_back_ms",
         "birthday_done_year", "birthday_due_ms", "tier_due_ms", "next_due_ms",
+        "orders_12m", "rfm", "value", "rfm_due_ms", "birthday_fired_year",
     )
 
     def __init__(self, customer_id: str, first_seen_ms: int) -> None:
@@ -52,6 +53,11 @@ class CustomerState:
         self.birthday_due_ms: Optional[int] = None    # local midnight of the next unhandled birthday
         self.tier_due_ms: Optional[int] = None        # when the next order leaves the tier window
         self.next_due_ms: Optional[int] = None
+        self.orders_12m = 0                           # orders in the tier window not fully refunded (F)
+        self.rfm: Optional[list[int]] = None          # [r, f, m] scores 1..5; None without a purchase
+        self.value = "none"                           # high, medium, low, or none without a purchase
+        self.rfm_due_ms: Optional[int] = None         # when R next falls, or now after an order event; None: never
+        self.birthday_fired_year = 0                  # last year a birthday campaign fired (0: never)
 
     def clone(self) -> "CustomerState":
         """Return an independent copy (containers copied too), so the copy may be changed in place."""
@@ -72,6 +78,8 @@ class CustomerState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CustomerState":
         """Rebuild a state from its stored form."""
+        if len(data) < len(cls.__slots__):
+            return _upgraded(data)
         state = cls.__new__(cls)
         for name in cls.__slots__:
             setattr(state, name, data[name])
@@ -91,3 +99,16 @@ class CustomerState:
 
     def __repr__(self) -> str:
         return f"CustomerState({self.customer_id!r}, balance={self.points_balance}, tier={self.tier}, status={self.status})"
+
+
+def _upgraded(data: dict[str, Any]) -> CustomerState:
+    """Rebuild a state stored before some fields existed: they take their initial values."""
+    state = CustomerState(data["customer_id"], data["first_seen_ms"])
+    for name in CustomerState.__slots__:
+        if name in data:
+            setattr(state, name, data[name])
+    if "orders_12m" not in data:
+        # Stored before customer value: due at once, so the next clock recounts the tier window (spend and
+        # orders, projections/timeline.py refresh_orders) and scores the customer.
+        state.tier_due_ms = state.next_due_ms = state.as_of_ms
+    return state

@@ -6,6 +6,7 @@ from typing import Optional
 
 from projections.points import expire_lots
 from projections.state import PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, CustomerState, Effect
+from projections.value import recency_due_ms, rfm_for, value_for
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS, format_ms, local_date, local_midnight_ms
 
@@ -53,11 +54,14 @@ def refresh_birthday_due(state: CustomerState, policy: Policy) -> None:
     state.birthday_due_ms = birthday_midnight_ms(state, year, policy)
 
 
-def count_order_spend(state: CustomerState, paid_at_ms: int, net_change_minor: int, policy: Policy) -> None:
-    """Add an order's change of net spend to the trailing spend, if the order is inside the tier window."""
+def count_order_spend(state: CustomerState, paid_at_ms: int, net_change_minor: int, policy: Policy,
+                      orders_change: int = 0) -> None:
+    """Add an order's change of net spend (and of orders counted, for F) if the order is inside the tier window."""
+    state.rfm_due_ms = state.as_of_ms  # an order or a refund: the scores are recomputed at once
     leaves_ms = paid_at_ms + policy.tier.window_days * DAY_MS
     if state.as_of_ms < leaves_ms:
         state.spend_12m_minor += net_change_minor
+        state.orders_12m += orders_change
         if state.tier_due_ms is None or leaves_ms < state.tier_due_ms:
             state.tier_due_ms = leaves_ms
 
@@ -66,15 +70,19 @@ def refresh_orders(state: CustomerState, at_ms: int, policy: Policy) -> None:
     """Recompute the trailing spend at at_ms and when the next order leaves the tier window."""
     window_ms = policy.tier.window_days * DAY_MS
     spend = 0
+    orders = 0
     due = None
     for order in state.orders.values():
         leaves_ms = order[PAID_AT_MS] + window_ms
         net = order[PAID_MINOR] - order[REFUNDED_MINOR]
         if at_ms < leaves_ms and net > 0:
             spend += net
+            orders += 1
             if due is None or leaves_ms < due:
                 due = leaves_ms
     state.spend_12m_minor = spend
+    state.orders_12m = orders
+    state.rfm_due_ms = at_ms
     state.tier_due_ms = due
 
 
@@ -82,15 +90,17 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     """Return the earliest time after as_of at which a time rule may change this customer."""
     now = state.as_of_ms
     rules = policy.status
-    best = None
     last_interaction = state.last_interaction_ms
+    last_purchase = state.last_purchase_ms
     quiet_since = last_interaction if last_interaction is not None else state.first_seen_ms
-    candidates = [quiet_since + rules.dormant_after_days * DAY_MS, state.tier_due_ms]
-    if last_interaction is not None:
-        candidates.append(last_interaction + rules.active_interaction_days * DAY_MS)
-    if state.last_purchase_ms is not None:
-        candidates.append(state.last_purchase_ms + rules.purchase_window_days * DAY_MS)
-    for t in candidates:
+    # Written out without a list of candidates: this runs for every event. R falls as days pass
+    # (rfm_due_ms); F and M change when an order leaves the window (tier_due_ms).
+    best = quiet_since + rules.dormant_after_days * DAY_MS
+    if best <= now:
+        best = None
+    for t in (state.tier_due_ms, state.rfm_due_ms,
+              None if last_interaction is None else last_interaction + rules.active_interaction_days * DAY_MS,
+              None if last_purchase is None else last_purchase + rules.purchase_window_days * DAY_MS):
         if t is not None and t > now and (best is None or t < best):
             best = t
     # A late credit may land already expired, and a birthday may be in reach now: those are due at once.
@@ -103,8 +113,9 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
 
 
 def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
-    """Recompute tier and status at at_ms and report their changes (win-back on becoming dormant)."""
+    """Recompute tier, status and value at at_ms and report their changes (win-back on becoming dormant)."""
     effects = []
+    tier_before = state.tier
     if state.tier_due_ms is not None and at_ms >= state.tier_due_ms:
         refresh_orders(state, at_ms, policy)  # an order left the window (order events update it themselves)
     tier = tier_for(state.spend_12m_minor, policy)
@@ -116,12 +127,32 @@ def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id
         effects.append(_update(state, "status_changed", state.status, status, at_ms, source_event_id))
         state.status = status
         if status == "dormant":
+            # Churn by segment: the tier and value class held just before (counted in the metrics only).
+            effects.append(Effect("notice", {"notice": "became_dormant", "tier": tier_before,
+                                             "value": state.value, "source_event_id": source_event_id}))
             effects.extend(_win_back(state, at_ms, policy))
+    if state.rfm_due_ms is not None and at_ms >= state.rfm_due_ms:
+        effects.extend(_rescore(state, at_ms, policy, source_event_id))
     return effects
 
 
+def _rescore(state: CustomerState, at_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
+    """Recompute R, F and M and the value class (when R falls, or after an order event); report a class change."""
+    state.rfm_due_ms = recency_due_ms(state.last_purchase_ms, at_ms, policy)
+    rfm = rfm_for(state, at_ms, policy)
+    if rfm == state.rfm:
+        return []
+    state.rfm = rfm  # a new list: clones share the old one, which is never changed in place
+    value = value_for(rfm, policy)
+    if value == state.value:
+        return []
+    effect = _update(state, "value_changed", state.value, value, at_ms, source_event_id)
+    state.value = value
+    return [effect]
+
+
 def _update(state: CustomerState, kind: str, old: str, new: str, at_ms: int, source: Optional[str]) -> Effect:
-    """Build a customer-updates record for a tier or status change."""
+    """Build a customer-updates record for a tier, status or value change."""
     return Effect("update", {"customer_id": state.customer_id, "kind": kind, "from": old, "to": new,
                              "at": format_ms(at_ms), "source_event_id": source})
 
@@ -149,7 +180,9 @@ def campaign(state: CustomerState, name: str, period: str, at_ms: int, details: 
 def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effect]:
     """Fire each birthday whose local midnight has passed, if it is at most the grace late; else skip it."""
     effects = []
-    if state.birthday is None:
+    # birthday_due_ms is the earliest unhandled birthday (never later than the true one): none in reach
+    # means nothing to fire or skip, without the time-zone arithmetic below (every due visit passes here).
+    if state.birthday is None or state.birthday_due_ms is None or state.birthday_due_ms > clock_ms:
         return effects
     tz_name = state.timezone or policy.campaigns.default_timezone
     grace_ms = policy.campaigns.birthday_grace_days * DAY_MS
@@ -163,6 +196,7 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
         state.birthday_done_year = candidate
         refresh_birthday_due(state, policy)
         if clock_ms - midnight_ms <= grace_ms:
+            state.birthday_fired_year = candidate
             at_ms = max(midnight_ms, state.as_of_ms)
             # The campaign's local date, never the time zone: output topics are not erased (personal data stays
             # in the customer's state only).

@@ -5,7 +5,7 @@ from typing import Iterable, Optional
 
 from projections.points import points_expiring
 from projections.state import CustomerState
-from schemas.policy import STATUSES, TIERS
+from schemas.policy import STATUSES, TIERS, VALUES
 from schemas.timeutil import format_ms
 
 
@@ -36,28 +36,33 @@ def customer_view(state: CustomerState) -> dict:
         "points_expiring": points_expiring(state),
         "events_applied": state.events_applied,
         "as_of": format_ms(state.as_of_ms),
+        "rfm": None if state.rfm is None else dict(zip("rfm", state.rfm)),
+        "value": state.value,
     }
 
 
 class Totals:
-    """Counts by status and tier, points outstanding and events applied, kept up to date incrementally."""
+    """Counts by status, tier and value class, points outstanding and events applied, kept up to date incrementally."""
 
     def __init__(self) -> None:
         self.customers = 0
         self.by_status = dict.fromkeys(STATUSES, 0)
         self.by_tier = dict.fromkeys(TIERS, 0)
+        self.by_value = dict.fromkeys(VALUES, 0)
         self.points_outstanding = 0
         self.events_applied = 0
 
     def add(self, state: CustomerState, sign: int = 1) -> None:
         """Count a state in (sign 1) or out (sign -1)."""
-        self.add_values(state.status, state.tier, state.points_balance, state.events_applied, sign=sign)
+        self.add_values(state.status, state.tier, state.points_balance, state.events_applied, sign=sign,
+                        value=state.value)
 
-    def add_values(self, status: str, tier: str, points: int, events: int, sign: int = 1) -> None:
-        """Count one customer's status, tier, points and events in (sign 1) or out (sign -1)."""
+    def add_values(self, status: str, tier: str, points: int, events: int, sign: int = 1, *, value: str) -> None:
+        """Count one customer's status, tier, value class, points and events in (sign 1) or out (sign -1)."""
         self.customers += sign
         self.by_status[status] += sign
         self.by_tier[tier] += sign
+        self.by_value[value] += sign
         self.points_outstanding += sign * points
         self.events_applied += sign * events
 
@@ -68,13 +73,15 @@ class Totals:
             self.by_status[status] += count
         for tier, count in other.by_tier.items():
             self.by_tier[tier] += count
+        for value, count in other.by_value.items():
+            self.by_value[value] += count
         self.points_outstanding += other.points_outstanding
         self.events_applied += other.events_applied
 
     def to_dict(self) -> dict:
         """Return the contract's stats JSON."""
         return {"customers": self.customers, "by_status": dict(self.by_status), "by_tier": dict(self.by_tier),
-                "points_outstanding": self.points_outstanding, "events_applied": self.events_applied}
+                "by_value": dict(self.by_value), "points_outstanding": self.points_outstanding, "events_applied": self.events_applied}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Totals":
@@ -82,6 +89,8 @@ class Totals:
         totals = cls()
         totals.customers, totals.points_outstanding = data["customers"], data["points_outstanding"]
         totals.by_status, totals.by_tier = dict(data["by_status"]), dict(data["by_tier"])
+        if "by_value" in data:  # a peer of an earlier version sends none
+            totals.by_value = dict(data["by_value"])
         totals.events_applied = data["events_applied"]
         return totals
 

@@ -26,8 +26,8 @@ class LedgerEntry(OutputRecord):
 
 
 class CustomerUpdate(OutputRecord):
-    """A tier or status change, or a rejected redemption (topic customer-updates)."""
-    kind: Literal["tier_changed", "status_changed", "redemption_rejected"]
+    """A tier, status or value class change, or a rejected redemption (topic customer-updates)."""
+    kind: Literal["tier_changed", "status_changed", "redemption_rejected", "value_changed"]
     from_: Optional[str] = Field(default=None, alias="from")
     to: Optional[str] = None
     reason: Optional[str] = None

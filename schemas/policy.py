@@ -13,6 +13,7 @@ from schemas.timeutil import zone
 
 TIERS = ("standard", "premium", "vip")
 STATUSES = ("active", "potential", "dormant")
+VALUES = ("high", "medium", "low", "none")
 
 
 class Section(BaseModel):
@@ -58,6 +59,47 @@ class StatusPolicy(Section):
     purchase_window_days: int = Field(default=365, ge=1)
     active_interaction_days: int = Field(default=30, ge=1)
     dormant_after_days: int = Field(default=180, ge=1)
+
+
+class RfmPolicy(Section):
+    """The R, F and M scores 1..5: fixed thresholds for scores 5, 4, 3 and 2 (else 1)."""
+    recency_days: tuple[int, int, int, int] = (30, 90, 180, 365)   # at most this many whole days since the last purchase
+    frequency_orders: tuple[int, int, int, int] = (12, 6, 3, 2)    # at least this many orders in the tier window
+    monetary_min: tuple[Decimal, Decimal, Decimal, Decimal] = (
+        Decimal("10000.00"), Decimal("5000.00"), Decimal("1000.00"), Decimal("300.00"))  # net spend, tier window
+
+    @field_validator("recency_days")
+    @classmethod
+    def _rising(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if value[0] < 0 or any(a >= b for a, b in zip(value, value[1:])):
+            raise ValueError("recency_days must rise strictly from 0 or more (the days for scores 5, 4, 3, 2)")
+        return value
+
+    @field_validator("frequency_orders", "monetary_min")
+    @classmethod
+    def _falling(cls, value: tuple, info) -> tuple:
+        if value[-1] <= 0 or any(a <= b for a, b in zip(value, value[1:])):
+            raise ValueError(f"{info.field_name} must fall strictly, all above 0 (the minimums for scores 5, 4, 3, 2)")
+        if info.field_name == "monetary_min" and any(m != m.quantize(Decimal("0.01")) for m in value):
+            raise ValueError("monetary_min amounts have at most 2 decimals")
+        return value
+
+    @cached_property
+    def frequency_rising(self) -> tuple[int, ...]:
+        """The frequency minimums in rising order (for bisect)."""
+        return tuple(reversed(self.frequency_orders))
+
+    @cached_property
+    def monetary_rising_minor(self) -> tuple[int, ...]:
+        """The monetary minimums in minor units, in rising order (for bisect)."""
+        return tuple(int(m * 100) for m in reversed(self.monetary_min))
+
+
+class ValuePolicy(Section):
+    """The value class from the RFM scores: high first, then low, else medium (none without a purchase)."""
+    high_min_r: int = Field(default=4, ge=1, le=5)      # high: R >= 4 and F + M >= 8
+    high_min_f_plus_m: int = Field(default=8, ge=2, le=10)
+    low_max_r: int = Field(default=2, ge=0, le=5)       # low: R <= 2 (0: never low)
 
 
 class CampaignPolicy(Section):
@@ -113,6 +155,8 @@ class Policy(Section):
     retention: RetentionPolicy = RetentionPolicy()
     clock: ClockPolicy = ClockPolicy()
     limits: LimitsPolicy = LimitsPolicy()
+    rfm: RfmPolicy = RfmPolicy()
+    value: ValuePolicy = ValuePolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":

@@ -88,6 +88,17 @@ class LoyaltyMetrics:
         self.redemptions_rejected = Counter(
             "loyalty_redemptions_rejected_total", "Redemptions rejected by reason.",
             ["reason"], registry=reg)
+        self.customers_by_value = Gauge(
+            "loyalty_customers_by_value", "Customers in owned partitions by value class.",
+            ["value"], registry=reg)
+        self.value_transitions = Counter(
+            "loyalty_value_transitions_total", "Value class changes.",
+            ["from", "to"], registry=reg)
+        # Churn by segment: rate(...[7d]) over the customers of a tier or value class (deploy/prometheus/rules.yml).
+        self.dormant_transitions = Counter(
+            "loyalty_dormant_transitions_total",
+            "Customers becoming dormant, by the tier and value class they had just before.",
+            ["tier", "value"], registry=reg)
 
     def count_event(self, event_type: str, outcome: str, count: int = 1) -> None:
         """Count input records as applied, duplicate or rejected."""

@@ -19,6 +19,7 @@ from streams.metrics import LoyaltyMetrics, observe_many
 from streams.settings import DLQ_TOPIC, OUTPUT_TOPICS
 
 _MS = 1000.0
+_TRANSITIONS = ("status_changed", "tier_changed", "value_changed")  # updates with `from` and `to`
 # An event this far behind its partition's clock suggests the clock ran ahead (e.g. a wall-clock worker
 # fed a historical backfill): every rule then judges the event late. Said once per partition.
 _FAR_BEHIND_MS = 30 * 86_400_000
@@ -207,6 +208,7 @@ class Pipeline:
         points: Counter = Counter()
         campaigns: Counter = Counter()
         updates: Counter = Counter()
+        dormant: Counter = Counter()   # (tier, value) just before becoming dormant
         for effect in attempt.effects:
             record = effect.record
             if effect.kind == "ledger":
@@ -215,20 +217,27 @@ class Pipeline:
                 campaigns[record["campaign"]] += 1
             elif effect.kind == "update":
                 kind = record["kind"]
-                updates[(kind, record["from"], record["to"]) if kind in ("status_changed", "tier_changed")
-                        else (kind, record["reason"], None)] += 1
+                updates[(kind, record["from"], record["to"]) if kind in _TRANSITIONS
+                        else (kind, record.get("reason"), None)] += 1
             elif effect.kind == "notice":
-                metrics.refunds_unknown_order.inc()
+                if record["notice"] == "became_dormant":
+                    dormant[record["tier"], record["value"]] += 1
+                elif record["notice"] == "refund_unknown_order":
+                    metrics.refunds_unknown_order.inc()
         for kind, moved in points.items():
             metrics.count_ledger_points(kind, moved)
         for campaign, count in campaigns.items():
             metrics.campaign_triggers.labels(campaign).inc(count)
+        for (tier, value), count in dormant.items():
+            metrics.dormant_transitions.labels(tier, value).inc(count)
         for (kind, first, second), count in updates.items():
             if kind == "status_changed":
                 metrics.count_status_transition(first, second, count)
             elif kind == "tier_changed":
                 metrics.count_tier_transition(first, second, count)
-            else:
+            elif kind == "value_changed":
+                metrics.value_transitions.labels(first, second).inc(count)
+            elif kind == "redemption_rejected":
                 metrics.redemptions_rejected.labels(first).inc(count)
 
     def _update_gauges(self, partitions: Iterable[int]) -> None:
@@ -242,3 +251,5 @@ class Pipeline:
             metrics.customers_by_status.labels(status).set(count)
         for tier, count in totals.by_tier.items():
             metrics.customers_by_tier.labels(tier).set(count)
+        for value, count in totals.by_value.items():
+            metrics.customers_by_value.labels(value).set(count)

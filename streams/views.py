@@ -6,9 +6,10 @@ from urllib.parse import quote, urlencode
 
 from pydantic import TypeAdapter, ValidationError
 
+from projections.explain import explain
 from projections.views import Totals, customer_view
 from schemas.events import CustomerId
-from schemas.policy import STATUSES, TIERS
+from schemas.policy import STATUSES, TIERS, VALUES
 from streams.http_guard import ErrorLog, bound_server_errors, guarded, json_answer, quote_input, unavailable
 from streams.metrics import CONTENT_TYPE
 from streams.peers import FORWARDED_HEADER, PeerUnavailable, Peers, key_partition
@@ -16,7 +17,8 @@ from streams.pipeline import Pipeline
 from streams.settings import INPUT_TOPIC, Settings
 
 # The routes a worker serves; the README's HTTP table lists exactly these (a test compares them).
-ROUTES = ("/customers/{customer_id}", "/segments", "/stats", "/metrics", "/health")
+ROUTES = ("/customers/{customer_id}", "/customers/{customer_id}/explain", "/segments", "/stats", "/metrics",
+          "/health")
 _customer_id = TypeAdapter(CustomerId)
 
 
@@ -61,9 +63,8 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any, s
         loaded = sum(1 for partition in assigned if partition in pipeline.folds)
         return unavailable(web, {"error": "recovering", "recovered": loaded, "partitions": len(assigned)})
 
-    @page("/customers/{customer_id}")
-    async def get_customer(web, request, customer_id: str):
-        """Return one customer's projection, asking the worker that owns the key if it is not this one."""
+    async def one_customer(web: Any, request: Any, customer_id: str, suffix: str, render) -> Any:
+        """Answer for one customer, from the worker that owns the key; render(fold, state) makes the document."""
         if not valid_customer_id(customer_id):
             return json_answer(web, {"error": f"not a customer id: {quote_input(customer_id)}; "
                                               f"one is 1 to 64 characters without control characters"}, 400)
@@ -71,7 +72,7 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any, s
         owner = peers.owners().get(partition)
         if owner is not None and owner != peers.own_url and FORWARDED_HEADER not in request.headers:
             try:
-                answer = await peers.get(owner, "/customers/" + quote(customer_id, safe=""))
+                answer = await peers.get(owner, "/customers/" + quote(customer_id, safe="") + suffix)
             except PeerUnavailable:
                 return unavailable(web, {"error": "partition_unavailable", "partitions": [partition]})
             if answer.status == 503:
@@ -84,27 +85,43 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any, s
         for fold in list(pipeline.folds.values()):
             state = fold.store.get(customer_id)
             if state is not None:
-                return json_answer(web, customer_view(state))
+                return json_answer(web, render(fold, state))
         return json_answer(web, {"error": f"no customer {quote_input(customer_id)}"}, 404)
+
+    @page("/customers/{customer_id}")
+    async def get_customer(web, request, customer_id: str):
+        """Return one customer's projection, asking the worker that owns the key if it is not this one."""
+        return await one_customer(web, request, customer_id, "", lambda fold, state: customer_view(state))
+
+    @page("/customers/{customer_id}/explain")
+    async def get_explanation(web, request, customer_id: str):
+        """Explain one customer's tier, status, value, points and campaigns (routed like /customers/{id})."""
+        # "Now" is the clock of the customer's own partition (no time rule is pending up to it).
+        return await one_customer(web, request, customer_id, "/explain",
+                                  lambda fold, state: explain(state, pipeline.policy, fold.clock_ms))
 
     @page("/segments")
     async def get_segment(web, request):
-        """Return the ids of customers with a status and/or tier, from every worker."""
+        """Return the ids of customers with a status, tier and/or value class, from every worker."""
         # An empty parameter means "any", as an absent one does (never a segment named "").
         status, tier = request.query.get("status") or None, request.query.get("tier") or None
-        if (status and status not in STATUSES) or (tier and tier not in TIERS) or not (status or tier):
-            return json_answer(web, {"error": f"give status in {STATUSES} and/or tier in {TIERS}"}, 400)
+        value = request.query.get("value") or None
+        if (status and status not in STATUSES) or (tier and tier not in TIERS) or (value and value not in VALUES) \
+                or not (status or tier or value):
+            return json_answer(web, {"error": f"give status in {STATUSES}, tier in {TIERS} and/or value in {VALUES}"},
+                               400)
         if not ready():
             return recovering(web)
         ids, missing = set(), []
         for fold in list(pipeline.folds.values()):
-            ids |= fold.segment(status, tier)
+            ids |= fold.segment(status, tier, value)
         if request.query.get("scope") != "local":
-            asked = {k: v for k, v in (("status", status), ("tier", tier)) if v}
+            asked = {k: v for k, v in (("status", status), ("tier", tier), ("value", value)) if v}
             docs, missing = await peers.gather(f"/segments?{urlencode({**asked, 'scope': 'local'})}")
             for doc in docs:
                 ids.update(doc["customer_ids"])
-        return json_answer(web, partial({"status": status, "tier": tier, "customer_ids": sorted(ids)}, missing))
+        return json_answer(web, partial({"status": status, "tier": tier, "value": value, "customer_ids": sorted(ids)},
+                                        missing))
 
     @page("/stats")
     async def get_stats(web, request):

@@ -12,7 +12,7 @@ from schemas.timeutil import format_ms
 from streams.kafka_auth import KAFKA_AUTH_ENV
 from streams.settings import WORKER_ENV_WITHOUT_FLAG
 from tools.cli_common import UserError, broker_option, check_broker, env_epilog, friendly, parse_time, settings_from
-from tools.cli_query import query, replay
+from tools.cli_query import explain, query, replay
 from tools.demo import demo
 
 
@@ -173,6 +173,7 @@ def schema() -> None:
 
 
 main.add_command(query)
+main.add_command(explain)
 main.add_command(replay)
 main.add_command(demo)
 

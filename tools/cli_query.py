@@ -5,7 +5,7 @@ from typing import Optional
 
 import click
 
-from schemas.policy import STATUSES, TIERS
+from schemas.policy import STATUSES, TIERS, VALUES
 from streams.kafka_auth import KAFKA_AUTH_ENV
 from tools.cli_common import (NotFound, UserError, broker_option, echo_json, env_epilog, friendly, parse_time,
                               settings_from)
@@ -14,10 +14,20 @@ _CUSTOMER_ID_MAX = 64
 _TOKEN_EPILOG = env_epilog({"LOYALTY_API_TOKEN": "the workers' API token, sent as a bearer token (with --url)"})
 
 
-def _source(url: str, store: Optional[str]):
+def _source(url: str, store: Optional[str], policy_file: Optional[str] = None):
     """Pick the HTTP or the offline source."""
     from tools.query import HttpSource, StoreSource
-    return StoreSource(store) if store else HttpSource(url)
+    return StoreSource(store, policy_file) if store else HttpSource(url)
+
+
+def _one_customer(customer_id: str, fetch) -> dict:
+    """Check the id (exit 2 if no event could carry it), fetch the customer's document (exit 1 if unknown)."""
+    if not 1 <= len(customer_id) <= _CUSTOMER_ID_MAX or not customer_id.isprintable():
+        raise UserError(f"a customer id is 1 to {_CUSTOMER_ID_MAX} printable characters")
+    document = fetch(customer_id)
+    if document is None:
+        raise NotFound(f"no customer {customer_id!r}")
+    return document
 
 
 def source_options(func):
@@ -41,11 +51,7 @@ def query() -> None:
 @friendly
 def query_customer(customer_id: str, url: str, store: Optional[str], as_json: bool) -> None:
     """One customer's projection (exit 1 if unknown)."""
-    if not 1 <= len(customer_id) <= _CUSTOMER_ID_MAX or not customer_id.isprintable():
-        raise UserError(f"a customer id is 1 to {_CUSTOMER_ID_MAX} printable characters")
-    view = _source(url, store).customer(customer_id)
-    if view is None:
-        raise NotFound(f"no customer {customer_id!r}")
+    view = _one_customer(customer_id, _source(url, store).customer)
     if as_json:
         echo_json(view)
         return
@@ -54,6 +60,9 @@ def query_customer(customer_id: str, url: str, store: Optional[str], as_json: bo
     click.echo(f"tier       {view['tier']} (spend 12m {view['spend_12m']}, lifetime {view['lifetime_spend']})")
     click.echo(f"status     {view['status']} (last purchase {view['last_purchase_at'] or '-'}, "
                f"last interaction {view['last_interaction_at'] or '-'})")
+    rfm = view.get("rfm")
+    scores = f" (R {rfm['r']}, F {rfm['f']}, M {rfm['m']})" if rfm else " (no purchase)"
+    click.echo(f"value      {view.get('value', '-')}{scores}")
     click.echo(f"birthday   {view['birthday'] or '-'} ({view['timezone'] or 'default time zone'})")
     for lot in view["points_expiring"]:
         click.echo(f"expiring   {lot['points']:>8} on {lot['expires_at']}")
@@ -63,18 +72,42 @@ def query_customer(customer_id: str, url: str, store: Optional[str], as_json: bo
 @query.command("segment", epilog=_TOKEN_EPILOG)
 @click.option("--status", type=click.Choice(STATUSES))
 @click.option("--tier", type=click.Choice(TIERS))
+@click.option("--value", type=click.Choice(VALUES), help="The value class (from the RFM scores).")
 @source_options
 @friendly
-def query_segment(status: Optional[str], tier: Optional[str], url: str, store: Optional[str], as_json: bool) -> None:
-    """Customer ids with a status and/or a tier."""
-    if status is None and tier is None:
-        raise UserError("give --status, --tier or both")
-    ids = sorted(_source(url, store).segment(status, tier))
+def query_segment(status: Optional[str], tier: Optional[str], value: Optional[str], url: str, store: Optional[str],
+                  as_json: bool) -> None:
+    """Customer ids with a status, a tier and/or a value class (all given must hold)."""
+    if status is None and tier is None and value is None:
+        raise UserError("give --status, --tier, --value, or several")
+    ids = sorted(_source(url, store).segment(status, tier, value))
     if as_json:
-        echo_json({"status": status, "tier": tier, "customer_ids": ids})
+        echo_json({"status": status, "tier": tier, "value": value, "customer_ids": ids})
         return
     for customer_id in ids:
         click.echo(customer_id)
+
+
+@click.command("explain", epilog=_TOKEN_EPILOG)
+@click.argument("customer_id")
+@source_options
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), envvar="LOYALTY_POLICY",
+              help="With --store: the policy to explain by, if the store does not keep the one it was replayed with.")
+@friendly
+def explain(customer_id: str, url: str, store: Optional[str], as_json: bool, policy_file: Optional[str]) -> None:
+    """Why a customer has this tier, status, value class and these points, in plain words (exit 1 if unknown).
+
+    It reads the customer's state only, from a worker or a replay store (--store), and says what would
+    change, and when, if nothing else happens.
+    """
+    why = _one_customer(customer_id, _source(url, store, policy_file).explain)
+    if as_json:
+        echo_json(why)
+        return
+    click.echo(f"{'customer':<11}{why['customer_id']}, as of {why['as_of']}")
+    for topic in ("tier", "status", "value", "points", "campaigns"):
+        for n, line in enumerate(why[topic]["why"]):
+            click.echo(f"{topic if n == 0 else '':<11}{line}")
 
 
 @query.command("stats", epilog=_TOKEN_EPILOG)
@@ -89,6 +122,8 @@ def query_stats(url: str, store: Optional[str], as_json: bool) -> None:
     click.echo(f"customers           {stats['customers']}")
     click.echo("by status           " + ", ".join(f"{k} {v}" for k, v in stats["by_status"].items()))
     click.echo("by tier             " + ", ".join(f"{k} {v}" for k, v in stats["by_tier"].items()))
+    if "by_value" in stats:  # a worker of an earlier version has none
+        click.echo("by value            " + ", ".join(f"{k} {v}" for k, v in stats["by_value"].items()))
     click.echo(f"points outstanding  {stats['points_outstanding']}")
     click.echo(f"events applied      {stats['events_applied']}")
 

@@ -89,6 +89,7 @@ def _show(settings: Settings, source, stats: dict) -> None:
     click.echo(f"customers           {stats['customers']}")
     click.echo("by status           " + ", ".join(f"{k} {v}" for k, v in stats["by_status"].items()))
     click.echo("by tier             " + ", ".join(f"{k} {v}" for k, v in stats["by_tier"].items()))
+    click.echo("by value            " + ", ".join(f"{k} {v}" for k, v in stats["by_value"].items()))
     click.echo(f"points outstanding  {stats['points_outstanding']}")
     ledger = count_topic(settings, LEDGER_TOPIC, "kind")
     click.echo("ledger entries      " + ", ".join(f"{k} {v}" for k, v in sorted(ledger.items())))
@@ -100,4 +101,5 @@ def _show(settings: Settings, source, stats: dict) -> None:
     if vip:
         view = source.customer(sorted(vip)[0])
         click.echo(f"\nsample customer     {view['customer_id']}: {view['points_balance']} points, {view['tier']}, "
-                   f"{view['status']}, spend 12m {view['spend_12m']}, {view['events_applied']} events")
+                   f"{view['status']}, value {view['value']}, spend 12m {view['spend_12m']}, "
+                   f"{view['events_applied']} events")

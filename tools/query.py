@@ -10,7 +10,9 @@ from typing import Optional
 
 import orjson
 
+from projections.explain import explain
 from projections.views import Totals, customer_view
+from schemas.policy import Policy, load_policy
 from tools.store import ReplayStore, StoreError
 
 
@@ -51,8 +53,11 @@ class HttpSource:
     def customer(self, customer_id: str) -> Optional[dict]:
         return self._get("/customers/" + urllib.parse.quote(customer_id, safe=""))
 
-    def segment(self, status: Optional[str], tier: Optional[str]) -> list[str]:
-        query = urllib.parse.urlencode({k: v for k, v in (("status", status), ("tier", tier)) if v})
+    def explain(self, customer_id: str) -> Optional[dict]:
+        return self._get("/customers/" + urllib.parse.quote(customer_id, safe="") + "/explain")
+
+    def segment(self, status: Optional[str], tier: Optional[str], value: Optional[str] = None) -> list[str]:
+        query = urllib.parse.urlencode({k: v for k, v in (("status", status), ("tier", tier), ("value", value)) if v})
         doc = self._get(f"/segments?{query}")
         warn_if_partial(doc)
         return doc["customer_ids"]
@@ -91,7 +96,8 @@ def warn_if_partial(doc: dict) -> None:
 class StoreSource:
     """Reads projections from a store written by `loyalty replay --out DIR` (no worker needed)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, policy_file: Optional[str] = None) -> None:
+        self.policy_file = policy_file
         try:
             self.store = ReplayStore(path)
         except StoreError as exc:
@@ -101,9 +107,22 @@ class StoreSource:
         state = self.store.get(customer_id)
         return None if state is None else customer_view(state)
 
-    def segment(self, status: Optional[str], tier: Optional[str]) -> list[str]:
+    def segment(self, status: Optional[str], tier: Optional[str], value: Optional[str] = None) -> list[str]:
         return [s.customer_id for s in self.store.states()
-                if (status is None or s.status == status) and (tier is None or s.tier == tier)]
+                if (status is None or s.status == status) and (tier is None or s.tier == tier)
+                and (value is None or s.value == value)]
 
     def stats(self) -> dict:
         return Totals.of(self.store.states()).to_dict()
+
+    def explain(self, customer_id: str) -> Optional[dict]:
+        """Explain a customer under the policy the store was replayed with, as of the store's clock."""
+        state = self.store.get(customer_id)
+        if state is None:
+            return None
+        meta = self.store.meta()
+        # A store of an earlier version has no policy: the one this command is given (LOYALTY_POLICY).
+        policy = Policy.model_validate(meta["policy"]) if "policy" in meta else load_policy(self.policy_file)
+        # Never past the customer's own partition clock: the earliest of them (all equal after --until).
+        clocks = [int(ms) for ms in meta.get("clocks", {}).values()]
+        return explain(state, policy, min(clocks) if clocks else None)

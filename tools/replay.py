@@ -311,7 +311,7 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
     result, ends = rebuild(settings, current_policy, until_ms, progress=not as_json, outputs=check_outputs)
     seconds = time.monotonic() - started
     if out is not None:
-        _write_store(out, result, until_ms)
+        _write_store(out, result, until_ms, current_policy)
     summary = {"records": result.records, "rejected": result.rejected, "customers": len(result.states),
                "partitions": len(ends), "seconds": round(seconds, 3),
                "events_per_second": round(result.records / seconds) if seconds else None,
@@ -351,7 +351,7 @@ def _check_out(out: str) -> None:
         raise UserError(str(exc)) from None
 
 
-def _write_store(out: str, result: ReplayResult, until_ms: Optional[int]) -> None:
+def _write_store(out: str, result: ReplayResult, until_ms: Optional[int], policy: Policy) -> None:
     """Write the replayed states and their metadata into a fresh replay store."""
     from tools.cli_common import UserError
     try:
@@ -360,6 +360,7 @@ def _write_store(out: str, result: ReplayResult, until_ms: Optional[int]) -> Non
         raise UserError(str(exc)) from None
     try:
         store.write(result.states, {"until": format_ms(until_ms) if until_ms else None, "records": result.records,
-                                    "clocks": {str(p): c for p, c in sorted(result.clocks_ms.items())}})
+                                    "clocks": {str(p): c for p, c in sorted(result.clocks_ms.items())},
+                                    "policy": policy.model_dump(mode="json")})  # for `explain --store`
     finally:
         store.close()

@@ -160,7 +160,7 @@ def print_differences(report: dict) -> None:
 def _why(before: CustomerState, after: CustomerState) -> list[str]:
     """Explain how one customer would differ."""
     reasons = []
-    for name in ("tier", "status", "points_balance"):
+    for name in ("tier", "status", "value", "points_balance"):
         old, new = getattr(before, name), getattr(after, name)
         if old != new:
             reasons.append(f"{name} {old} -> {new}")
@@ -176,7 +176,7 @@ def what_if_report(current, other, sample_size: int = 10) -> dict:
         reasons = _why(current.states[customer_id], other.states[customer_id])
         if reasons:
             changed.append({"customer_id": customer_id, "changes": reasons})
-        for name in ("tier", "status"):
+        for name in ("tier", "status", "value"):
             old, new = getattr(current.states[customer_id], name), getattr(other.states[customer_id], name)
             if old != new:
                 moves[f"{name} {old} -> {new}"] += 1
@@ -196,7 +196,7 @@ def print_what_if(report: dict) -> None:
     """Print the what-if report for people."""
     b, a = report["before"], report["after"]
     click.echo("what if (current policy -> proposed policy):")
-    for name in ("by_tier", "by_status"):
+    for name in ("by_tier", "by_status", "by_value"):
         for key in b[name]:
             click.echo(f"  {name[3:]:<7}{key:<10}{b[name][key]:>9} -> {a[name][key]:<9}"
                        f"({a[name][key] - b[name][key]:+d})")

@@ -59,7 +59,23 @@ carol  (birthday 1995-03-10, default time zone Asia/Shanghai)
   2026-03-12T01:00Z check-in +5
   balance 1205, premium, active, spend 1200.00; events 3; ledger 2 entries
 
+Value (R: whole days since the last purchase, 5 up to 30, 4 up to 90, 3 up to 180, 2 up to 365, so R falls
+at last purchase + 31, 91, 181 and 366 days; F: orders in the window not fully refunded, 2 -> 2, 3 -> 3;
+M: net spend in the window, 300.00 -> 2, 1000.00 -> 3, 5000.00 -> 4; high: R >= 4 and F + M >= 8; low: R <= 2)
+  alice  o-a1: R5 F1 M2 (800.00) medium (none -> medium 2025-01-10T10:00Z); o-a2: F2 M3 (1250.50); o-a3: F3 M4
+         (5250.50), F + M = 7: still medium; 2025-04-01T10 = o-a3 + 31 d: R4, then o-a4 the same instant: R5,
+         4 orders F3, M4 (5351.49); refund: M3 (4351.49). From o-a4 (2025-04-01T10): R4 2025-05-02, R3
+         2025-07-01, R2 2025-09-29T10:00Z -> low (applied by the tick of 2026-03-11). Dormant 2025-10-28 as a
+         premium, low customer. Orders leave the window: 2026-03-11 has o-a4 only: F1, M1 (100.99); 343 whole
+         days since 2025-04-01T10: R2 -> {r 2, f 1, m 1}, low
+  bob    o-b1: R5 F1 M2 (300.00) medium (none -> medium 2025-06-03T02:00Z); o-b2: F2, M2 (499.99, 449.99 after
+         the refund). From o-b2 (2025-06-04T02): R4 2025-07-05, R3 2025-09-03, R2 2025-12-02T02:00Z -> low.
+         Dormant 2025-12-05 as a standard, low customer. At 2026-03-11: 279 whole days: {r 2, f 2, m 2}, low
+  carol  o-c1 1200.00: R5 F1 M3, medium (none -> medium 2026-03-01T02:00Z); 11 days later: {r 5, f 1, m 3}
+  churn (became dormant, by tier and value just before): premium/low 1 (alice), standard/low 1 (bob)
+
 Totals: 3 customers; active 1 (carol), potential 0, dormant 2 (alice, bob); standard 2, premium 1, vip 0;
+value high 0, medium 1 (carol), low 2 (alice, bob), none 0;
 points outstanding 161 + 256 + 1205 = 1622; events applied 8 + 16 + 3 = 27 (ticks and the duplicate not counted).
 """
 from __future__ import annotations
@@ -131,6 +147,7 @@ EXPECTED_CUSTOMERS = {
         "points_expiring": [{"points": 151, "expires_at": "2026-04-01T10:00:00Z"},
                             {"points": 10, "expires_at": "2026-04-06T10:00:00Z"}],
         "events_applied": 8,
+        "rfm": {"r": 2, "f": 1, "m": 1}, "value": "low",  # see "Value" above
     },
     "bob": {
         "points_balance": 256, "tier": "standard", "status": "dormant",
@@ -141,6 +158,7 @@ EXPECTED_CUSTOMERS = {
                             {"points": 199, "expires_at": "2026-06-04T02:00:00Z"},
                             {"points": 10, "expires_at": "2026-06-06T02:00:00Z"}],
         "events_applied": 16,
+        "rfm": {"r": 2, "f": 2, "m": 2}, "value": "low",
     },
     "carol": {
         "points_balance": 1205, "tier": "premium", "status": "active",
@@ -150,6 +168,7 @@ EXPECTED_CUSTOMERS = {
         "points_expiring": [{"points": 1200, "expires_at": "2027-03-01T02:00:00Z"},
                             {"points": 5, "expires_at": "2027-03-12T01:00:00Z"}],
         "events_applied": 3,
+        "rfm": {"r": 5, "f": 1, "m": 3}, "value": "medium",
     },
 }
 
@@ -157,6 +176,7 @@ EXPECTED_STATS = {
     "customers": 3,
     "by_status": {"active": 1, "potential": 0, "dormant": 2},
     "by_tier": {"standard": 2, "premium": 1, "vip": 0},
+    "by_value": {"high": 0, "medium": 1, "low": 2, "none": 0},
     "points_outstanding": 1622,  # 161 + 256 + 1205
     "events_applied": EVENTS_APPLIED,
 }
@@ -187,9 +207,14 @@ EXPECTED_UPDATES = [
     ("bob", "status_changed", "potential", "dormant", "2025-12-05T02:00:00Z"),    # 2025-06-08 + 180 d
     ("carol", "tier_changed", "standard", "premium", "2026-03-01T02:00:00Z"),
     ("carol", "status_changed", "potential", "active", "2026-03-01T02:00:00Z"),
+    ("alice", "value_changed", "none", "medium", "2025-01-10T10:00:00Z"),     # o-a1
+    ("alice", "value_changed", "medium", "low", "2025-09-29T10:00:00Z"),      # 2025-04-01 + 181 d: R2
+    ("bob", "value_changed", "none", "medium", "2025-06-03T02:00:00Z"),       # o-b1
+    ("bob", "value_changed", "medium", "low", "2025-12-02T02:00:00Z"),        # 2025-06-04 + 181 d: R2
+    ("carol", "value_changed", "none", "medium", "2026-03-01T02:00:00Z"),     # o-c1
 ]
 EXPECTED_REJECTIONS = [("bob", "r-b2", 10000, "insufficient_points", "2025-06-08T02:00:00Z", "b-red2")]
-UPDATES_COUNT = 15  # 14 changes + 1 rejection
+UPDATES_COUNT = 20  # 14 tier and status changes + 5 value changes + 1 rejection
 
 # campaign-triggers: trigger_id -> (campaign, customer, at)
 EXPECTED_TRIGGERS = {

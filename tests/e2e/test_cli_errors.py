@@ -16,7 +16,7 @@ from tools.broker import free_port
 # Every command of the README has --help.
 CONTRACT_COMMANDS = [
     (), ("demo",), ("broker",), ("topics",), ("topics", "create"), ("worker",), ("produce",), ("query",),
-    ("query", "customer"), ("query", "segment"), ("query", "stats"), ("replay",),
+    ("query", "customer"), ("query", "segment"), ("query", "stats"), ("replay",), ("explain",),
 ]
 
 
@@ -76,6 +76,9 @@ def test_every_command_has_help():
     (("query", "customer", ""), ("64",)),
     (("query", "segment", "--status", "sleepy"), ("--status",)),
     (("query", "segment"), ("--status",)),
+    (("query", "segment", "--value", "golden"), ("--value",)),
+    (("explain", "x" * 65), ("64",)),
+    (("explain", "c1", "--store", "/no/such/store"), ("/no/such/store",)),
     (("produce", "/no/such/file.jsonl"), ("/no/such/file.jsonl",)),
     (("produce", "--synthetic", "0"), ("--synthetic",)),
     (("produce", "--broker", "nonsense:abc", "-"), ("--broker", "nonsense:abc")),
@@ -114,10 +117,11 @@ def test_commands_that_need_the_broker_fail_with_exit_2_when_it_is_unreachable(c
     assert_short_usage_error(result, "no Kafka broker reachable")
 
 
-@pytest.mark.parametrize("args", [("stats",), ("customer", "alice"), ("segment", "--status", "active")])
+@pytest.mark.parametrize("args", [("query", "stats"), ("query", "customer", "alice"),
+                                  ("query", "segment", "--status", "active"), ("explain", "alice")])
 def test_query_an_unreachable_worker(args):
     url = f"http://127.0.0.1:{free_port()}"
-    result = loyalty("query", *args, "--url", url, timeout_s=30)
+    result = loyalty(*args, "--url", url, timeout_s=30)
     assert_short_usage_error(result, url)
 
 

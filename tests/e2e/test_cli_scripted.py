@@ -47,6 +47,7 @@ def test_customer_human_output(run):
     assert "tier       standard (spend 12m 100.99, lifetime 4351.49)" in lines
     assert ("status     dormant (last purchase 2025-04-01T10:00:00Z, "
             "last interaction 2025-05-01T10:00:00Z)") in lines
+    assert "value      low (R 2, F 1, M 1)" in lines
     assert "birthday   1990-07-20 (America/New_York)" in lines
     assert "expiring        151 on 2026-04-01T10:00:00Z" in lines
     assert "expiring         10 on 2026-04-06T10:00:00Z" in lines
@@ -69,9 +70,24 @@ def test_unknown_customer_exits_1(run):
 ])
 def test_segments(run, status, tier, expected):
     args = ["segment", "--status", status] + (["--tier", tier] if tier else [])
-    assert query_json(run, *args) == {"status": status, "tier": tier, "customer_ids": expected}
+    assert query_json(run, *args) == {"status": status, "tier": tier, "value": None, "customer_ids": expected}
     human = query(run, *args)
     assert human.returncode == 0, human.stderr.decode()
+    assert human.stdout.decode().split() == expected
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--value", "low"], ["alice", "bob"]),
+    (["--value", "medium"], ["carol"]),
+    (["--value", "high"], []),
+    (["--value", "low", "--tier", "standard"], ["alice", "bob"]),
+    (["--value", "medium", "--status", "active", "--tier", "premium"], ["carol"]),
+    (["--value", "low", "--status", "active"], []),
+])
+def test_segments_by_value_class(run, args, expected):
+    doc = query_json(run, "segment", *args)
+    assert doc["customer_ids"] == expected and doc["value"] == args[1]
+    human = query(run, "segment", *args)
     assert human.stdout.decode().split() == expected
 
 
@@ -84,6 +100,7 @@ def test_stats(run):
         "customers           3",
         "by status           active 1, potential 0, dormant 2",
         "by tier             standard 2, premium 1, vip 0",
+        "by value            high 0, medium 1, low 2, none 0",
         "points outstanding  1622",
         "events applied      27",
     ]

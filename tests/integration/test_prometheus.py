@@ -93,9 +93,21 @@ def test_transition_counters(metrics):
     assert pairs("loyalty_tier_transitions_total") == TIER_TRANSITIONS
 
 
+def test_value_and_churn_counters(metrics):
+    def labelled(name, *keys):
+        return {tuple(dict(labels)[k] for k in keys): v for (n, labels), v in metrics.items() if n == name}
+    # none -> medium for each customer's first order; medium -> low for alice and bob (R 2)
+    assert labelled("loyalty_value_transitions_total", "from", "to") == {("none", "medium"): 3, ("medium", "low"): 2}
+    # alice became dormant as a premium, low customer; bob as a standard, low one
+    assert labelled("loyalty_dormant_transitions_total", "tier", "value") == {("premium", "low"): 1,
+                                                                              ("standard", "low"): 1}
+
+
 def test_gauges(metrics):
     assert series(metrics, "loyalty_customers", "status") == {"active": 1, "potential": 0, "dormant": 2}
     assert series(metrics, "loyalty_customers_by_tier", "tier") == {"standard": 2, "premium": 1, "vip": 0}
+    # scripted_history.py, "Value": carol medium, alice and bob low
+    assert series(metrics, "loyalty_customers_by_value", "value") == {"high": 0, "medium": 1, "low": 2, "none": 0}
     clocks = sorted(series(metrics, "loyalty_partition_clock_seconds", "partition").values())
     # every partition got the last tick; carol's partition then her check-in
     tick, carol = epoch_s("2026-03-11T00:00:00Z"), epoch_s("2026-03-12T01:00:00Z")

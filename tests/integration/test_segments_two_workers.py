@@ -7,16 +7,17 @@ import sys
 
 import pytest
 
-from schemas.policy import STATUSES, TIERS
+from schemas.policy import STATUSES, TIERS, VALUES
 from tests.fixtures.kafka import wait_for
 from tests.integration.oracles import distinct_valid_events, history
 
 pytestmark = pytest.mark.broker
 
 
-def segment(worker, status=None, tier=None, scope=None) -> set[str]:
+def segment(worker, status=None, tier=None, scope=None, value=None) -> set[str]:
     """GET /segments with only the parameters given."""
-    query = "&".join(f"{k}={v}" for k, v in (("status", status), ("tier", tier), ("scope", scope)) if v)
+    query = "&".join(f"{k}={v}" for k, v in (("status", status), ("tier", tier), ("value", value), ("scope", scope))
+                     if v)
     return set(worker.get(f"/segments?{query}")["customer_ids"])
 
 
@@ -43,10 +44,18 @@ def test_every_segment_query_is_the_union_of_both_workers_local_answers(cluster)
         if status is None:
             assert len(union) == stats["by_tier"][tier], tier
     assert sum(len(segment(a, s)) for s in STATUSES) == stats["customers"]
+    # By value class, alone and with a status and a tier: the union of both workers too.
+    for value, status, tier in [(v, None, None) for v in VALUES] + list(itertools.product(VALUES, STATUSES[:1], TIERS)):
+        union = segment(a, status, tier, "local", value) | segment(b, status, tier, "local", value)
+        assert segment(a, status, tier, value=value) == union == segment(b, status, tier, value=value), value
+        if status is None and tier is None:
+            assert len(union) == stats["by_value"][value], value
+    assert sum(stats["by_value"].values()) == stats["customers"] and stats["by_value"]["medium"] > 0
 
     # The CLI asks the same way, --tier alone included.
     for args, expected in ((("--status", "dormant"), segment(b, "dormant")),
-                           (("--tier", "premium"), segment(b, None, "premium"))):
+                           (("--tier", "premium"), segment(b, None, "premium")),
+                           (("--value", "low", "--tier", "standard"), segment(b, None, "standard", value="low"))):
         result = cluster.loyalty("query", "segment", *args, "--url", a.url)
         assert result.returncode == 0, result.stderr.decode()
         assert set(result.stdout.decode().split()) == expected, args
