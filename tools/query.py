@@ -48,8 +48,9 @@ class HttpSource:
         query = urllib.parse.urlencode({k: v for k, v in (("status", status), ("tier", tier)) if v})
         return self._get(f"/segments?{query}")["customer_ids"]
 
-    def stats(self) -> dict:
-        return self._get("/stats")
+    def stats(self, local: bool = False) -> dict:
+        """Totals over every worker, or (local) over this worker's partitions only."""
+        return self._get("/stats?scope=local" if local else "/stats")
 
 
 def _recovering(url: str, exc: urllib.error.HTTPError) -> str:
