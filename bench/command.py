@@ -1,6 +1,9 @@
 """`loyalty bench`: measure the engine, its limits and its alternatives in one run, and print one table."""
 from __future__ import annotations
 
+import signal
+import sys
+
 import click
 
 from tools.cli_common import UserError, echo_json, friendly
@@ -52,6 +55,8 @@ def bench(ctx: click.Context, events: int, customers: int, partitions: int, seed
     if sizes["tick_due"] > sizes["tick_customers"]:
         raise UserError("--tick-due must not exceed --tick-customers")
     options = BenchOptions(partitions=partitions, seed=seed, timeout_s=timeout_s, **sizes)
+    # SIGTERM ends the run through its `finally` blocks, which stop every process it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     report = run_bench(options, Progress(PHASES), keep_dir=keep_dir)
     if as_json:
         echo_json(report.to_dict())

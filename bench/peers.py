@@ -11,6 +11,7 @@ import orjson
 
 from bench.workers import BenchError
 from streams.settings import Settings
+from tools.processes import stop_process
 
 PEERS = {"loop": "bench.peer_loop", "quix": "bench.peer_quix"}
 _NEEDS = {"quix": "quixstreams"}  # a peer's framework, from the `bench` extra
@@ -32,9 +33,9 @@ def run_peer(name: str, settings: Settings, workdir: Path, records: int, timeout
         try:
             out, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
             raise BenchError(f"the {name} peer did not finish in {timeout_s:.0f}s") from None
+        finally:  # also when the benchmark itself is interrupted
+            stop_process(proc, timeout_s=5)
     lines = out.decode(errors="replace").strip().splitlines()
     if proc.returncode != 0 or not lines:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:]

@@ -36,6 +36,10 @@ class Progress:
         """Close the phase with its result."""
         self._write(f"{self._prefix()}: {text}", force=True, final=True)
 
+    def note(self, text: str) -> None:
+        """Say something outside any phase."""
+        self._write(f"bench: {text}", force=True, final=True)
+
     def _prefix(self) -> str:
         elapsed = time.monotonic() - self.started
         return f"bench [{self.phase_no}/{self.total} {elapsed:5.0f}s] {self.phase_name}"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -84,17 +85,18 @@ def run_bench(options: BenchOptions, progress: Progress, keep_dir: bool = False)
         peer_topics = {name: options.partitions for name in (*LOOP_TOPICS.values(), QUIX_TOPIC)}
         create_topics(run.settings.broker, {**run.settings.topic_partitions(), **peer_topics})
         _backlog(run)
-        _limits(run)
-        _replay(run)
+        run.phase("limits in process", ["raw_read", "validation", "fold", "validation_fold"], partial(_limits, run))
+        run.expected = run.expected or run.backlog.customer_events  # without the fold's count: every event
+        run.phase("loyalty replay", ["replay"], partial(_replay, run))
         for name, key in (("hand-written aiokafka loop", "loop"), ("Quix Streams app", "quix")):
-            run.phase(f"peer: {name}", [f"peer_{key}"], lambda key=key: _peer(run, key))
-        run.phase("2 workers", ["worker_2"], lambda: _two_workers(run))
+            run.phase(f"peer: {name}", [f"peer_{key}"], partial(_peer, run, key))
+        run.phase("2 workers", ["worker_2"], partial(_two_workers, run))
         _one_worker(run)
-        run.phase("tick on a large partition", ["tick_large", "tick_small"], lambda: _ticks(run))
+        run.phase("tick on a large partition", ["tick_large", "tick_small"], partial(_ticks, run))
     finally:
         broker.stop()
         if keep_dir:
-            progress.done(f"work directory kept: {workdir}")
+            progress.note(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     run.report.compute_ratios()
@@ -111,32 +113,28 @@ def _backlog(run: Run) -> None:
     run.progress.done(f"{run.backlog.events:,} events sent ({run.backlog.records:,} records)")
 
 
-def _limits(run: Run) -> None:
-    def measure() -> str:
-        limits = measure_limits(run.settings, run.backlog.ends, DEFAULT_POLICY)
-        for key in ("raw_read", "validation", "fold", "validation_fold"):
-            run.report.set(key, getattr(limits, key))
-        run.expected = limits.applied
-        run.report.backlog["applied"] = limits.applied
-        return f"raw {limits.raw_read:,.0f} records/s, validation + fold {limits.validation_fold:,.0f} events/s"
-    run.phase("limits in process", ["raw_read", "validation", "fold", "validation_fold"], measure)
-    if not run.expected:  # the fold failed: count the customer events instead
-        run.expected = run.backlog.customer_events
+def _limits(run: Run) -> str:
+    """Raw read, validation, fold and both in process; the fold's count is what each consumer must apply."""
+    limits = measure_limits(run.settings, run.backlog.ends, DEFAULT_POLICY)
+    for key in ("raw_read", "validation", "fold", "validation_fold"):
+        run.report.set(key, getattr(limits, key))
+    run.expected = limits.applied
+    run.report.backlog["applied"] = limits.applied
+    return f"raw {limits.raw_read:,.0f} records/s, validation + fold {limits.validation_fold:,.0f} events/s"
 
 
-def _replay(run: Run) -> None:
-    def measure() -> str:
-        env = {**os.environ, "LOYALTY_BROKER": run.settings.broker, "LOYALTY_BROKER_KIND": "embedded"}
-        done = subprocess.run([sys.executable, "-m", "tools", "replay", "--json", "--out", str(run.workdir / "replay")],
-                              env=env, capture_output=True, timeout=run.options.timeout_s)
-        if done.returncode != 0:
-            raise BenchError(f"loyalty replay exited with code {done.returncode}: "
-                             f"{done.stderr.decode(errors='replace').strip()[-300:]}")
-        summary = orjson.loads(done.stdout)
-        run.report.set("replay", summary["events_per_second"],
-                       f"{summary['records']:,} records in {summary['seconds']:.1f}s")
-        return f"{summary['events_per_second']:,.0f} records/s"
-    run.phase("loyalty replay", ["replay"], measure)
+def _replay(run: Run) -> str:
+    """`loyalty replay` as a user runs it, into a store in the work directory; its own events/s."""
+    env = {**os.environ, "LOYALTY_BROKER": run.settings.broker, "LOYALTY_BROKER_KIND": "embedded"}
+    done = subprocess.run([sys.executable, "-m", "tools", "replay", "--json", "--out", str(run.workdir / "replay")],
+                          env=env, capture_output=True, timeout=run.options.timeout_s)
+    if done.returncode != 0:
+        raise BenchError(f"loyalty replay exited with code {done.returncode}: "
+                         f"{done.stderr.decode(errors='replace').strip()[-300:]}")
+    summary = orjson.loads(done.stdout)
+    run.report.set("replay", summary["events_per_second"],
+                   f"{summary['records']:,} records in {summary['seconds']:.1f}s")
+    return f"{summary['events_per_second']:,.0f} records/s"
 
 
 def _peer(run: Run, name: str) -> str:
@@ -159,47 +157,52 @@ def _two_workers(run: Run) -> str:
 def _one_worker(run: Run) -> None:
     """One worker on the backlog, then the latency run on it, then its peak RSS and its state's size."""
     group = WorkerGroup(run.settings, run.workdir, 1, "one")
-    rate = []
-
-    def backlog() -> str:
-        group.start()
-        samples = group.wait_applied(run.expected, run.options.timeout_s, run.worker_report(run.expected))
-        rate.append(steady_rate(samples))
-        run.report.set("worker_1", rate[0])
-        return f"{rate[0]:,.0f} events/s"
-
-    def latency() -> str:
-        if not rate:
-            raise BenchError("needs the 1-worker rate")
-        result = measure_latency(run.settings, group, rate[0] / 2, run.options.latency_seconds, run.options.seed + 1,
-                                 run.progress.update)
-        note = f"{result.samples:,} ledger entries, {result.offered_per_s:,.0f} events/s offered"
-        run.report.set("latency_p50", result.p50_ms, note)
-        run.report.set("latency_p99", result.p99_ms, note)
-        return f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms"
-
-    def resources() -> str:
-        rss = group.peak_rss_bytes()
-        group.stop()
-        if rss is not None:
-            run.report.set("worker_peak_rss", rss / 2**20)
-        else:
-            run.report.missing(["worker_peak_rss"], "no /proc on this system")
-        store = store_sizes(group.data_dirs)
-        changelog = changelog_sizes(run.settings, Settings(app_id=group.app_id).changelog_topic)
-        run.report.set("state_store_median", store.median, f"{store.customers:,} customers")
-        run.report.set("state_store_max", store.largest)
-        run.report.set("state_changelog_median", changelog.median, f"{changelog.customers:,} customers")
-        run.report.set("state_changelog_max", changelog.largest)
-        return f"peak RSS {rss / 2**20 if rss else 0:,.0f} MB, state median {store.median:,.0f} bytes"
-
     try:
-        run.phase("1 worker", ["worker_1"], backlog)
-        run.phase("latency at half the 1-worker rate", ["latency_p50", "latency_p99"], latency)
+        run.phase("1 worker", ["worker_1"], partial(_backlog_on, run, group.start()))
+        run.phase("latency at half the 1-worker rate", ["latency_p50", "latency_p99"], partial(_latency, run, group))
         run.phase("worker resources", ["worker_peak_rss", "state_store_median", "state_store_max",
-                                       "state_changelog_median", "state_changelog_max"], resources)
+                                       "state_changelog_median", "state_changelog_max"],
+                  partial(_resources, run, group))
     finally:
         group.stop()
+
+
+def _backlog_on(run: Run, group: WorkerGroup) -> str:
+    """The 1-worker rate on the backlog."""
+    samples = group.wait_applied(run.expected, run.options.timeout_s, run.worker_report(run.expected))
+    rate = steady_rate(samples)
+    run.report.set("worker_1", rate)
+    return f"{rate:,.0f} events/s"
+
+
+def _latency(run: Run, group: WorkerGroup) -> str:
+    """p50 and p99 from produce to ledger entry at half the 1-worker rate, on that worker."""
+    rate = run.report.rows["worker_1"].value
+    if rate is None:
+        raise BenchError("needs the 1-worker rate")
+    result = measure_latency(run.settings, group, rate / 2, run.options.latency_seconds, run.options.seed + 1,
+                             run.progress.update)
+    note = f"{result.samples:,} ledger entries, {result.offered_per_s:,.0f} events/s offered"
+    run.report.set("latency_p50", result.p50_ms, note)
+    run.report.set("latency_p99", result.p99_ms, note)
+    return f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms"
+
+
+def _resources(run: Run, group: WorkerGroup) -> str:
+    """The worker's peak RSS, then (once it stopped) its state's bytes per customer, in its store and changelog."""
+    rss = group.peak_rss_bytes()
+    group.stop()
+    if rss is not None:
+        run.report.set("worker_peak_rss", rss / 2**20)
+    else:
+        run.report.missing(["worker_peak_rss"], "no /proc on this system")
+    store = store_sizes(group.data_dirs)
+    changelog = changelog_sizes(run.settings, Settings(app_id=group.app_id).changelog_topic)
+    run.report.set("state_store_median", store.median, f"{store.customers:,} customers")
+    run.report.set("state_store_max", store.largest)
+    run.report.set("state_changelog_median", changelog.median, f"{changelog.customers:,} customers")
+    run.report.set("state_changelog_max", changelog.largest)
+    return f"state median {store.median:,.0f} bytes, max {store.largest:,} bytes"
 
 
 def _ticks(run: Run) -> str:
