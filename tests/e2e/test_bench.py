@@ -66,3 +66,30 @@ def test_quick_bench_measures_every_row_and_stops_everything_it_started(tmp_path
         time.sleep(0.2)
     assert not _alive_in_group(proc.pid), "processes left running"
     assert not list(tmp_path.iterdir()), "the bench wrote into the current directory"
+
+
+def test_sigterm_in_the_middle_stops_the_workers_and_the_broker_it_started(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "tools", "bench", "--quick"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        seen = []
+        for line in iter(proc.stderr.readline, b""):  # the progress line says when the workers start
+            seen.append(line.decode(errors="replace"))
+            if "] 2 workers ..." in seen[-1]:
+                break
+        assert "] 2 workers ..." in seen[-1], "".join(seen)
+        deadline = time.monotonic() + 60  # the bench, tansu and both workers
+        while len(_alive_in_group(proc.pid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_alive_in_group(proc.pid)) >= 4, _alive_in_group(proc.pid)
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    assert proc.returncode == 143, err.decode(errors="replace")[-2000:]
+    assert b"Traceback" not in err
+    deadline = time.monotonic() + 10
+    while _alive_in_group(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive_in_group(proc.pid), "processes left running"
