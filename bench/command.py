@@ -1,17 +1,20 @@
 """`loyalty bench`: measure the engine, its limits and its alternatives in one run, and print one table."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 import click
 
-from tools.cli_common import UserError, echo_json, friendly
+from tools.cli_common import UserError, echo_json, env_epilog, friendly
 
 _SIZES = ("events", "customers", "latency_seconds", "tick_customers", "tick_due")
 
 
-@click.command("bench")
+@click.command("bench", epilog=env_epilog({
+    "LOYALTY_FAUST_SENSOR, ...": "the worker settings of `loyalty worker --help` apply to the workers it starts",
+    "LOYALTY_POLICY": "ignored: every consumer runs the default policy"}))
 @click.option("--events", type=click.IntRange(min=1), default=300_000, show_default=True,
               help="Events in the backlog (plus a daily tick to every partition).")
 @click.option("--customers", type=click.IntRange(min=1), default=30_000, show_default=True,
@@ -55,6 +58,8 @@ def bench(ctx: click.Context, events: int, customers: int, partitions: int, seed
     if sizes["tick_due"] > sizes["tick_customers"]:
         raise UserError("--tick-due must not exceed --tick-customers")
     options = BenchOptions(partitions=partitions, seed=seed, timeout_s=timeout_s, **sizes)
+    # Every consumer folds with the default policy; the workers' other LOYALTY_* settings still apply.
+    os.environ.pop("LOYALTY_POLICY", None)
     # SIGTERM ends the run through its `finally` blocks, which stop every process it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     report = run_bench(options, Progress(PHASES), keep_dir=keep_dir)

@@ -57,7 +57,7 @@ def measure_latency(settings: Settings, group: WorkerGroup, rate_per_s: float, s
 
 
 def _send_paced(settings: Settings, lines: list[bytes], rate_per_s: float, report: Callable[[str], None]) -> None:
-    """Send lines at rate_per_s, each at its own moment (never in bursts to catch up more than is due)."""
+    """Send lines at rate_per_s, each at its own moment from the start (when late, at once until on time)."""
     sender = EventSender(settings)
     try:
         started = time.monotonic()

@@ -70,6 +70,7 @@ class Run:
             self.progress.done(f"failed: {reason[:300]}")
 
     def worker_report(self, expected: int) -> Callable[[int, float], None]:
+        """A progress reporter for workers applying `expected` events."""
         return lambda applied, elapsed: self.progress.update(f"{applied:,}/{expected:,} events applied, "
                                                              f"{elapsed:.0f}s")
 
@@ -138,12 +139,14 @@ def _replay(run: Run) -> str:
 
 
 def _peer(run: Run, name: str) -> str:
+    """A peer's steady rate on the backlog."""
     rate = run_peer(name, run.settings, run.workdir, run.backlog.records, run.options.timeout_s)
     run.report.set(f"peer_{name}", rate)
     return f"{rate:,.0f} events/s"
 
 
 def _two_workers(run: Run) -> str:
+    """Two workers of one group, started together, on the backlog."""
     group = WorkerGroup(run.settings, run.workdir, 2, "two").start()
     try:
         samples = group.wait_applied(run.expected, run.options.timeout_s, run.worker_report(run.expected))
@@ -158,7 +161,7 @@ def _one_worker(run: Run) -> None:
     """One worker on the backlog, then the latency run on it, then its peak RSS and its state's size."""
     group = WorkerGroup(run.settings, run.workdir, 1, "one")
     try:
-        run.phase("1 worker", ["worker_1"], partial(_backlog_on, run, group.start()))
+        run.phase("1 worker", ["worker_1"], partial(_backlog_on, run, group))
         run.phase("latency at half the 1-worker rate", ["latency_p50", "latency_p99"], partial(_latency, run, group))
         run.phase("worker resources", ["worker_peak_rss", "state_store_median", "state_store_max",
                                        "state_changelog_median", "state_changelog_max"],
@@ -168,7 +171,8 @@ def _one_worker(run: Run) -> None:
 
 
 def _backlog_on(run: Run, group: WorkerGroup) -> str:
-    """The 1-worker rate on the backlog."""
+    """Start the worker; its rate on the backlog."""
+    group.start()
     samples = group.wait_applied(run.expected, run.options.timeout_s, run.worker_report(run.expected))
     rate = steady_rate(samples)
     run.report.set("worker_1", rate)
@@ -206,6 +210,7 @@ def _resources(run: Run, group: WorkerGroup) -> str:
 
 
 def _ticks(run: Run) -> str:
+    """One tick with `tick_due` customers due among `tick_customers`, then among ten times `tick_due`."""
     options = run.options
     large = tick_seconds(options.tick_customers, options.tick_due, DEFAULT_POLICY)
     small = tick_seconds(10 * options.tick_due, options.tick_due, DEFAULT_POLICY)
