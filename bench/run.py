@@ -150,10 +150,11 @@ def _two_workers(run: Run) -> str:
     group = WorkerGroup(run.settings, run.workdir, 2, "two").start()
     try:
         samples = group.wait_applied(run.expected, run.options.timeout_s, run.worker_report(run.expected))
+        each = group.applied_each() or []
     finally:
         group.stop()
     rate = steady_rate(samples)
-    run.report.set("worker_2", rate)
+    run.report.set("worker_2", rate, "events per worker: " + " + ".join(f"{n:,}" for n in each))
     return f"{rate:,.0f} events/s"
 
 

@@ -63,13 +63,18 @@ class WorkerGroup:
 
     def applied(self) -> Optional[int]:
         """Events applied over the group, or None while a worker does not answer (starting or busy)."""
-        total = 0
+        each = self.applied_each()
+        return None if each is None else sum(each)
+
+    def applied_each(self) -> Optional[list[int]]:
+        """Events applied by each worker (its own partitions), or None while one does not answer."""
+        counts = []
         for source in self.sources:
             try:
-                total += source.stats(local=True)["events_applied"]
+                counts.append(source.stats(local=True)["events_applied"])
             except (QueryError, KeyError, TypeError):
                 return None
-        return total
+        return counts
 
     def wait_applied(self, expected: int, timeout_s: float,
                      report: Callable[[int, float], None] = lambda applied, elapsed: None) -> list[Sample]:
