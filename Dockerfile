@@ -12,6 +12,7 @@ COPY schemas ./schemas
 COPY projections ./projections
 COPY streams ./streams
 COPY tools ./tools
+COPY bench ./bench
 RUN pip install . && rm -rf /src
 
 # RocksDB tables live in the working directory; compose mounts a volume here.

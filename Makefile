@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -31,7 +31,7 @@ e2e: $(STAMP)
 	$(BIN)/python -m pytest -q tests/e2e
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.evolve
+	$(BIN)/loyalty bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,4 +1,4 @@
-"""The `loyalty` command: broker, topics, worker, produce, query, replay, demo."""
+"""The `loyalty` command: broker, topics, worker, produce, query, replay, demo, bench."""
 from __future__ import annotations
 
 import signal
@@ -8,6 +8,7 @@ from typing import Optional
 
 import click
 
+from bench.command import bench
 from schemas.timeutil import format_ms
 from streams.kafka_auth import KAFKA_AUTH_ENV
 from streams.settings import WORKER_ENV_WITHOUT_FLAG
@@ -176,6 +177,7 @@ main.add_command(query)
 main.add_command(explain)
 main.add_command(replay)
 main.add_command(demo)
+main.add_command(bench)
 
 
 def _show_envvars(command: click.Command) -> None:

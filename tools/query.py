@@ -62,8 +62,9 @@ class HttpSource:
         warn_if_partial(doc)
         return doc["customer_ids"]
 
-    def stats(self) -> dict:
-        doc = self._get("/stats")
+    def stats(self, local: bool = False) -> dict:
+        """Totals over every worker, or (local) over this worker's partitions only."""
+        doc = self._get("/stats?scope=local" if local else "/stats")
         warn_if_partial(doc)
         return doc
 
