@@ -44,7 +44,7 @@ class BenchOptions:
 
 
 #: `--quick`: sizes that check the command end to end in about a minute; the figures mean little.
-QUICK = {"events": 4_000, "customers": 400, "latency_seconds": 2.0, "tick_customers": 20_000, "tick_due": 200}
+QUICK = {"events": 16_000, "customers": 1_600, "latency_seconds": 2.0, "tick_customers": 20_000, "tick_due": 200}
 
 
 class Run:
