@@ -12,7 +12,8 @@ from faust.types import TP
 from projections.partition import PartitionFold
 from schemas.policy import load_policy
 from schemas.timeutil import format_ms
-from streams.faust_fixes import ack_fetched, apply_faust_fixes, batch_lock, read_in_bulk, serve_only_our_pages
+from streams.faust_fixes import (ack_fetched, apply_faust_fixes, batch_lock, limit_fetch_wait, read_in_bulk,
+                                 serve_only_our_pages)
 from streams.kafka_auth import KafkaAuth
 from streams.logs import crash_without_commit, lifecycle
 from streams.metrics import LoyaltyMetrics
@@ -126,6 +127,7 @@ def create_app(settings: Settings) -> faust.App:
         ack_fetched(app.consumer, {tp: (rs[0].offset, rs[-1].offset) for tp, rs in fetched.items()})
 
     read_in_bulk(INPUT_TOPIC, fold_fetched_records)
+    limit_fetch_wait(settings.fetch_max_wait_ms)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked_partitions(sender, revoked, **kwargs) -> None:

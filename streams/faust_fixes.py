@@ -187,3 +187,24 @@ def serve_only_our_pages(app: Any) -> None:
     """
     from faust.web.base import BlueprintManager
     app.web.blueprints = BlueprintManager([])
+
+
+def limit_fetch_wait(max_wait_ms: int) -> None:
+    """Make the worker's consumer wait at most `max_wait_ms` for a fetch to fill (Faust hard-codes 1,500).
+
+    Apache Kafka answers a fetch as soon as a record is there, so this only bounds idle polling; the
+    embedded broker holds a fetch for the whole wait, which became the worker's produce-to-ledger latency.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    _BULK["fetch_max_wait_ms"] = max_wait_ms
+    if "create_worker_consumer" in _ORIGINALS:
+        return
+    original = _ORIGINALS["create_worker_consumer"] = AIOKafkaConsumerThread._create_worker_consumer
+
+    def _create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = _BULK["fetch_max_wait_ms"]  # read when the consumer starts its fetcher
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer

@@ -51,6 +51,7 @@ WORKER_ENV_WITHOUT_FLAG = {
     "LOYALTY_WEB_CANONICAL_URL": "the address peers use to reach this worker (default http://{web-host}:{web-port})",
     "LOYALTY_FAUST_SENSOR": "0 turns off Faust's own Prometheus sensor, about 20% faster (default 1)",
     "LOYALTY_BATCH_MAX_EVENTS": "at most this many events are fetched and folded as one batch (default 5000)",
+    "LOYALTY_FETCH_MAX_WAIT_MS": "a fetch of the input waits at most this long for records (default 20)",
     "LOYALTY_COMMIT_INTERVAL_S": "input offsets are committed this often, in seconds (default 1.0)",
     "LOYALTY_SESSION_TIMEOUT_S": "embedded broker only: the consumer session timeout in seconds (default 10)",
     "LOYALTY_API_TOKEN": "bearer token every HTTP route but /metrics and /health requires (default: none)",
@@ -84,6 +85,8 @@ class Settings:
     faust_sensor: bool = field(default_factory=lambda: _env("LOYALTY_FAUST_SENSOR", "1") not in ("0", "false", "no"))
     # At most this many events are fetched and folded as one batch (a fetch never waits to fill it).
     batch_max_events: int = field(default_factory=lambda: int(_env("LOYALTY_BATCH_MAX_EVENTS", "5000")))
+    # Kafka answers a fetch once a record is there; the embedded broker waits this long (the latency floor).
+    fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("LOYALTY_FETCH_MAX_WAIT_MS", "20")))
     # Input offsets of processed batches are committed this often (a restart re-reads at most this much).
     commit_interval_s: float = field(default_factory=lambda: float(_env("LOYALTY_COMMIT_INTERVAL_S", "1.0")))
     # A worker logs one progress line this often (0: never), so a backlog is seen draining without Prometheus.
