@@ -78,7 +78,7 @@ class _Attempt:
         self.dlq_reasons: Counter = Counter()
         self.lags_s: list[float] = []
         self.durations_s: list[float] = []
-        self.oldest_ms: Optional[int] = None  # the oldest occurred_at applied
+        self.far_behind: Optional[tuple[int, int]] = None  # the first (clock, occurred_at) far behind the clock
 
 
 class Pipeline:
@@ -163,6 +163,8 @@ class Pipeline:
             if fold is None:
                 fold = self.fold(partition)
                 fold.begin_batch()
+            if attempt.far_behind is None and fold.clock_ms - event.occurred_at_ms > _FAR_BEHIND_MS:
+                attempt.far_behind = (fold.clock_ms, event.occurred_at_ms)  # as it arrives, not after the batch
             try:
                 outcome, effects = fold.apply(event)
                 messages = [self._outgoing(effect, partition) for effect in effects if effect.kind != "notice"]
@@ -174,21 +176,18 @@ class Pipeline:
                 attempt.counted[event.event_type, outcome] += 1
                 if outcome == "applied":
                     attempt.lags_s.append(max(0.0, now_s - event.occurred_at_ms / _MS))
-                    if attempt.oldest_ms is None or event.occurred_at_ms < attempt.oldest_ms:
-                        attempt.oldest_ms = event.occurred_at_ms
             attempt.durations_s.append(time.perf_counter() - started)
         return attempt
 
     def _warn_if_far_behind(self, partition: int, attempt: _Attempt) -> None:
         """Log once per partition when events arrive far behind its clock (the clock ran ahead of them)."""
-        fold = self.folds.get(partition)
-        if attempt.oldest_ms is None or fold is None or partition in self._warned_far_behind:
+        if attempt.far_behind is None or partition in self._warned_far_behind:
             return
-        if fold.clock_ms - attempt.oldest_ms > _FAR_BEHIND_MS:
-            self._warned_far_behind.add(partition)
-            warning("events arrive far behind the partition clock; every time rule treats them as late "
-                    "(a historical backfill wants `loyalty worker --clock event`)", partition=partition,
-                    clock=format_ms(fold.clock_ms), event_time=format_ms(attempt.oldest_ms))
+        self._warned_far_behind.add(partition)
+        clock_ms, occurred_at_ms = attempt.far_behind
+        warning("events arrive far behind the partition clock; every time rule treats them as late "
+                "(a historical backfill wants `loyalty worker --clock event`)", partition=partition,
+                clock=format_ms(clock_ms), event_time=format_ms(occurred_at_ms))
 
     @staticmethod
     def _outgoing(effect: Effect, partition: int) -> Outgoing:

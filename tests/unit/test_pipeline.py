@@ -71,6 +71,16 @@ def test_events_far_behind_the_partition_clock_are_reported_once_per_partition(c
     assert warnings[0].fields["event_time"] == "2026-01-01T00:00:00Z"
 
 
+def test_one_batch_in_time_order_spanning_months_is_not_far_behind(caplog):
+    """A worker catching up folds months of history in one fetch: each event is ahead of the clock it meets."""
+    pipeline, _ = make_pipeline()
+    months = [Record(0, n, b"c1", event(f"e{n}", "customer.visited", "c1", f"2026-{n + 1:02d}-01T00:00:00Z"))
+              for n in range(6)]
+    with caplog.at_level("WARNING", logger="loyalty"):
+        pipeline.process(months)
+    assert not [r for r in caplog.records if "far behind the partition clock" in r.getMessage()]
+
+
 def test_observing_a_batch_at_once_gives_the_same_histogram_as_one_value_at_a_time():
     from prometheus_client import CollectorRegistry, Histogram
 
