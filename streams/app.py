@@ -58,7 +58,7 @@ def _timestamp_ms(timestamp_ms: Optional[int]) -> Optional[int]:
 
 
 async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore], folds: dict[int, PartitionFold],
-                      outgoing: list[Outgoing], partitions: set[int]) -> None:
+                      outgoing: list[Outgoing], partitions: set[int], folded_until: dict) -> None:
     """Write a folded batch in the order that loses nothing: outputs, then changelog, then local state.
 
     Faust acks the batch's offsets when the agent's body returns, after all three. A crash before the
@@ -67,7 +67,8 @@ async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore
     states whose outputs are all on their topics, so a redelivered event may rightly be a duplicate.
     """
     # Taken before any await: a rebalance meanwhile may drop the partitions from `stores`.
-    changelogs = {partition: (stores[partition], stores[partition].changelog(folds[partition].clock_ms))
+    changelogs = {partition: (stores[partition], stores[partition].changelog(folds[partition].clock_ms,
+                                                                          folded_until.get(partition)))
                   for partition in partitions if partition in stores and partition in folds}
     await sender.send_outputs(outgoing)
     await sender.send_changelog({partition: records for partition, (_, records) in changelogs.items()})
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> faust.App:
         """Load a partition's clock, due index and totals from its recovered store."""
         store = stores[partition] = TablePartitionStore(customers, partition)
         fold = PartitionFold(store, policy, clock_ms=store.clock_ms())
+        pipeline.folded_until[partition] = store.next_offset()
         fold.load(store.states())
         lifecycle("partition loaded", partition=partition, customers=fold.totals.customers,
                   clock=format_ms(fold.clock_ms), due=len(fold.due))
@@ -120,7 +122,8 @@ def create_app(settings: Settings) -> faust.App:
                    for tp, fetched_records in fetched.items() for r in fetched_records]
         try:
             outgoing = pipeline.process(records)
-            await write_batch(sender, stores, pipeline.folds, outgoing, {tp.partition for tp in fetched})
+            await write_batch(sender, stores, pipeline.folds, outgoing, {tp.partition for tp in fetched},
+                              pipeline.folded_until)
         except Exception as exc:
             # Nothing of this batch may be committed: stop at once, so that it is read again after a restart.
             crash_without_commit(exc)

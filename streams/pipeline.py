@@ -91,6 +91,9 @@ class Pipeline:
         self.open_fold = open_fold      # builds a partition's fold from the local store (after recovery)
         self.folds: dict[int, PartitionFold] = {}
         self.positions: dict[int, int] = {}  # next offset to process, per partition
+        # Per partition, the input offset its states already include (saved with them; set by open_fold):
+        # a record below it was folded before a crash or rebalance and is skipped without a look.
+        self.folded_until: dict[int, Optional[int]] = {}
         self._wall_clock_s = wall_clock_s   # only for the event-lag metric, never for rules
         self._warned_far_behind: set[int] = set()
 
@@ -105,6 +108,7 @@ class Pipeline:
         """Drop a revoked partition's fold and metrics."""
         self.folds.pop(partition, None)
         self.positions.pop(partition, None)
+        self.folded_until.pop(partition, None)
         self.metrics.forget_partition(partition)
 
     def totals(self) -> Totals:
@@ -123,7 +127,14 @@ class Pipeline:
         out: list[Outgoing] = []
         touched = []
         for partition, part in by_partition.items():
-            self.positions[partition] = part[-1].offset + 1
+            self.fold(partition)  # loads folded_until with the states
+            folded_until = self.folded_until.get(partition)
+            if folded_until is not None and part[0].offset < folded_until:
+                # Redelivered (Kafka commits lag the states): these events' effects are on their topics already.
+                part = [record for record in part if record.offset >= folded_until]
+                if not part:
+                    continue
+            self.positions[partition] = self.folded_until[partition] = part[-1].offset + 1
             attempt = self._process_partition(partition, part, now_s)
             self._count(attempt)
             self._warn_if_far_behind(partition, attempt)

@@ -57,14 +57,17 @@ class TablePartitionStore:
         self._cache.pop(customer_id, None)
         self._dirty.discard(customer_id)
 
-    def changelog(self, clock_ms: int) -> list[tuple[bytes, bytes]]:
-        """Return the batch's changed states and the partition clock as changelog records, clock last.
+    def changelog(self, clock_ms: int, next_offset: Optional[int] = None) -> list[tuple[bytes, bytes]]:
+        """Return the batch's changed states, then the partition clock and the next input offset to fold.
+
+        The clock record comes last, so a store that has it has every state of the batch (a partition's
+        records keep their order); its `next_offset` makes a redelivered record a one-integer check.
 
         Nothing is written locally yet: RocksDB keeps the state before the batch until the broker has
         the batch's outputs and changelog (see save()), so a crash in between re-applies the batch.
         """
         changelog = [(customer_id.encode(), self._cache[customer_id].to_bytes()) for customer_id in self._dirty]
-        changelog.append((CLOCK_KEY, orjson.dumps({"clock_ms": clock_ms})))
+        changelog.append((CLOCK_KEY, orjson.dumps({"clock_ms": clock_ms, "next_offset": next_offset})))
         self._dirty.clear()
         return changelog
 
@@ -82,6 +85,11 @@ class TablePartitionStore:
         """Return the partition clock stored with the states (0 if none)."""
         raw = self._db.get(CLOCK_KEY)
         return orjson.loads(raw)["clock_ms"] if raw is not None else 0
+
+    def next_offset(self) -> Optional[int]:
+        """Return the input offset after the last record folded into these states (None if unknown)."""
+        raw = self._db.get(CLOCK_KEY)
+        return orjson.loads(raw).get("next_offset") if raw is not None else None
 
     def states(self) -> Iterator[CustomerState]:
         """Yield every customer state stored in this partition (used once, after recovery)."""

@@ -81,6 +81,34 @@ def test_one_batch_in_time_order_spanning_months_is_not_far_behind(caplog):
     assert not [r for r in caplog.records if "far behind the partition clock" in r.getMessage()]
 
 
+def test_records_redelivered_below_the_folded_offset_are_skipped_even_past_the_event_id_memory():
+    """After a crash or a rebalance, Kafka redelivers from the committed offset, which lags the states.
+
+    In a backfill the clock may be far past `event_id_days` after the first events by then: their ids
+    are forgotten, so only the offset (saved with the states) keeps them from being applied again.
+    """
+    pipeline, _ = make_pipeline()
+    early = Record(0, 0, b"c1", event("e0", "order.paid", "c1", "2025-01-01T00:00:00Z", order_id="o1", amount="10.00"))
+    late = Record(0, 1, b"c1", event("e1", "customer.visited", "c1", "2026-06-01T00:00:00Z"))
+    assert pipeline.process([early, late])  # a ledger entry for the order
+    assert pipeline.folded_until[0] == 2
+    assert pipeline.process([early, late]) == []  # the same records again (Faust sought back to the commit)
+    assert pipeline.totals().events_applied == 2
+    fresh = Record(0, 2, b"c1", event("e2", "customer.visited", "c1", "2026-06-02T00:00:00Z"))
+    pipeline.process([late, fresh])
+    assert pipeline.totals().events_applied == 3 and pipeline.folded_until[0] == 3
+
+
+def test_a_partition_loaded_from_its_store_skips_what_the_store_has_folded():
+    pipeline, _ = make_pipeline()
+    pipeline.fold(0)
+    pipeline.folded_until[0] = 5  # what open_fold reads from the partition's saved clock record
+    records = [Record(0, n, b"c1", event(f"e{n}", "customer.visited", "c1", f"2026-01-0{n + 1}T00:00:00Z"))
+               for n in range(7)]
+    pipeline.process(records)
+    assert pipeline.totals().events_applied == 2 and pipeline.positions[0] == 7
+
+
 def test_observing_a_batch_at_once_gives_the_same_histogram_as_one_value_at_a_time():
     from prometheus_client import CollectorRegistry, Histogram
 

@@ -31,8 +31,11 @@ def test_a_batch_reaches_rocksdb_only_when_saved_and_discard_returns_to_the_save
     changed = store.get("c1").clone()
     changed.points_balance = 50
     store.put("c1", changed)
-    records = store.changelog(clock_ms=8)
+    records = store.changelog(clock_ms=8, next_offset=42)
     assert CustomerState.from_bytes(db[b"c1"]).points_balance == 0, "nothing local before the broker has it"
-    assert dict(records)[b"c1"] == changed.to_bytes() and dict(records)[CLOCK_KEY] == b'{"clock_ms":8}'
+    assert dict(records)[b"c1"] == changed.to_bytes() and records[-1] == (CLOCK_KEY, b'{"clock_ms":8,"next_offset":42}')
+    assert store.next_offset() is None, "the offset is saved with the states, not before"
     store.discard("c1")
     assert store.get("c1").points_balance == 0
+    store.save(records)
+    assert store.next_offset() == 42 and store.clock_ms() == 8

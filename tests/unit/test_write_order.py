@@ -13,7 +13,7 @@ class FakeStore:
     def __init__(self, log: list) -> None:
         self.log = log
 
-    def changelog(self, clock_ms: int) -> list:
+    def changelog(self, clock_ms: int, next_offset=None) -> list:
         return [(b"c1", b"{}"), (b"\x00partition-clock", b'{"clock_ms": %d}' % clock_ms)]
 
     def save(self, records: list) -> None:
@@ -49,7 +49,7 @@ def run(fail_at: str = "") -> list:
     stores, folds = {0: FakeStore(log)}, {0: FakeFold()}
     outgoing = [Outgoing("loyalty-ledger", 0, b"c1", b"{}")]
     try:
-        asyncio.run(write_batch(FakeSender(log, fail_at), stores, folds, outgoing, {0}))
+        asyncio.run(write_batch(FakeSender(log, fail_at), stores, folds, outgoing, {0}, {0: 1}))
     except ConnectionError:
         pass
     return [step for step, _ in log]
