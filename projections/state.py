@@ -24,6 +24,9 @@ class CustomerState:
         "redemption_ids", "daily_counts", "lifetime_spend_minor", "spend_12m_minor",
         "last_purchase_ms", "last_interaction_ms", "tier", "status", "last_win_back_ms",
         "birthday_done_year", "birthday_due_ms", "tier_due_ms", "next_due_ms",
+        # Rewards and care campaigns (docs/rules.md): coupons, expiry reminders, tier congratulations, member days.
+        "claim_ids", "claims_per_year", "coupons", "coupon_due_ms", "remind_lot_ms", "remind_due_ms",
+        "reminded_until_ms", "tier_left_ms", "member_day_due_ms",
     )
 
     def __init__(self, customer_id: str, first_seen_ms: int) -> None:
@@ -52,6 +55,16 @@ class CustomerState:
         self.birthday_due_ms: Optional[int] = None    # local midnight of the next unhandled birthday
         self.tier_due_ms: Optional[int] = None        # when the next order leaves the tier window
         self.next_due_ms: Optional[int] = None
+        self.claim_ids: dict[str, int] = {}           # claim_id -> occurred_at_ms, for dedupe
+        self.claims_per_year: dict[str, int] = {}     # "reward_id|2026" -> claims accepted that local year
+        self.coupons: dict[str, dict] = {}            # coupon_id -> see projections/rewards.py, open ones and
+                                                      # closed ones still remembered
+        self.coupon_due_ms: Optional[int] = None      # the earliest expiry of an open coupon
+        self.remind_lot_ms: Optional[int] = None      # expiry of the lot whose local date is reminded next
+        self.remind_due_ms: Optional[int] = None      # when that reminder is checked (None: to compute)
+        self.reminded_until_ms = 0                    # lots expiring before this were checked for reminders
+        self.tier_left_ms: dict[str, int] = {}        # congratulated tier -> when it was last left (0: held)
+        self.member_day_due_ms: Optional[int] = None  # local midnight of the next member day not yet handled
 
     def clone(self) -> "CustomerState":
         """Return an independent copy (containers copied too), so the copy may be changed in place."""
@@ -63,6 +76,10 @@ class CustomerState:
         clone.orders = {order_id: order[:] for order_id, order in self.orders.items()}
         clone.redemption_ids = dict(self.redemption_ids)
         clone.daily_counts = dict(self.daily_counts)
+        clone.claim_ids = dict(self.claim_ids)
+        clone.claims_per_year = dict(self.claims_per_year)
+        clone.coupons = {coupon_id: dict(coupon) for coupon_id, coupon in self.coupons.items()}
+        clone.tier_left_ms = dict(self.tier_left_ms)
         return clone
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +90,8 @@ class CustomerState:
     def from_dict(cls, data: dict[str, Any]) -> "CustomerState":
         """Rebuild a state from its stored form."""
         state = cls.__new__(cls)
+        if "coupons" not in data:  # stored before rewards existed: start their fields empty
+            data = {**_empty_reward_fields(), **data}
         for name in cls.__slots__:
             setattr(state, name, data[name])
         return state
@@ -91,3 +110,11 @@ class CustomerState:
 
     def __repr__(self) -> str:
         return f"CustomerState({self.customer_id!r}, balance={self.points_balance}, tier={self.tier}, status={self.status})"
+
+
+def _empty_reward_fields() -> dict[str, Any]:
+    """Return the reward and care fields of a new customer (for states stored before they existed)."""
+    fresh = CustomerState("", 0)
+    return {name: getattr(fresh, name) for name in ("claim_ids", "claims_per_year", "coupons", "coupon_due_ms",
+                                                    "remind_lot_ms", "remind_due_ms", "reminded_until_ms",
+                                                    "tier_left_ms", "member_day_due_ms")}

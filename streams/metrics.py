@@ -14,6 +14,8 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.policy import CAMPAIGNS
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Event lag is wall time minus occurred_at: from a live shop (tens of ms) up to a
@@ -86,6 +88,20 @@ class LoyaltyMetrics:
         self.redemptions_rejected = Counter(
             "loyalty_redemptions_rejected_total", "Redemptions rejected by reason.",
             ["reason"], registry=reg)
+        self.reward_claims = Counter(
+            "loyalty_reward_claims_total", "Reward claims: accepted, or the reason of the rejection.",
+            ["outcome"], registry=reg)
+        self.coupons = Counter(
+            "loyalty_coupons_total", "Coupons issued, used and expired.",
+            ["event"], registry=reg)
+        self.coupons_rejected = Counter(
+            "loyalty_coupon_uses_rejected_total", "Coupon uses rejected by reason.",
+            ["reason"], registry=reg)
+        # Every campaign and coupon series exists from the start, so /metrics and the dashboard show zeros.
+        for name in CAMPAIGNS:
+            self.campaign_triggers.labels(name)
+        for event in ("issued", "used", "expired"):
+            self.coupons.labels(event)
 
     def count_event(self, event_type: str, outcome: str, count: int = 1) -> None:
         """Count input records as applied, duplicate or rejected."""
@@ -94,6 +110,22 @@ class LoyaltyMetrics:
     def count_ledger_points(self, kind: str, points: int) -> None:
         """Count the points a ledger entry moves, whatever its sign."""
         self.points_moved.labels(kind=kind).inc(abs(points))
+
+    def count_coupon_record(self, kind: str) -> None:
+        """Count a record of the coupons topic (an issued coupon is an accepted claim)."""
+        event = kind.removeprefix("coupon_")
+        self.coupons.labels(event).inc()
+        if event == "issued":
+            self.reward_claims.labels("accepted").inc()
+
+    def count_rejection(self, kind: str, reason: str) -> None:
+        """Count a rejected redemption, claim or coupon use by its reason."""
+        if kind == "claim_rejected":
+            self.reward_claims.labels(reason).inc()
+        elif kind == "coupon_rejected":
+            self.coupons_rejected.labels(reason).inc()
+        else:
+            self.redemptions_rejected.labels(reason).inc()
 
     def count_status_transition(self, from_status: str, to_status: str) -> None:
         """Count one activity status change."""

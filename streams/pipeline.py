@@ -218,7 +218,9 @@ class Pipeline:
                 elif record["kind"] == "tier_changed":
                     metrics.count_tier_transition(record["from"], record["to"])
                 else:
-                    metrics.redemptions_rejected.labels(record["reason"]).inc()
+                    metrics.count_rejection(record["kind"], record["reason"])
+            elif effect.kind == "coupon":
+                metrics.count_coupon_record(record["kind"])
             elif effect.kind == "notice":
                 metrics.refunds_unknown_order.inc()
 

@@ -1,0 +1,190 @@
+"""Care campaigns: points-expiring reminders, tier-upgrade congratulations and member days (docs/rules.md).
+
+Reminders and member days are time rules: each customer carries its next due time for them, so a tick
+visits only the customers they concern (a member day: only the customers who qualify for it).
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+from datetime import date, timedelta
+from typing import Optional
+
+from projections.state import CustomerState, Effect
+from projections.triggers import campaign
+from schemas.policy import TIERS, Policy
+from schemas.timeutil import DAY_MS, format_ms, local_date, local_midnight_ms
+
+_ONE_DAY = timedelta(days=1)
+
+
+def _tz(state: CustomerState, policy: Policy) -> str:
+    return state.timezone or policy.campaigns.default_timezone
+
+
+# ---- points_expiring: remind_days before a local date on which at least min_points expire ----------------
+
+def _remind_at_ms(lot_ms: int, tz_name: str, policy: Policy) -> int:
+    """Return local midnight remind_days before the local date on which a lot expires."""
+    day = local_date(lot_ms, tz_name)
+    return local_midnight_ms(day - timedelta(days=policy.campaigns.points_expiring.remind_days), tz_name)
+
+
+def reminder_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
+    """Return when the next expiry reminder is checked (computed once after a credit moved it); None if none.
+
+    The time is never later than the true one: a debit that takes the lot it was set for only makes the
+    check find the next date, and a credit to an earlier date resets it (projections/points.py).
+    """
+    if "points_expiring" not in policy.campaigns.enabled:
+        return None
+    if state.remind_due_ms is None and state.remind_lot_ms is not None:
+        state.remind_due_ms = _remind_at_ms(state.remind_lot_ms, _tz(state, policy), policy)
+    return state.remind_due_ms
+
+
+def _day_points(lots: list[list[int]], index: int, day_end_ms: int) -> tuple[int, int]:
+    """Return the points of the lots from index expiring before day_end_ms, and the index after them."""
+    points = 0
+    while index < len(lots) and lots[index][0] < day_end_ms:
+        points += lots[index][1]
+        index += 1
+    return points, index
+
+
+def _next_reminded_lot(lots: list[list[int]], index: int, tz_name: str, min_points: int) -> int:
+    """Return the index of the first lot of the first local date from index holding min_points (len if none)."""
+    while index < len(lots):
+        day_end_ms = local_midnight_ms(local_date(lots[index][0], tz_name) + _ONE_DAY, tz_name)
+        points, after = _day_points(lots, index, day_end_ms)
+        if points >= min_points:
+            return index
+        index = after
+    return index
+
+
+def remind_expiring(state: CustomerState, at_ms: int, clock_ms: int, policy: Policy) -> list[Effect]:
+    """At a reminder's time, remind of the points expiring on its local date if they are at least min_points.
+
+    Each date is checked once. A reminder whose points already expired by the clock (a partition
+    catching up) is not sent.
+    """
+    due_ms = state.remind_due_ms
+    if due_ms is None or due_ms > at_ms or "points_expiring" not in policy.campaigns.enabled:
+        return []
+    rules = policy.campaigns.points_expiring
+    tz_name = _tz(state, policy)
+    lots = state.lots
+    index = bisect_left(lots, [state.reminded_until_ms])
+    effects = []
+    if index < len(lots):
+        day = local_date(lots[index][0], tz_name)
+        remind_ms = local_midnight_ms(day - timedelta(days=rules.remind_days), tz_name)
+        if remind_ms > at_ms:  # the lot it was set for was taken: the next date is checked at its own time
+            state.remind_lot_ms, state.remind_due_ms = lots[index][0], remind_ms
+            return []
+        day_end_ms = local_midnight_ms(day + _ONE_DAY, tz_name)
+        points, after = _day_points(lots, index, day_end_ms)
+        state.reminded_until_ms = day_end_ms
+        if points >= rules.min_points and clock_ms < lots[index][0]:
+            effects.append(campaign(state, "points_expiring", day.isoformat(), at_ms, {
+                "points": points, "expiry_date": day.isoformat(), "expires_at": format_ms(lots[index][0]),
+                "timezone": tz_name}))
+        index = _next_reminded_lot(lots, after, tz_name, rules.min_points)
+    if index < len(lots):
+        state.remind_lot_ms = lots[index][0]
+        state.remind_due_ms = _remind_at_ms(lots[index][0], tz_name, policy)
+    else:
+        state.remind_lot_ms = state.remind_due_ms = None
+    return effects
+
+
+def forget_reminder_time(state: CustomerState) -> None:
+    """Recompute the reminder time later (the time zone changed)."""
+    state.remind_due_ms = None
+
+
+# ---- tier_upgraded: congratulate on a rise, not on a return within the cooldown ---------------------------
+
+def tier_moved(state: CustomerState, old: str, new: str, at_ms: int, policy: Policy) -> list[Effect]:
+    """Note a tier change; on a rise, congratulate unless the customer returns within the cooldown."""
+    left_ms = state.tier_left_ms
+    rank_old, rank_new = TIERS.index(old), TIERS.index(new)
+    if rank_new < rank_old:
+        for tier in TIERS[rank_new + 1:rank_old + 1]:
+            if tier in left_ms:
+                left_ms[tier] = at_ms
+        return []
+    left_at = left_ms.get(new)
+    left_ms[new] = 0
+    if left_at and at_ms - left_at < policy.campaigns.tier_upgrade_cooldown_days * DAY_MS:
+        return []
+    if "tier_upgraded" not in policy.campaigns.enabled:
+        return []
+    # Period: the UTC date and the tier, so that two rises on one day have two ids.
+    return [campaign(state, "tier_upgraded", f"{format_ms(at_ms)[:10]}:{new}", at_ms, {"from": old, "to": new})]
+
+
+# ---- member_day: at local midnight of a member day, for the customers who qualify -------------------------
+
+def _qualifies(state: CustomerState, policy: Policy) -> bool:
+    rules = policy.campaigns.member_day
+    return (rules.any_day and "member_day" in policy.campaigns.enabled
+            and state.status in rules.statuses and state.tier in rules.tiers)
+
+
+def _next_member_day(from_day: date, policy: Policy) -> Optional[date]:
+    """Return the first member day on or after from_day (None if there is none)."""
+    rules = policy.campaigns.member_day
+    candidates = []
+    if rules.monthly_day is not None:
+        day = from_day.replace(day=rules.monthly_day)
+        if day < from_day:
+            day = (day.replace(day=1) + timedelta(days=32)).replace(day=rules.monthly_day)
+        candidates.append(day)
+    index = bisect_left(rules.dates, from_day)
+    if index < len(rules.dates):
+        candidates.append(rules.dates[index])
+    return min(candidates, default=None)
+
+
+def _member_day_from(state: CustomerState, from_ms: int, policy: Policy) -> Optional[int]:
+    """Return the local midnight of the first member day at or after from_ms (None if there is none)."""
+    tz_name = _tz(state, policy)
+    day = _next_member_day(local_date(from_ms, tz_name), policy)
+    if day is not None and local_midnight_ms(day, tz_name) < from_ms:
+        day = _next_member_day(day + _ONE_DAY, policy)
+    return None if day is None else local_midnight_ms(day, tz_name)
+
+
+def member_day_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
+    """Return the next member day's local midnight if the customer qualifies now, else None.
+
+    A member day that passed while the customer did not qualify is skipped here, when they next qualify.
+    """
+    if not _qualifies(state, policy):
+        return None
+    due_ms = state.member_day_due_ms
+    if due_ms is None or due_ms < state.as_of_ms:
+        due_ms = state.member_day_due_ms = _member_day_from(state, state.as_of_ms, policy)
+    return due_ms
+
+
+def celebrate_member_day(state: CustomerState, at_ms: int, clock_ms: int, policy: Policy) -> list[Effect]:
+    """At a member day's local midnight, fire for a qualifying customer, at most birthday_grace_days late."""
+    due_ms = state.member_day_due_ms
+    if due_ms is None or due_ms > at_ms:
+        return []
+    effects = []
+    # due < at: the walk stopped later for another rule, so the customer did not qualify at that midnight.
+    if due_ms == at_ms and _qualifies(state, policy) \
+            and clock_ms - due_ms <= policy.campaigns.birthday_grace_days * DAY_MS:
+        tz_name = _tz(state, policy)
+        day = local_date(due_ms, tz_name).isoformat()
+        effects.append(campaign(state, "member_day", day, at_ms, {"local_date": day, "timezone": tz_name}))
+    state.member_day_due_ms = _member_day_from(state, max(due_ms + 1, at_ms), policy)
+    return effects
+
+
+def forget_member_day(state: CustomerState) -> None:
+    """Recompute the next member day later (the time zone changed)."""
+    state.member_day_due_ms = None
