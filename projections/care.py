@@ -32,11 +32,11 @@ def _remind_at_ms(lot_ms: int, tz_name: str, policy: Policy) -> int:
 def reminder_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     """Return when the next expiry reminder is checked (computed once after a credit moved it); None if none.
 
+    Only while reminders are on (next_due_ms asks): otherwise a time set earlier would stay due for ever.
+
     The time is never later than the true one: a debit that takes the lot it was set for only makes the
     check find the next date, and a credit to an earlier date resets it (projections/points.py).
     """
-    if "points_expiring" not in policy.campaigns.enabled:
-        return None
     if state.remind_due_ms is None and state.remind_lot_ms is not None:
         state.remind_due_ms = _remind_at_ms(state.remind_lot_ms, _tz(state, policy), policy)
     return state.remind_due_ms
@@ -69,7 +69,7 @@ def remind_expiring(state: CustomerState, at_ms: int, clock_ms: int, policy: Pol
     catching up) is not sent.
     """
     due_ms = state.remind_due_ms
-    if due_ms is None or due_ms > at_ms or "points_expiring" not in policy.campaigns.enabled:
+    if due_ms is None or due_ms > at_ms or not policy.campaigns.reminders_on:
         return []
     rules = policy.campaigns.points_expiring
     tz_name = _tz(state, policy)
@@ -128,8 +128,7 @@ def tier_moved(state: CustomerState, old: str, new: str, at_ms: int, policy: Pol
 
 def _qualifies(state: CustomerState, policy: Policy) -> bool:
     rules = policy.campaigns.member_day
-    return (rules.any_day and "member_day" in policy.campaigns.enabled
-            and state.status in rules.statuses and state.tier in rules.tiers)
+    return policy.campaigns.member_days_on and state.status in rules.statuses and state.tier in rules.tiers
 
 
 def _next_member_day(from_day: date, policy: Policy) -> Optional[date]:
@@ -165,7 +164,11 @@ def member_day_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
         return None
     due_ms = state.member_day_due_ms
     if due_ms is None or due_ms < state.as_of_ms:
-        due_ms = state.member_day_due_ms = _member_day_from(state, state.as_of_ms, policy)
+        last_ms = policy.campaigns.member_day.last_midnight_bound_ms
+        if last_ms is not None and state.as_of_ms > last_ms:
+            return None  # every member day has passed
+        # Strictly after as_of: a member day at exactly this instant has been handled, or was not theirs.
+        due_ms = state.member_day_due_ms = _member_day_from(state, state.as_of_ms + 1, policy)
     return due_ms
 
 

@@ -98,8 +98,10 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
             best = t
     # A late credit may land already expired, and a birthday may be in reach now: those are due at once;
     # so are a coupon of a late claim, an expiry reminder whose time has passed, a member day just reached.
+    campaigns = policy.campaigns
     for t in (state.lots[0][0] if state.lots else None, state.birthday_due_ms, state.coupon_due_ms,
-              reminder_due_ms(state, policy), member_day_due_ms(state, policy)):
+              reminder_due_ms(state, policy) if campaigns.reminders_on else None,
+              member_day_due_ms(state, policy) if campaigns.member_days_on else None):
         if t is not None:
             t = max(t, now)
             if best is None or t < best:

@@ -91,6 +91,13 @@ class MemberDayPolicy(Section):
         """True when the policy names at least one member day."""
         return self.monthly_day is not None or bool(self.dates)
 
+    @cached_property
+    def last_midnight_bound_ms(self) -> Optional[int]:
+        """Return a time after the last member day's midnight in every time zone (None: they never end)."""
+        if self.monthly_day is not None or not self.dates:
+            return None
+        return (self.dates[-1].toordinal() - date(1970, 1, 1).toordinal() + 2) * 86_400_000
+
 
 class CampaignPolicy(Section):
     win_back_cooldown_days: int = Field(default=90, ge=0)
@@ -106,6 +113,16 @@ class CampaignPolicy(Section):
     def enabled(self) -> frozenset[str]:
         """The campaigns that fire (every one not disabled)."""
         return frozenset(CAMPAIGNS) - frozenset(self.disabled)
+
+    @cached_property
+    def reminders_on(self) -> bool:
+        """True when points_expiring reminders fire (checked per event: a plain attribute)."""
+        return "points_expiring" in self.enabled
+
+    @cached_property
+    def member_days_on(self) -> bool:
+        """True when member days are named and their campaign fires."""
+        return self.member_day.any_day and "member_day" in self.enabled
 
     @field_validator("default_timezone")
     @classmethod
