@@ -10,6 +10,7 @@ from schemas.policy import Policy, PolicyError, load_policy
 from schemas.validate import Rejection, validate_document, validate_record
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
+from streams.settings import Settings
 from tests.e2e.promtext import samples, value
 from tests.unit.helpers import doc
 
@@ -164,3 +165,8 @@ def test_bad_rewards_and_campaign_settings_are_policy_errors_naming_the_key(tmp_
     with pytest.raises(PolicyError) as error:
         load_policy(write(tmp_path, text))
     assert f": {where}" in str(error.value), str(error.value)
+
+
+def test_topics_create_makes_the_coupons_topic_with_the_input_topics_partitions():
+    topics = Settings(partitions=3).topic_partitions()
+    assert topics["coupons"] == topics["customer-events"] == 3
