@@ -22,6 +22,9 @@ def _tz(state: CustomerState, policy: Policy) -> str:
 
 
 # ---- points_expiring: remind_days before a local date on which at least min_points expire ----------------
+# The next date to check is kept as remind_lot_ms (one of its lots) and remind_due_ms (when to check it):
+# only a date that holds min_points when it is chosen, so a tick visits no customer without a reminder
+# to send. Credits to earlier dates and debits make them be chosen again (projections/points.py).
 
 def _remind_at_ms(lot_ms: int, tz_name: str, policy: Policy) -> int:
     """Return local midnight remind_days before the local date on which a lot expires."""
@@ -30,34 +33,69 @@ def _remind_at_ms(lot_ms: int, tz_name: str, policy: Policy) -> int:
 
 
 def reminder_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
-    """Return when the next expiry reminder is checked (computed once after a credit moved it); None if none.
+    """Return when the next expiry reminder is checked (chosen again after a credit or debit); None if none.
 
     Only while reminders are on (next_due_ms asks): otherwise a time set earlier would stay due for ever.
-
-    The time is never later than the true one: a debit that takes the lot it was set for only makes the
-    check find the next date, and a credit to an earlier date resets it (projections/points.py).
     """
     if state.remind_due_ms is None and state.remind_lot_ms is not None:
-        state.remind_due_ms = _remind_at_ms(state.remind_lot_ms, _tz(state, policy), policy)
+        lots = state.lots
+        tz_name = _tz(state, policy)
+        index = _next_reminded_lot(lots, bisect_left(lots, [state.remind_lot_ms]), state.reminded_until_ms,
+                                   tz_name, policy.campaigns.points_expiring.min_points)
+        _set_reminder(state, index, tz_name, policy)
     return state.remind_due_ms
 
 
-def _day_points(lots: list[list[int]], index: int, day_end_ms: int) -> tuple[int, int]:
-    """Return the points of the lots from index expiring before day_end_ms, and the index after them."""
-    points = 0
-    while index < len(lots) and lots[index][0] < day_end_ms:
-        points += lots[index][1]
-        index += 1
-    return points, index
+def _set_reminder(state: CustomerState, index: int, tz_name: str, policy: Policy) -> None:
+    """Make lots[index] a lot of the next date to remind of (none if index is past the end)."""
+    if index < len(state.lots):
+        state.remind_lot_ms = state.lots[index][0]
+        state.remind_due_ms = _remind_at_ms(state.remind_lot_ms, tz_name, policy)
+    else:  # no date holds min_points now; a credit to one chooses it (projections/points.py)
+        state.remind_lot_ms = state.remind_due_ms = None
 
 
-def _next_reminded_lot(lots: list[list[int]], index: int, tz_name: str, min_points: int) -> int:
-    """Return the index of the first lot of the first local date from index holding min_points (len if none)."""
-    while index < len(lots):
-        day_end_ms = local_midnight_ms(local_date(lots[index][0], tz_name) + _ONE_DAY, tz_name)
-        points, after = _day_points(lots, index, day_end_ms)
+# A local date lasts at most 25 hours (the day a clock is set back), so the lots of one date all lie
+# within 25 hours of each other: a quick bound, without time zones, on what a date may hold.
+_DATE_SPAN_MS = 25 * 3_600_000
+
+
+def _date_points(lots: list[list[int]], index: int, since_ms: int, tz_name: str) -> tuple[date, int, int, int, int]:
+    """Return the local date of lots[index], its points (of lots from since_ms), its first lot, the lot after it,
+    and the end of the date."""
+    day = local_date(lots[index][0], tz_name)
+    first = bisect_left(lots, [max(local_midnight_ms(day, tz_name), since_ms)])
+    day_end_ms = local_midnight_ms(day + _ONE_DAY, tz_name)
+    points, after = 0, first
+    while after < len(lots) and lots[after][0] < day_end_ms:
+        points += lots[after][1]
+        after += 1
+    return day, points, first, after, day_end_ms
+
+
+def _next_reminded_lot(lots: list[list[int]], index: int, since_ms: int, tz_name: str, min_points: int) -> int:
+    """Return a lot of the first local date from lots[index] on holding min_points (len if none)."""
+    count = len(lots)
+    while index < count:
+        expires_ms, points = lots[index]
         if points >= min_points:
-            return index
+            return index  # a lot alone holds enough: its date does
+        # Its neighbours within a date's span, first without time zones: most small lots end here.
+        low_ms, high_ms = max(expires_ms - _DATE_SPAN_MS + 1, since_ms), expires_ms + _DATE_SPAN_MS
+        near = index - 1
+        while near >= 0 and lots[near][0] >= low_ms and points < min_points:
+            points += lots[near][1]
+            near -= 1
+        near = index + 1
+        while near < count and lots[near][0] < high_ms and points < min_points:
+            points += lots[near][1]
+            near += 1
+        if points < min_points:
+            index += 1
+            continue
+        _, points, first, after, _ = _date_points(lots, index, since_ms, tz_name)
+        if points >= min_points:
+            return first
         index = after
     return index
 
@@ -74,32 +112,30 @@ def remind_expiring(state: CustomerState, at_ms: int, clock_ms: int, policy: Pol
     rules = policy.campaigns.points_expiring
     tz_name = _tz(state, policy)
     lots = state.lots
-    index = bisect_left(lots, [state.reminded_until_ms])
+    since_ms = state.reminded_until_ms
+    index = bisect_left(lots, [state.remind_lot_ms])
+    if index == len(lots) or lots[index][0] != state.remind_lot_ms:
+        # the chosen date's lots expired already (a late credit): choose again, checked at its own time
+        _set_reminder(state, _next_reminded_lot(lots, bisect_left(lots, [since_ms]), since_ms, tz_name,
+                                                rules.min_points), tz_name, policy)
+        return []
+    day, points, first, after, day_end_ms = _date_points(lots, index, since_ms, tz_name)
+    # The dates between since_ms and this one held fewer than min_points when this one was chosen, and a
+    # credit to one of them would have chosen it instead: they are done with too.
+    state.reminded_until_ms = day_end_ms
     effects = []
-    if index < len(lots):
-        day = local_date(lots[index][0], tz_name)
-        remind_ms = local_midnight_ms(day - timedelta(days=rules.remind_days), tz_name)
-        if remind_ms > at_ms:  # the lot it was set for was taken: the next date is checked at its own time
-            state.remind_lot_ms, state.remind_due_ms = lots[index][0], remind_ms
-            return []
-        day_end_ms = local_midnight_ms(day + _ONE_DAY, tz_name)
-        points, after = _day_points(lots, index, day_end_ms)
-        state.reminded_until_ms = day_end_ms
-        if points >= rules.min_points and clock_ms < lots[index][0]:
-            effects.append(campaign(state, "points_expiring", day.isoformat(), at_ms, {
-                "points": points, "expiry_date": day.isoformat(), "expires_at": format_ms(lots[index][0]),
-                "timezone": tz_name}))
-        index = _next_reminded_lot(lots, after, tz_name, rules.min_points)
-    if index < len(lots):
-        state.remind_lot_ms = lots[index][0]
-        state.remind_due_ms = _remind_at_ms(lots[index][0], tz_name, policy)
-    else:
-        state.remind_lot_ms = state.remind_due_ms = None
+    if points >= rules.min_points and clock_ms < lots[first][0]:
+        effects.append(campaign(state, "points_expiring", day.isoformat(), at_ms, {
+            "points": points, "expiry_date": day.isoformat(), "expires_at": format_ms(lots[first][0]),
+            "timezone": tz_name}))
+    _set_reminder(state, _next_reminded_lot(lots, after, day_end_ms, tz_name, rules.min_points), tz_name, policy)
     return effects
 
 
 def forget_reminder_time(state: CustomerState) -> None:
-    """Recompute the reminder time later (the time zone changed)."""
+    """Choose the next date to remind of again (the time zone changed, so the local dates did)."""
+    index = bisect_left(state.lots, [state.reminded_until_ms])
+    state.remind_lot_ms = state.lots[index][0] if index < len(state.lots) else None
     state.remind_due_ms = None
 
 

@@ -99,13 +99,17 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     # A late credit may land already expired, and a birthday may be in reach now: those are due at once;
     # so are a coupon of a late claim, an expiry reminder whose time has passed, a member day just reached.
     campaigns = policy.campaigns
-    for t in (state.lots[0][0] if state.lots else None, state.birthday_due_ms, state.coupon_due_ms,
-              reminder_due_ms(state, policy) if campaigns.reminders_on else None,
+    soonest = state.lots[0][0] if state.lots else None
+    for t in (state.birthday_due_ms, state.coupon_due_ms,
+              (state.remind_due_ms if state.remind_due_ms is not None or state.remind_lot_ms is None
+               else reminder_due_ms(state, policy)) if campaigns.reminders_on else None,
               member_day_due_ms(state, policy) if campaigns.member_days_on else None):
-        if t is not None:
-            t = max(t, now)
-            if best is None or t < best:
-                best = t
+        if t is not None and (soonest is None or t < soonest):
+            soonest = t
+    if soonest is not None:
+        soonest = max(soonest, now)  # the latest of "at once" and the soonest of them
+        if best is None or soonest < best:
+            best = soonest
     return best
 
 
@@ -178,12 +182,15 @@ def advance(state: CustomerState, clock_ms: int, policy: Policy, source_event_id
     while state.next_due_ms is not None and state.next_due_ms <= clock_ms:
         at_ms = max(state.next_due_ms, state.as_of_ms)
         effects.extend(expire_lots(state, at_ms, source_event_id))
-        effects.extend(expire_coupons(state, at_ms, policy, source_event_id))
+        if state.coupon_due_ms is not None and state.coupon_due_ms <= at_ms:
+            effects.extend(expire_coupons(state, at_ms, policy, source_event_id))
         effects.extend(reevaluate(state, at_ms, policy, source_event_id))
         state.as_of_ms = at_ms
         effects.extend(_birthday(state, clock_ms, policy))
-        effects.extend(remind_expiring(state, at_ms, clock_ms, policy))
-        effects.extend(celebrate_member_day(state, at_ms, clock_ms, policy))
+        if state.remind_due_ms is not None and state.remind_due_ms <= at_ms:
+            effects.extend(remind_expiring(state, at_ms, clock_ms, policy))
+        if state.member_day_due_ms is not None and state.member_day_due_ms <= at_ms:
+            effects.extend(celebrate_member_day(state, at_ms, clock_ms, policy))
         state.next_due_ms = next_due_ms(state, policy)
     if clock_ms > state.as_of_ms:
         state.as_of_ms = clock_ms

@@ -213,3 +213,93 @@ def test_each_trigger_id_is_sent_once_per_log(log):
     _, effects = fold(log)
     triggers = Counter(record["trigger_id"] for record in records(effects, "campaign"))
     assert all(count == 1 for count in triggers.values()), triggers
+
+
+# ---- expiry reminders against a brute-force reference -----------------------------------------------------
+
+REMINDER_POLICY = Policy.model_validate({"campaigns": {"points_expiring": {"remind_days": 20, "min_points": 50},
+                                                       "disabled": ["win_back", "tier_upgraded"]},
+                                         "lots": {"expiry_days": 60}})
+
+
+@st.composite
+def credit_histories(draw) -> list[EventBase]:
+    """One customer's credits, debits and ticks in time order (no late event), in one time zone."""
+    zone = draw(st.sampled_from(TIMEZONES))
+    log = [validate_document({"event_id": "reg", "event_type": "customer.registered", "customer_id": "c1",
+                              "occurred_at": T0.isoformat(), "payload": {"timezone": zone}})]
+    minutes = 0
+    for index in range(draw(st.integers(1, 40))):
+        minutes += draw(st.sampled_from((30, 7 * 60, 20 * 60, 26 * 60, 3 * 24 * 60, 15 * 24 * 60)))
+        at = (T0 + timedelta(minutes=minutes)).isoformat()
+        kind = draw(st.sampled_from(("credit", "credit", "credit", "debit", "tick")))
+        if kind == "tick":
+            document = {"event_type": "clock.tick", "customer_id": None, "payload": {}}
+        else:
+            points = draw(st.sampled_from((5, 20, 30, 49, 50, 80)))
+            document = {"event_type": "points.adjusted", "customer_id": "c1",
+                        "payload": {"points": points if kind == "credit" else -points, "reason": "ops"}}
+        log.append(validate_document({**document, "event_id": f"p{index}", "occurred_at": at}))
+    for step_days in draw(st.lists(st.sampled_from((1, 10, 45)), max_size=3)):  # time passes at the end
+        minutes += step_days * 24 * 60
+        log.append(validate_document({"event_id": f"t{minutes}", "event_type": "clock.tick", "customer_id": None,
+                                      "occurred_at": (T0 + timedelta(minutes=minutes)).isoformat()}))
+    return log
+
+
+def reference_reminders(log: list[EventBase], policy: Policy) -> set[tuple[str, str, int]]:
+    """Fold the reminders the slow way: at every clock move, check every held date whose reminder time passed."""
+    from datetime import timedelta as days_delta
+
+    from schemas.timeutil import DAY_MS, format_ms, local_date, local_midnight_ms
+    rules = policy.campaigns.points_expiring
+    zone = log[0].payload.timezone
+    lots: list[list[int]] = []   # [expires_ms, points], oldest first
+    debt = 0
+    checked: set = set()
+    fired = set()
+    clock = log[0].occurred_at_ms
+    for event in log[1:]:
+        target = max(clock, event.occurred_at_ms)
+        while True:  # the reminders falling due in (clock, target], earliest first, each date once
+            dates = sorted({local_date(expires, zone) for expires, _ in lots} - checked)
+            due = [(local_midnight_ms(d - days_delta(days=rules.remind_days), zone), d) for d in dates]
+            due = [(at, d) for at, d in due if at <= target]
+            if not due:
+                break
+            at, day = min(due)
+            lots = [lot for lot in lots if lot[0] > at]  # lots expire at their time
+            checked.update(d for d in dates if d <= day)
+            on_day = [lot for lot in lots if local_date(lot[0], zone) == day]
+            points = sum(p for _, p in on_day)
+            if points >= rules.min_points and target < min(e for e, _ in on_day):
+                fired.add((f"points_expiring:c1:{day.isoformat()}", format_ms(max(at, clock)), points))
+        clock = target
+        lots = [lot for lot in lots if lot[0] > clock]
+        if event.customer_id is None:
+            continue
+        points = event.payload.points
+        if points > 0:
+            repaid = min(debt, points)
+            debt -= repaid
+            if points - repaid:
+                lots.append([event.occurred_at_ms + policy.lots.expiry_days * DAY_MS, points - repaid])
+        else:
+            remaining = -points
+            while remaining and lots:
+                taken = min(lots[0][1], remaining)
+                lots[0][1] -= taken
+                remaining -= taken
+                if not lots[0][1]:
+                    lots.pop(0)
+            debt += remaining
+    return fired
+
+
+@DETERMINISTIC
+@given(credit_histories())
+def test_expiry_reminders_agree_with_a_brute_force_reference(log):
+    _, effects = fold(log, REMINDER_POLICY)
+    reminders = {(r["trigger_id"], r["at"], r["details"]["points"]) for r in records(effects, "campaign")
+                 if r["campaign"] == "points_expiring"}
+    assert reminders == reference_reminders(log, REMINDER_POLICY)
