@@ -44,7 +44,8 @@ def _refusal(state: CustomerState, reward: Optional[RewardPolicy], year_key: str
         return "unknown_reward"
     if reward.min_tier is not None and TIERS.index(state.tier) < TIERS.index(reward.min_tier):
         return "tier_too_low"
-    if reward.per_customer_per_year is not None and state.claims_per_year.get(year_key, 0) >= reward.per_customer_per_year:
+    cap = reward.per_customer_per_year
+    if cap is not None and state.claims_per_year.get(year_key, 0) >= cap:
         return "limit_reached"
     if reward.points > state.points_balance:
         return "insufficient_points"

@@ -1,4 +1,4 @@
-"""Time-based rules: status, tier, expiry, birthdays, coupons and care campaigns, evaluated as the clock passes their due times."""
+"""Time rules (status, tier, expiry, birthdays, coupons, care campaigns), fired as the clock passes their due times."""
 from __future__ import annotations
 
 from datetime import date
