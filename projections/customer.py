@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+from projections.care import forget_member_day, forget_reminder_time
 from projections.points import credit, debit
+from projections.rewards import claim_reward, prune_rewards, use_coupon
 from projections.state import (
     EARNED_POINTS, PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, REVERSED_POINTS, REVIEWED, CustomerState, Effect,
 )
@@ -108,8 +110,10 @@ def _profile(state: CustomerState, event: EventBase, policy: Policy) -> list[Eff
     payload = event.payload
     if "birthday" in payload.model_fields_set:
         state.birthday = payload.birthday
-    if "timezone" in payload.model_fields_set:
+    if "timezone" in payload.model_fields_set and payload.timezone != state.timezone:
         state.timezone = payload.timezone
+        forget_reminder_time(state)  # local dates moved
+        forget_member_day(state)
     refresh_birthday_due(state, policy)
     return []
 
@@ -117,7 +121,10 @@ def _profile(state: CustomerState, event: EventBase, policy: Policy) -> list[Eff
 def _erase(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
     """Forget personal data; points, tier and ledger stay."""
     state.birthday = None
-    state.timezone = None
+    if state.timezone is not None:
+        state.timezone = None
+        forget_reminder_time(state)  # local dates are now in the default time zone
+        forget_member_day(state)
     state.birthday_due_ms = None
     return []
 
@@ -229,6 +236,7 @@ def _prune(state: CustomerState, policy: Policy) -> None:
     counts = state.daily_counts
     if counts and next(iter(counts)).split("|", 1)[1] < days_since:
         state.daily_counts = {k: n for k, n in counts.items() if k.split("|", 1)[1] >= days_since}
+    prune_rewards(state, policy)
 
 
 def _first_counted_day(state: CustomerState, policy: Policy, tz_name: str, spare_days: int) -> str:
@@ -259,4 +267,6 @@ _APPLY: dict[str, Callable[[CustomerState, EventBase, Policy], list[Effect]]] = 
     "review.posted": _review,
     "customer.visited": _nothing,
     "points.adjusted": _adjust,
+    "reward.claimed": claim_reward,
+    "coupon.used": use_coupon,
 }

@@ -24,7 +24,7 @@ def ledger_effect(state: CustomerState, kind: str, points: int, at_ms: int,
 
 
 def credit(state: CustomerState, points: int, at_ms: int, expiry_days: int, kind: str,
-           source_event_id: str) -> Effect:
+           source_event_id: Optional[str]) -> Effect:
     """Add points: repay debt first, the rest becomes a lot expiring expiry_days after at_ms."""
     repaid = min(state.debt_points, points)
     state.debt_points -= repaid
@@ -37,6 +37,10 @@ def credit(state: CustomerState, points: int, at_ms: int, expiry_days: int, kind
             lots[index][1] += rest
         else:
             lots.insert(index, [expires_ms, rest])
+        # A lot on a date not yet checked, before the one the next expiry reminder is set for (or with
+        # none set), makes it be chosen again (projections/care.py); a later lot cannot change it.
+        if expires_ms >= state.reminded_until_ms and (state.remind_lot_ms is None or expires_ms < state.remind_lot_ms):
+            state.remind_lot_ms, state.remind_due_ms = expires_ms, None
     state.points_balance += points
     return ledger_effect(state, kind, points, at_ms, source_event_id)
 
@@ -53,6 +57,9 @@ def debit(state: CustomerState, points: int, at_ms: int, kind: str, source_event
             lots.pop(0)
     state.debt_points += remaining
     state.points_balance -= points
+    if state.remind_lot_ms is not None and (not lots or lots[0][0] >= state.remind_lot_ms):
+        # Oldest first: only a debit that reached the date to remind of may leave it too few points.
+        state.remind_due_ms = None
     return ledger_effect(state, kind, -points, at_ms, source_event_id)
 
 

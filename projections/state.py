@@ -25,6 +25,9 @@ class CustomerState:
         "last_purchase_ms", "last_interaction_ms", "tier", "status", "last_win_back_ms",
         "birthday_done_year", "birthday_due_ms", "tier_due_ms", "next_due_ms",
         "orders_12m", "rfm", "value", "rfm_due_ms", "birthday_fired_year",
+        # Rewards and care campaigns (docs/rules.md): coupons, expiry reminders, tier congratulations, member days.
+        "claim_ids", "claims_per_year", "coupons", "coupon_due_ms", "remind_lot_ms", "remind_due_ms",
+        "reminded_until_ms", "tier_left_ms", "member_day_due_ms",
     )
 
     def __init__(self, customer_id: str, first_seen_ms: int) -> None:
@@ -58,6 +61,16 @@ class CustomerState:
         self.value = "none"                           # high, medium, low, or none without a purchase
         self.rfm_due_ms: Optional[int] = None         # when R next falls, or now after an order event; None: never
         self.birthday_fired_year = 0                  # last year a birthday campaign fired (0: never)
+        self.claim_ids: dict[str, int] = {}           # claim_id -> occurred_at_ms, for dedupe
+        self.claims_per_year: dict[str, int] = {}     # "reward_id|2026" -> claims accepted that local year
+        self.coupons: dict[str, dict] = {}            # coupon_id -> see projections/rewards.py, open ones and
+                                                      # closed ones still remembered
+        self.coupon_due_ms: Optional[int] = None      # the earliest expiry of an open coupon
+        self.remind_lot_ms: Optional[int] = None      # expiry of the lot whose local date is reminded next
+        self.remind_due_ms: Optional[int] = None      # when that reminder is checked (None: to compute)
+        self.reminded_until_ms = 0                    # lots expiring before this were checked for reminders
+        self.tier_left_ms: dict[str, int] = {}        # congratulated tier -> when it was last left (0: held)
+        self.member_day_due_ms: Optional[int] = None  # local midnight of the next member day not yet handled
 
     def clone(self) -> "CustomerState":
         """Return an independent copy (containers copied too), so the copy may be changed in place."""
@@ -69,6 +82,10 @@ class CustomerState:
         clone.orders = {order_id: order[:] for order_id, order in self.orders.items()}
         clone.redemption_ids = dict(self.redemption_ids)
         clone.daily_counts = dict(self.daily_counts)
+        clone.claim_ids = dict(self.claim_ids)
+        clone.claims_per_year = dict(self.claims_per_year)
+        clone.coupons = {coupon_id: dict(coupon) for coupon_id, coupon in self.coupons.items()}
+        clone.tier_left_ms = dict(self.tier_left_ms)
         return clone
 
     def to_dict(self) -> dict[str, Any]:

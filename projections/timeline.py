@@ -1,12 +1,15 @@
-"""Time-based rules: status, tier, expiry and birthdays, evaluated as the clock passes their due times."""
+"""Time rules (status, tier, expiry, birthdays, coupons, care campaigns), fired as the clock passes their due times."""
 from __future__ import annotations
 
 from datetime import date
 from typing import Optional
 
+from projections.care import celebrate_member_day, member_day_due_ms, remind_expiring, reminder_due_ms, tier_moved
 from projections.points import expire_lots
+from projections.rewards import expire_coupons
 from projections.state import PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, CustomerState, Effect
 from projections.value import recency_due_ms, rfm_for, value_for
+from projections.triggers import campaign
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS, format_ms, local_date, local_midnight_ms
 
@@ -103,12 +106,20 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
               None if last_purchase is None else last_purchase + rules.purchase_window_days * DAY_MS):
         if t is not None and t > now and (best is None or t < best):
             best = t
-    # A late credit may land already expired, and a birthday may be in reach now: those are due at once.
-    for t in (state.lots[0][0] if state.lots else None, state.birthday_due_ms):
-        if t is not None:
-            t = max(t, now)
-            if best is None or t < best:
-                best = t
+    # A late credit may land already expired, and a birthday may be in reach now: those are due at once;
+    # so are a coupon of a late claim, an expiry reminder whose time has passed, a member day just reached.
+    campaigns = policy.campaigns
+    soonest = state.lots[0][0] if state.lots else None
+    for t in (state.birthday_due_ms, state.coupon_due_ms,
+              (state.remind_due_ms if state.remind_due_ms is not None or state.remind_lot_ms is None
+               else reminder_due_ms(state, policy)) if campaigns.reminders_on else None,
+              member_day_due_ms(state, policy) if campaigns.member_days_on else None):
+        if t is not None and (soonest is None or t < soonest):
+            soonest = t
+    if soonest is not None:
+        soonest = max(soonest, now)  # the latest of "at once" and the soonest of them
+        if best is None or soonest < best:
+            best = soonest
     return best
 
 
@@ -119,8 +130,9 @@ def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id
     if state.tier_due_ms is not None and at_ms >= state.tier_due_ms:
         refresh_orders(state, at_ms, policy)  # an order left the window (order events update it themselves)
     tier = tier_for(state.spend_12m_minor, policy)
-    if tier != state.tier:
-        effects.append(_update(state, "tier_changed", state.tier, tier, at_ms, source_event_id))
+    old_tier = state.tier
+    if tier != old_tier:
+        effects.append(_update(state, "tier_changed", old_tier, tier, at_ms, source_event_id))
         state.tier = tier
     status = status_for(state, at_ms, policy)
     if status != state.status:
@@ -133,6 +145,8 @@ def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id
             effects.extend(_win_back(state, at_ms, policy))
     if state.rfm_due_ms is not None and at_ms >= state.rfm_due_ms:
         effects.extend(_rescore(state, at_ms, policy, source_event_id))
+    if tier != old_tier:  # after the status, so a congratulation shows the customer as they now are
+        effects.extend(tier_moved(state, old_tier, tier, at_ms, policy))
     return effects
 
 
@@ -162,19 +176,12 @@ def _win_back(state: CustomerState, at_ms: int, policy: Policy) -> list[Effect]:
     cooldown_ms = policy.campaigns.win_back_cooldown_days * DAY_MS
     if state.last_win_back_ms is not None and at_ms - state.last_win_back_ms < cooldown_ms:
         return []
+    if "win_back" not in policy.campaigns.enabled:
+        return []
     state.last_win_back_ms = at_ms
     period = format_ms(at_ms)[:10]
     details = {"last_interaction_at": format_ms(state.last_interaction_ms) if state.last_interaction_ms else None}
     return [campaign(state, "win_back", period, at_ms, details)]
-
-
-def campaign(state: CustomerState, name: str, period: str, at_ms: int, details: dict) -> Effect:
-    """Build a campaign trigger with its deterministic id."""
-    return Effect("campaign", {
-        "trigger_id": f"{name}:{state.customer_id}:{period}", "campaign": name,
-        "customer_id": state.customer_id, "at": format_ms(at_ms), "tier": state.tier,
-        "status": state.status, "points_balance": state.points_balance, "details": details,
-    })
 
 
 def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effect]:
@@ -195,7 +202,7 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
             continue
         state.birthday_done_year = candidate
         refresh_birthday_due(state, policy)
-        if clock_ms - midnight_ms <= grace_ms:
+        if clock_ms - midnight_ms <= grace_ms and "birthday" in policy.campaigns.enabled:
             state.birthday_fired_year = candidate
             at_ms = max(midnight_ms, state.as_of_ms)
             # The campaign's local date, never the time zone: output topics are not erased (personal data stays
@@ -211,9 +218,15 @@ def advance(state: CustomerState, clock_ms: int, policy: Policy, source_event_id
     while state.next_due_ms is not None and state.next_due_ms <= clock_ms:
         at_ms = max(state.next_due_ms, state.as_of_ms)
         effects.extend(expire_lots(state, at_ms, source_event_id))
+        if state.coupon_due_ms is not None and state.coupon_due_ms <= at_ms:
+            effects.extend(expire_coupons(state, at_ms, policy, source_event_id))
         effects.extend(reevaluate(state, at_ms, policy, source_event_id))
         state.as_of_ms = at_ms
         effects.extend(_birthday(state, clock_ms, policy))
+        if state.remind_due_ms is not None and state.remind_due_ms <= at_ms:
+            effects.extend(remind_expiring(state, at_ms, clock_ms, policy))
+        if state.member_day_due_ms is not None and state.member_day_due_ms <= at_ms:
+            effects.extend(celebrate_member_day(state, at_ms, clock_ms, policy))
         state.next_due_ms = next_due_ms(state, policy)
     if clock_ms > state.as_of_ms:
         state.as_of_ms = clock_ms

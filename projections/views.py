@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from projections.points import points_expiring
+from projections.rewards import open_coupons
 from projections.state import CustomerState
 from schemas.policy import STATUSES, TIERS, VALUES
 from schemas.timeutil import format_ms
@@ -34,6 +35,7 @@ def customer_view(state: CustomerState) -> dict:
         "birthday": state.birthday,
         "timezone": state.timezone,
         "points_expiring": points_expiring(state),
+        "coupons": open_coupons(state),
         "events_applied": state.events_applied,
         "as_of": format_ms(state.as_of_ms),
         "rfm": None if state.rfm is None else dict(zip("rfm", state.rfm)),

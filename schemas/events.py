@@ -105,6 +105,7 @@ NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
 CustomerId = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL)]
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=NO_CONTROL)]
 Text = Annotated[str, Field(max_length=TEXT_MAX)]
+CouponId = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_CONTROL)]  # "{customer_id}:{claim_id}"
 
 
 class Payload(BaseModel):
@@ -149,6 +150,18 @@ class ReviewPayload(Payload):
 class AdjustmentPayload(Payload):
     points: int = Field(ge=-POINTS_LIMIT, le=POINTS_LIMIT, strict=True)
     reason: str = Field(min_length=1, max_length=TEXT_MAX)
+
+
+class RewardClaimedPayload(Payload):
+    claim_id: Id
+    reward_id: Id
+
+
+class CouponUsedPayload(Payload):
+    coupon_id: CouponId
+    order_id: Id
+    # The order's amount, for a coupon with a min_order when the order is not (yet) paid in the log.
+    amount_minor: Optional[AmountMinor] = Field(default=None, alias="amount")
 
 
 class EmptyPayload(Payload):
@@ -220,6 +233,16 @@ class CustomerErased(EventBase):
     payload: EmptyPayload = EmptyPayload()
 
 
+class RewardClaimed(EventBase):
+    event_type: Literal["reward.claimed"]
+    payload: RewardClaimedPayload
+
+
+class CouponUsed(EventBase):
+    event_type: Literal["coupon.used"]
+    payload: CouponUsedPayload
+
+
 class ClockTicked(EventBase):
     event_type: Literal["clock.tick"]
     customer_id: None = None
@@ -229,6 +252,7 @@ class ClockTicked(EventBase):
 CustomerEvent = Union[
     CustomerRegistered, CustomerProfileUpdated, OrderPaid, OrderRefunded, RedemptionRequested,
     CustomerCheckedIn, ContentShared, ReviewPosted, CustomerVisited, PointsAdjusted, CustomerErased,
+    RewardClaimed, CouponUsed,
 ]
 Event = Annotated[Union[CustomerEvent, ClockTicked], Field(discriminator="event_type")]
 
@@ -237,5 +261,5 @@ EVENT_TYPES = {cls.model_fields["event_type"].annotation.__args__[0]: cls
 PURCHASE_TYPES = frozenset({"order.paid"})
 INTERACTION_TYPES = frozenset({
     "customer.registered", "customer.profile_updated", "order.paid", "redemption.requested",
-    "customer.checked_in", "content.shared", "review.posted", "customer.visited",
+    "customer.checked_in", "content.shared", "review.posted", "customer.visited", "reward.claimed", "coupon.used",
 })

@@ -3,17 +3,25 @@ from __future__ import annotations
 
 import tomllib
 from functools import cached_property
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator,
+)
 
 from schemas.timeutil import zone
 
 TIERS = ("standard", "premium", "vip")
 STATUSES = ("active", "potential", "dormant")
 VALUES = ("high", "medium", "low", "none")
+CAMPAIGNS = ("win_back", "birthday", "points_expiring", "tier_upgraded", "member_day")
+Tier = Literal["standard", "premium", "vip"]
+Status = Literal["active", "potential", "dormant"]
+CampaignName = Literal["win_back", "birthday", "points_expiring", "tier_upgraded", "member_day"]
+_MONEY_LIMIT = Decimal("10000000000.00")  # the largest amount an event may carry
 
 
 class Section(BaseModel):
@@ -102,10 +110,61 @@ class ValuePolicy(Section):
     low_max_r: int = Field(default=2, ge=0, le=5)       # low: R <= 2 (0: never low)
 
 
+class PointsExpiringPolicy(Section):
+    """The reminder sent remind_days before a local date on which at least min_points expire."""
+    remind_days: int = Field(default=30, ge=1, le=3650)
+    min_points: int = Field(default=100, ge=1)
+
+
+class MemberDayPolicy(Section):
+    """The shop's member days (a day of every month and/or dates) and the customers they are for."""
+    monthly_day: Optional[int] = Field(default=None, ge=1, le=28)
+    dates: tuple[date, ...] = ()
+    statuses: tuple[Status, ...] = ("active", "potential")
+    tiers: tuple[Tier, ...] = TIERS
+
+    @field_validator("dates")
+    @classmethod
+    def _sorted(cls, value: tuple[date, ...]) -> tuple[date, ...]:
+        return tuple(sorted(set(value)))
+
+    @cached_property
+    def any_day(self) -> bool:
+        """True when the policy names at least one member day."""
+        return self.monthly_day is not None or bool(self.dates)
+
+    @cached_property
+    def last_midnight_bound_ms(self) -> Optional[int]:
+        """Return a time after the last member day's midnight in every time zone (None: they never end)."""
+        if self.monthly_day is not None or not self.dates:
+            return None
+        return (self.dates[-1].toordinal() - date(1970, 1, 1).toordinal() + 2) * 86_400_000
+
+
 class CampaignPolicy(Section):
     win_back_cooldown_days: int = Field(default=90, ge=0)
     birthday_grace_days: int = Field(default=3, ge=0)
     default_timezone: str = "Asia/Shanghai"
+    # At least a day: two congratulations for one tier on one date would share a trigger id.
+    tier_upgrade_cooldown_days: int = Field(default=30, ge=1)
+    disabled: tuple[CampaignName, ...] = ()
+    points_expiring: PointsExpiringPolicy = PointsExpiringPolicy()
+    member_day: MemberDayPolicy = MemberDayPolicy()
+
+    @cached_property
+    def enabled(self) -> frozenset[str]:
+        """The campaigns that fire (every one not disabled)."""
+        return frozenset(CAMPAIGNS) - frozenset(self.disabled)
+
+    @cached_property
+    def reminders_on(self) -> bool:
+        """True when points_expiring reminders fire (checked per event: a plain attribute)."""
+        return "points_expiring" in self.enabled
+
+    @cached_property
+    def member_days_on(self) -> bool:
+        """True when member days are named and their campaign fires."""
+        return self.member_day.any_day and "member_day" in self.enabled
 
     @field_validator("default_timezone")
     @classmethod
@@ -115,6 +174,35 @@ class CampaignPolicy(Section):
         except Exception:  # ZoneInfoNotFoundError is a KeyError, which pydantic would not report
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+
+class RewardPolicy(Section):
+    """One reward of the catalog: a coupon bought with points."""
+    points: int = Field(ge=1, le=10**12)
+    coupon_value: Optional[Decimal] = Field(default=None, gt=0, le=_MONEY_LIMIT, decimal_places=2)
+    percent_off: Optional[int] = Field(default=None, ge=1, le=100)
+    min_order: Optional[Decimal] = Field(default=None, gt=0, le=_MONEY_LIMIT, decimal_places=2)
+    valid_days: int = Field(ge=1, le=3650)
+    min_tier: Optional[Tier] = None
+    per_customer_per_year: Optional[int] = Field(default=None, ge=1)
+    refund_points_on_expiry: bool = False
+
+    @model_validator(mode="after")
+    def _one_discount(self) -> "RewardPolicy":
+        if (self.coupon_value is None) == (self.percent_off is None):
+            raise ValueError("a reward needs exactly one of coupon_value and percent_off")
+        return self
+
+    @cached_property
+    def coupon_value_minor(self) -> Optional[int]:
+        return None if self.coupon_value is None else int(self.coupon_value * 100)
+
+    @cached_property
+    def min_order_minor(self) -> Optional[int]:
+        return None if self.min_order is None else int(self.min_order * 100)
+
+
+RewardId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class ClockPolicy(Section):
@@ -157,6 +245,7 @@ class Policy(Section):
     limits: LimitsPolicy = LimitsPolicy()
     rfm: RfmPolicy = RfmPolicy()
     value: ValuePolicy = ValuePolicy()
+    rewards: dict[RewardId, RewardPolicy] = {}   # the reward catalog: [rewards.<reward_id>]
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":

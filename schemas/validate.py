@@ -13,7 +13,7 @@ from schemas.timeutil import format_ms
 _EVENT_ADAPTER: TypeAdapter = TypeAdapter(Event)
 _QUOTE = 64      # at most this many characters of the input appear in a rejection
 _DETAIL = 300    # and a detail is at most this long
-_AMOUNT_TYPES = frozenset({"order.paid", "order.refunded"})
+_AMOUNT_TYPES = frozenset({"order.paid", "order.refunded", "coupon.used"})  # coupon.used: optional
 
 
 class Rejection(NamedTuple):
@@ -86,7 +86,7 @@ def _checked(value: object, key: Optional[bytes], currency: Optional[str], max_a
     if currency is not None and event.event_type == "order.paid" and event.payload.currency != currency:
         return Rejection("unsupported_currency", f"orders must be in {currency}, not {event.payload.currency}")
     if (max_amount_minor is not None and event.event_type in _AMOUNT_TYPES
-            and event.payload.amount_minor > max_amount_minor):
+            and (event.payload.amount_minor or 0) > max_amount_minor):
         amount, limit = event.payload.amount_minor, max_amount_minor
         return Rejection("invalid_field", f"payload.amount: {amount // 100}.{amount % 100:02d} exceeds the maximum "
                                           f"of {limit // 100}.{limit % 100:02d} ([limits] max_amount)")

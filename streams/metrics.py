@@ -16,6 +16,8 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.policy import CAMPAIGNS
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Event lag is wall time minus occurred_at: from a live shop (tens of ms) up to a
@@ -99,6 +101,20 @@ class LoyaltyMetrics:
             "loyalty_dormant_transitions_total",
             "Customers becoming dormant, by the tier and value class they had just before.",
             ["tier", "value"], registry=reg)
+        self.reward_claims = Counter(
+            "loyalty_reward_claims_total", "Reward claims: accepted, or the reason of the rejection.",
+            ["outcome"], registry=reg)
+        self.coupons = Counter(
+            "loyalty_coupons_total", "Coupons issued, used and expired.",
+            ["event"], registry=reg)
+        self.coupons_rejected = Counter(
+            "loyalty_coupon_uses_rejected_total", "Coupon uses rejected by reason.",
+            ["reason"], registry=reg)
+        # Every campaign and coupon series exists from the start, so /metrics and the dashboard show zeros.
+        for name in CAMPAIGNS:
+            self.campaign_triggers.labels(name)
+        for event in ("issued", "used", "expired"):
+            self.coupons.labels(event)
 
     def count_event(self, event_type: str, outcome: str, count: int = 1) -> None:
         """Count input records as applied, duplicate or rejected."""
@@ -107,6 +123,22 @@ class LoyaltyMetrics:
     def count_ledger_points(self, kind: str, points: int) -> None:
         """Count the points a ledger entry moves, whatever its sign."""
         self.points_moved.labels(kind=kind).inc(abs(points))
+
+    def count_coupon_record(self, kind: str, count: int = 1) -> None:
+        """Count records of the coupons topic (an issued coupon is an accepted claim)."""
+        event = kind.removeprefix("coupon_")
+        self.coupons.labels(event).inc(count)
+        if event == "issued":
+            self.reward_claims.labels("accepted").inc(count)
+
+    def count_rejection(self, kind: str, reason: str, count: int = 1) -> None:
+        """Count rejected redemptions, claims or coupon uses by their reason."""
+        if kind == "claim_rejected":
+            self.reward_claims.labels(reason).inc(count)
+        elif kind == "coupon_rejected":
+            self.coupons_rejected.labels(reason).inc(count)
+        else:
+            self.redemptions_rejected.labels(reason).inc(count)
 
     def count_status_transition(self, from_status: str, to_status: str, count: int = 1) -> None:
         """Count activity status changes."""

@@ -219,6 +219,7 @@ class Pipeline:
         campaigns: Counter = Counter()
         updates: Counter = Counter()
         dormant: Counter = Counter()   # (tier, value) just before becoming dormant
+        coupons: Counter = Counter()   # coupon_issued, coupon_used, coupon_expired
         for effect in attempt.effects:
             record = effect.record
             if effect.kind == "ledger":
@@ -229,6 +230,8 @@ class Pipeline:
                 kind = record["kind"]
                 updates[(kind, record["from"], record["to"]) if kind in _TRANSITIONS
                         else (kind, record.get("reason"), None)] += 1
+            elif effect.kind == "coupon":
+                coupons[record["kind"]] += 1
             elif effect.kind == "notice":
                 if record["notice"] == "became_dormant":
                     dormant[record["tier"], record["value"]] += 1
@@ -247,8 +250,10 @@ class Pipeline:
                 metrics.count_tier_transition(first, second, count)
             elif kind == "value_changed":
                 metrics.value_transitions.labels(first, second).inc(count)
-            elif kind == "redemption_rejected":
-                metrics.redemptions_rejected.labels(first).inc(count)
+            else:
+                metrics.count_rejection(kind, first, count)
+        for kind, count in coupons.items():
+            metrics.count_coupon_record(kind, count)
 
     def _update_gauges(self, partitions: Iterable[int]) -> None:
         """Refresh the gauges from the incrementally kept totals (no table scan)."""

@@ -10,12 +10,13 @@ INPUT_TOPIC = "customer-events"
 LEDGER_TOPIC = "loyalty-ledger"
 UPDATES_TOPIC = "customer-updates"
 CAMPAIGNS_TOPIC = "campaign-triggers"
+COUPONS_TOPIC = "coupons"
 DLQ_TOPIC = "customer-events-dlq"
 CUSTOMER_TABLE = "customers"
 # The partition clock is stored in the customer table under a key no customer id can take
 # (validation rejects control characters), so it shares the customers' changelog partition and order.
 CLOCK_KEY = b"\x00partition-clock"
-OUTPUT_TOPICS = {"ledger": LEDGER_TOPIC, "update": UPDATES_TOPIC, "campaign": CAMPAIGNS_TOPIC}
+OUTPUT_TOPICS = {"ledger": LEDGER_TOPIC, "update": UPDATES_TOPIC, "campaign": CAMPAIGNS_TOPIC, "coupon": COUPONS_TOPIC}
 
 
 class BrokerAddressError(ValueError):
@@ -117,7 +118,7 @@ class Settings:
     def topic_partitions(self) -> dict[str, int]:
         """Every topic the application reads or writes (the table's changelog too), with its partition count."""
         return {name: self.partitions for name in (INPUT_TOPIC, LEDGER_TOPIC, UPDATES_TOPIC, CAMPAIGNS_TOPIC,
-                                                   DLQ_TOPIC, self.changelog_topic)}
+                                                   COUPONS_TOPIC, DLQ_TOPIC, self.changelog_topic)}
 
     def topic_configs(self) -> dict[str, dict[str, str]]:
         """Kafka configs of the topics whose records must not be kept for ever (personal data, erasure)."""

@@ -66,6 +66,11 @@ def query_customer(customer_id: str, url: str, store: Optional[str], as_json: bo
     click.echo(f"birthday   {view['birthday'] or '-'} ({view['timezone'] or 'default time zone'})")
     for lot in view["points_expiring"]:
         click.echo(f"expiring   {lot['points']:>8} on {lot['expires_at']}")
+    for coupon in view.get("coupons", ()):  # a replay store written before coupons existed has none
+        off = f"{coupon['coupon_value']} off" if coupon["coupon_value"] is not None else f"{coupon['percent_off']}% off"
+        orders = f" orders from {coupon['min_order']}" if coupon["min_order"] is not None else ""
+        click.echo(f"coupon     {coupon['coupon_id']} ({coupon['reward_id']}): {off}{orders}, "
+                   f"expires {coupon['expires_at']}")
     click.echo(f"events     {view['events_applied']}")
 
 

@@ -25,7 +25,7 @@ from schemas.timeutil import format_ms
 from schemas.validate import Rejection, validate_record
 from streams.embedded import high_watermarks
 from streams.kafka_auth import aiokafka_options
-from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, Settings
+from streams.settings import CAMPAIGNS_TOPIC, COUPONS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, Settings
 from tools.store import ReplayStore, StoreError, check_target
 
 _PROGRESS_EVERY_S = 2.0
@@ -72,6 +72,8 @@ def output_id(topic: str, value: bytes, record: dict) -> str:
         return record["entry_id"]
     if topic == CAMPAIGNS_TOPIC:
         return record["trigger_id"]
+    if topic == COUPONS_TOPIC:
+        return f"{record['kind']}:{record['coupon_id']}"
     return value_digest(value).hex()
 
 

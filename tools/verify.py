@@ -11,6 +11,7 @@ from kafka import KafkaAdminClient, TopicPartition
 
 from projections.state import CustomerState
 from projections.views import Totals
+from schemas.policy import CAMPAIGNS
 from streams.embedded import high_watermarks
 from streams.kafka_auth import kafka_python_options
 from streams.settings import CLOCK_KEY, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, Settings
@@ -187,9 +188,21 @@ def what_if_report(current, other, sample_size: int = 10) -> dict:
         "customers_changed": len(changed), "moves": dict(sorted(moves.items())),
         "campaigns": {"before": len(current.campaigns), "after": len(other.campaigns),
                       "no_longer_fired": len(only_current), "newly_fired": len(only_other),
-                      "examples": sorted(only_current)[:5] + sorted(only_other)[:5]},
+                      "examples": sorted(only_current)[:5] + sorted(only_other)[:5],
+                      "by_campaign": _campaigns_by_name(current.campaigns, other.campaigns)},
         "sample": changed[:sample_size],
     }
+
+
+def _campaigns_by_name(current: set[str], other: set[str]) -> dict[str, dict[str, int]]:
+    """Count, per campaign, the triggers under each policy and those only one of them fires."""
+    report = {name: {"before": 0, "after": 0, "no_longer_fired": 0, "newly_fired": 0} for name in CAMPAIGNS}
+    for trigger_ids, key in ((current, "before"), (other, "after"), (current - other, "no_longer_fired"),
+                             (other - current, "newly_fired")):
+        for trigger_id in trigger_ids:
+            # trigger_id = "{campaign}:{customer_id}:{period}"; campaign names hold no colon
+            report[trigger_id.split(":", 1)[0]][key] += 1
+    return report
 
 
 def print_what_if(report: dict) -> None:
@@ -205,6 +218,9 @@ def print_what_if(report: dict) -> None:
     c = report["campaigns"]
     click.echo(f"  campaigns fired    {c['before']:>12} -> {c['after']} "
                f"({c['newly_fired']} new, {c['no_longer_fired']} no longer)")
+    for name, n in c["by_campaign"].items():
+        click.echo(f"    {name:<16}{n['before']:>12} -> {n['after']:<9}({n['newly_fired']} new, "
+                   f"{n['no_longer_fired']} no longer)")
     for move, count in report["moves"].items():
         click.echo(f"  {count:>6} customers: {move}")
     click.echo(f"  {report['customers_changed']} customers change; for example:")

@@ -27,6 +27,15 @@ alice  (America/New_York, birthday 1990-07-20)
   tick 2026-03-11: lot 1850@2026-03-01T10 expires -> balance 2011 - 1850 = 161;
           o-a1 leaves the window 2026-01-10 (4351.49 - 800.00 = 3551.49 premium), o-a2 2026-02-01
           (3551.49 - 450.50 = 3100.99 premium), o-a3 2026-03-01 (3100.99 - 3000.00 = 100.99): premium -> standard
+  tier_upgraded (default cooldown 30 days; period = UTC date and tier): standard -> premium on 2025-02-01
+          ("tier_upgraded:alice:2025-02-01:premium"), premium -> vip on 2025-03-01 ("...:2025-03-01:vip");
+          the falls (vip -> premium by refund, premium -> standard by time) congratulate nobody
+  points_expiring (30 days before a New York date on which >= 100 points expire): alice is alone on her
+          partition (murmur2 "alice" % 4 = 1), so her clock jumps from 2025-07-21 to 2026-03-11.
+          The 1850 points of 2026-03-01 (reminder due 2026-01-30 00:00 EST = 05:00Z) had expired by then
+          (2026-03-01T10:00Z < 2026-03-11): no stale reminder. The 151 of 2026-04-01 (06:00 EDT) are
+          reminded at 2026-03-02 00:00 EST = 2026-03-02T05:00Z -> "points_expiring:alice:2026-04-01" (151
+          points, balance 161 by then); the 10 of 2026-04-06 are fewer than 100: no reminder
   events 8; ledger 4 earn + reverse + bonus + redeem + expire = 8 entries
 
 bob    (no birthday, default time zone Asia/Shanghai)
@@ -53,7 +62,8 @@ bob    (no birthday, default time zone Asia/Shanghai)
 
 carol  (birthday 1995-03-10, default time zone Asia/Shanghai)
   2026-01-01T02:00Z registered (her 2025 birthday is long past: skipped, never fired)
-  2026-03-01T02:00Z order o-c1 1200.00 standard x1.0 -> +1200; standard -> premium; potential -> active
+  2026-03-01T02:00Z order o-c1 1200.00 standard x1.0 -> +1200; standard -> premium; potential -> active;
+          "tier_upgraded:carol:2026-03-01:premium"
   tick 2026-03-11T00:00Z: 2026-03-10 00:00 Shanghai = 2026-03-09T16:00Z, 32 h late (<= 3 days) ->
           "birthday:carol:2026" at 2026-03-09T16:00:00Z
   2026-03-12T01:00Z check-in +5
@@ -222,6 +232,10 @@ EXPECTED_TRIGGERS = {
     "win_back:bob:2025-12-05": ("win_back", "bob", "2025-12-05T02:00:00Z"),
     "birthday:alice:2025": ("birthday", "alice", "2025-07-20T04:00:00Z"),
     "birthday:carol:2026": ("birthday", "carol", "2026-03-09T16:00:00Z"),
+    "tier_upgraded:alice:2025-02-01:premium": ("tier_upgraded", "alice", "2025-02-01T10:00:00Z"),
+    "tier_upgraded:alice:2025-03-01:vip": ("tier_upgraded", "alice", "2025-03-01T10:00:00Z"),
+    "tier_upgraded:carol:2026-03-01:premium": ("tier_upgraded", "carol", "2026-03-01T02:00:00Z"),
+    "points_expiring:alice:2026-04-01": ("points_expiring", "alice", "2026-03-02T05:00:00Z"),
 }
 
 

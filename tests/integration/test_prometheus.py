@@ -82,7 +82,8 @@ def test_event_counters(metrics):
 def test_points_and_campaign_counters(metrics):
     assert series(metrics, "loyalty_points_total", "kind") == POINTS_MOVED
     assert value(metrics, "loyalty_points_outstanding") == 1622
-    assert series(metrics, "loyalty_campaign_triggers_total", "campaign") == {"win_back": 2, "birthday": 2}
+    assert series(metrics, "loyalty_campaign_triggers_total", "campaign") == {
+        "win_back": 2, "birthday": 2, "tier_upgraded": 3, "points_expiring": 1, "member_day": 0}
     assert series(metrics, "loyalty_redemptions_rejected_total", "reason") == {"insufficient_points": 1}
 
 
@@ -178,4 +179,5 @@ def test_a_real_prometheus_scrapes_the_worker(prometheus):
     points = _prometheus_query(prometheus, 'loyalty_points_total{kind="earn"}')
     assert [float(r["value"][1]) for r in points] == [7900.0]
     triggers = _prometheus_query(prometheus, "sum by (campaign) (loyalty_campaign_triggers_total)")
-    assert {r["metric"]["campaign"]: float(r["value"][1]) for r in triggers} == {"win_back": 2.0, "birthday": 2.0}
+    assert {r["metric"]["campaign"]: float(r["value"][1]) for r in triggers} == {
+        "win_back": 2.0, "birthday": 2.0, "tier_upgraded": 3.0, "points_expiring": 1.0, "member_day": 0.0}

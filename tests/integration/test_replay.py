@@ -209,7 +209,14 @@ def test_policy_with_raised_tier_thresholds_reports_the_downgrades(cluster, tmp_
         "p-2999": ["tier premium -> standard"],
         "p-6000": ["tier vip -> premium", "points_balance 6150 -> 6120"],
     }
-    assert what_if["campaigns"]["newly_fired"] == what_if["campaigns"]["no_longer_fired"] == 0
+    # Tier upgrades (the UTC date and the new tier are the trigger's period): p-1500, p-2999 and p-1200 are
+    # no longer congratulated on premium, p-6000 and p-12000 on premium instead of vip; p-3000 (premium)
+    # and p-25000 (vip) keep the same ids. Nothing else fires differently.
+    assert (what_if["campaigns"]["newly_fired"], what_if["campaigns"]["no_longer_fired"]) == (2, 5)
+    by_campaign = what_if["campaigns"]["by_campaign"]
+    assert by_campaign["tier_upgraded"] == {"before": 7, "after": 4, "no_longer_fired": 5, "newly_fired": 2}
+    assert all(n["newly_fired"] == n["no_longer_fired"] == 0 for name, n in by_campaign.items()
+               if name != "tier_upgraded")
     # The store holds the current policy's state; the people's report says the same as the JSON.
     assert report["stats"]["by_tier"] == what_if["before"]["by_tier"]
     text = cluster.loyalty("replay", "--policy", str(policy), "--out", str(tmp_path / "out2"))

@@ -9,14 +9,15 @@ from projections.customer import DEFAULT_POLICY
 from projections.partition import MemoryStore, PartitionFold
 from projections.state import CustomerState, Effect
 from schemas.events import EventBase
-from schemas.outputs import CampaignTrigger, CustomerUpdate, LedgerEntry
+from schemas.outputs import CampaignTrigger, CouponRecord, CustomerUpdate, LedgerEntry
 from schemas.policy import Policy
 from schemas.validate import Rejection, validate_document
 
 T0 = "2026-01-01T10:00:00+08:00"
 _T0 = datetime.fromisoformat(T0)
 _ids = itertools.count(1)
-_OUTPUT_MODELS = {"ledger": LedgerEntry, "update": CustomerUpdate, "campaign": CampaignTrigger}
+_OUTPUT_MODELS = {"ledger": LedgerEntry, "update": CustomerUpdate, "campaign": CampaignTrigger,
+                  "coupon": CouponRecord}
 
 
 def day(days: float, hours: float = 0, base: str = T0) -> str:
@@ -104,6 +105,9 @@ class Scenario:
 
     def campaigns(self, **match: Any) -> list[dict]:
         return self.of("campaign", **match)
+
+    def coupons(self, **match: Any) -> list[dict]:
+        return self.of("coupon", **match)
 
     def notices(self, **match: Any) -> list[dict]:
         return self.of("notice", **match)

@@ -18,7 +18,14 @@ from tests.unit.helpers import ev
 
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-POLICY = Policy()
+# Rewards and member days too, so that claims, coupons and care campaigns meet the extreme times.
+POLICY = Policy.model_validate({
+    "rewards": {"o1": {"points": 1, "coupon_value": "10.00", "min_order": "0.01", "valid_days": 3650},
+                "r1": {"points": 10**12, "percent_off": 100, "valid_days": 1, "refund_points_on_expiry": True,
+                       "min_tier": "vip", "per_customer_per_year": 1}},
+    "campaigns": {"member_day": {"monthly_day": 28, "dates": ["2199-12-31", "2000-01-01"],
+                                 "statuses": ["active", "potential", "dormant"]}},
+})
 TIMESTAMPS = st.one_of(st.none(), st.just(-1), st.integers(0, 2**63 - 1),
                        st.integers(MIN_OCCURRED_AT_MS, MAX_OCCURRED_AT_MS))
 
@@ -72,7 +79,7 @@ HOSTILE = {
     "event_id": TEXTS, "customer_id": st.one_of(TEXTS, st.none()), "occurred_at": TIMES, "payload": VALUES,
     "event_type": st.one_of(TEXTS, VALUES), "schema_version": st.sampled_from([1, 2, 0, -1, True, "1", 1.0, 2**70]),
     "amount": NUMBERS, "points": NUMBERS, "rating": NUMBERS, "order_id": TEXTS, "redemption_id": TEXTS,
-    "reason": TEXTS, "channel": TEXTS, "reward": TEXTS,
+    "reason": TEXTS, "channel": TEXTS, "reward": TEXTS, "claim_id": TEXTS, "reward_id": TEXTS, "coupon_id": TEXTS,
     "currency": st.sampled_from(["USD", "cny", "", "CN\x00"]),
     "birthday": st.sampled_from(["1900-02-29", "13-01", "00-00", "02-30", "", "\x00", "2-29"]),
     "timezone": st.sampled_from(["Mars/Base", "../../etc/passwd", "\x00", "", "Etc/GMT-14", "x" * 300]),
@@ -113,6 +120,10 @@ VALID_PAYLOADS = {
         {"points": st.one_of(st.integers(-10**12, 10**12), st.sampled_from([10**12, -10**12, 0])),
          "reason": VALID_TEXT.filter(bool)}),
     "customer.erased": st.just({}),
+    "reward.claimed": st.fixed_dictionaries({"claim_id": VALID_IDS, "reward_id": st.sampled_from(["o1", "r1", "x"])}),
+    "coupon.used": st.fixed_dictionaries(
+        {"coupon_id": st.one_of(st.sampled_from(["c1:o1", "c2:r1", "c1:" + "x" * 128]), VALID_IDS),
+         "order_id": VALID_IDS}, optional={"amount": VALID_AMOUNTS}),
     "clock.tick": st.just({}),
 }
 
@@ -146,7 +157,8 @@ def birthday_fold() -> PartitionFold:
                   ev("customer.registered", "2000-01-01T00:00:00Z", customer="c2", birthday="12-31",
                      timezone="Pacific/Pago_Pago"),
                   ev("order.paid", "2000-01-01T00:00:01Z", customer="c1", order_id="o1", amount="1000000.00"),
-                  ev("points.adjusted", "2000-01-01T00:00:02Z", customer="c2", points=-10**12, reason="debt")):
+                  ev("points.adjusted", "2000-01-01T00:00:02Z", customer="c2", points=-10**12, reason="debt"),
+                  ev("reward.claimed", "2000-01-01T00:00:03Z", customer="c1", claim_id="o1", reward_id="o1")):
         fold.apply(event)
     return fold
 

@@ -13,7 +13,9 @@ def test_the_schema_names_every_event_type_and_uses_the_wire_field_names():
     text = orjson.dumps(schema).decode()
     for event_type in ("customer.registered", "order.paid", "order.refunded", "redemption.requested",
                        "customer.checked_in", "content.shared", "review.posted", "customer.visited",
-                       "points.adjusted", "customer.erased", "customer.profile_updated", "clock.tick"):
+                       "points.adjusted", "customer.erased", "customer.profile_updated", "clock.tick",
+                       "reward.claimed", "coupon.used"):
         assert f'"{event_type}"' in text
     assert '"occurred_at"' in text and '"amount"' in text
+    assert '"claim_id"' in text and '"reward_id"' in text and '"coupon_id"' in text
     assert "occurred_at_ms" not in text and "amount_minor" not in text

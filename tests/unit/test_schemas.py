@@ -27,6 +27,9 @@ VALID = [
     doc("customer.visited", channel="app"),
     doc("points.adjusted", points=-20, reason="goodwill correction"),
     doc("customer.erased"),
+    doc("reward.claimed", claim_id="k1", reward_id="mug"),
+    doc("coupon.used", coupon_id="c1:k1", order_id="o1"),
+    doc("coupon.used", coupon_id="c1:k1", order_id="o1", amount="59.90"),
     doc("clock.tick", customer=None),
 ]
 
