@@ -13,6 +13,7 @@ import pytest
 from streams.peers import key_partition
 from tests.fixtures.kafka import wait_for
 from tests.integration.oracles import customers_in, distinct_valid_events, history
+from tools.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -202,9 +203,4 @@ def test_a_real_prometheus_with_the_deploy_scrape_config_sends_the_metrics_token
             up = wait_for(scraped, 60, "prometheus to scrape both jobs", interval_s=0.5)
             assert up == {with_token["job_name"]: 1.0, "no-token": 0.0}
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)

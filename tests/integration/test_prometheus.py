@@ -19,6 +19,7 @@ from tests.e2e import scripted_history as h
 from tests.e2e.promtext import samples, scrape, series, value
 from tests.fixtures.kafka import wait_for
 from tools.broker import free_port
+from tools.processes import stop_process
 
 PROMETHEUS = "/usr/bin/prometheus"  # Debian package `prometheus` (installed by .ci/run)
 
@@ -156,13 +157,7 @@ def prometheus(run, tmp_path: Path):
         wait_for(ready, 30, "prometheus to be ready")
         yield base
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         log.close()
 
 
