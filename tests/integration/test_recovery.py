@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import orjson
 import pytest
@@ -49,13 +51,22 @@ def test_kill_9_mid_stream_then_restart_with_local_state_deleted(cluster, tmp_pa
     producer = subprocess.Popen([sys.executable, "-m", "tools", "produce", "-"], env=cluster.env(),
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 cwd=cluster.workdir)
-    try:
-        producer.stdin.write(b"\n".join(streaming) + b"\n")
+    def feed() -> None:
+        """Send the part at about 2,000 lines/s, slower than the worker folds, so the kill lands inside it."""
+        for start in range(0, len(streaming), 100):
+            producer.stdin.write(b"\n".join(streaming[start:start + 100]) + b"\n")
+            producer.stdin.flush()
+            time.sleep(0.05)
         producer.stdin.close()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    try:
+        feeder.start()
         at_kill = wait_for(lambda: (lambda n: n if n >= applied_before + 200 else None)(
             worker.stats()["events_applied"]), 60, "the worker to be busy with the streamed part", interval_s=0.05)
         worker.kill()
     finally:
+        feeder.join(60)
         assert producer.wait(60) == 0, producer.stderr.read().decode()
     assert at_kill < distinct_valid_events(warmup + streaming), "the kill should land mid-stream"
     assert worker.proc.returncode == -9
