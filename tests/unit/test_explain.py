@@ -118,3 +118,13 @@ def test_explain_reads_the_state_and_changes_nothing():
     before = s.state().to_bytes()
     explain(s.state(), Policy(), s.fold.clock_ms)
     assert s.state().to_bytes() == before
+
+
+def test_after_erasure_explain_shows_no_birthday_or_time_zone():
+    """An erased customer's explanation carries no personal field, not even the next birthday's date."""
+    before = explained(*HISTORY)
+    assert before["campaigns"]["birthday"]["next"] is not None  # the date of the next birthday, while on file
+    erased = explained(*HISTORY, ev("customer.erased", day(41)))
+    text = str(erased)
+    assert erased["campaigns"]["birthday"]["next"] is None
+    assert "03-14" not in text and "Asia/Shanghai" not in text and "timezone" not in text
