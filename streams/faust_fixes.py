@@ -25,12 +25,10 @@ def apply_faust_fixes(source_topics: Iterable[str]) -> None:
 
 
 def is_current(app: Any, message: Any) -> bool:
-    """Whether a fetched message belongs to this worker's current assignment and may be folded.
+    """Whether a message fetched by Faust belongs to the current assignment (its ack may count).
 
-    Messages outlive a rebalance in Faust's queues and in `take_events`' buffer: one fetched before
-    the partitions moved may reach the agent afterwards, when its partition may belong to another
-    worker (folding it would write a stale state to that worker's changelog). After a rebalance the
-    partition is read again from its committed offset, so such a message is dropped, never acked.
+    A message fetched before the partitions moved can be acked afterwards (Faust acks what its
+    streams skip); after a rebalance its partition is read again from the committed offset instead.
     """
     return message.generation_id == app.consumer_generation_id and app.flow_control.is_active()
 

@@ -6,7 +6,7 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import Message
 
-from streams.faust_fixes import apply_faust_fixes, is_current
+from streams.faust_fixes import ack_fetched, apply_faust_fixes, is_current
 
 TOPIC = "customer-events"
 
@@ -53,3 +53,15 @@ def test_an_ack_while_the_flow_is_stopped_never_moves_the_commit(app):
     assert consumer.ack(tracked) is False
     assert tracked.acked and tracked not in consumer._unacked_messages  # the revocation's wait ends
     assert not consumer._acked[TP(TOPIC, 0)]
+
+
+def test_a_folded_fetch_becomes_committable_from_the_committed_offset_and_never_while_the_flow_is_stopped(app):
+    consumer, tp = app.consumer, TP(TOPIC, 0)
+    consumer._committed_offset[tp] = 10
+    ack_fetched(consumer, {tp: (12, 20)})           # a gap at 10..11: nothing may be committed yet
+    assert consumer._new_offset(tp) is None
+    ack_fetched(consumer, {tp: (8, 11)})            # redelivered below the commit, then the gap
+    assert consumer._new_offset(tp) == 21
+    app.flow_control.suspend()                      # a rebalance began while the batch was written
+    ack_fetched(consumer, {tp: (21, 30)})
+    assert not consumer._acked[tp] and consumer._new_offset(tp) is None
