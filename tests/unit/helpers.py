@@ -121,10 +121,10 @@ class Scenario:
         for customer_id, state in self.store.items():
             ledger_sum = sum(e.record["points"] for e in self.history
                              if e.kind == "ledger" and e.record["customer_id"] == customer_id)
-            lots_sum = sum(points for _, points in state.lots)
+            lots_sum = sum(lot.points for lot in state.lots)
             assert state.points_balance == ledger_sum == lots_sum - state.debt_points, state
             assert not (state.debt_points > 0 and state.lots), state
-            assert all(points > 0 for _, points in state.lots), state
+            assert all(lot.points > 0 for lot in state.lots), state
 
 
 def given(*events: EventBase, policy: Policy = DEFAULT_POLICY) -> Scenario:

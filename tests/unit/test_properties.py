@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from projections.customer import advance_to, evolve
+from projections.customer import pass_time, evolve
 from projections.partition import MemoryStore, PartitionFold
 from projections.state import CustomerState
 from schemas.events import EventBase
@@ -123,14 +123,15 @@ def test_every_step_keeps_the_points_invariants(log):
         if event.customer_id is not None:
             applied.add((event.customer_id, event.event_id))
         for cid, state in store.items():
-            lots_sum = sum(points for _, points in state.lots)
+            lots_sum = sum(lot.points for lot in state.lots)
             assert state.points_balance == ledger_sum.get(cid, 0) == lots_sum - state.debt_points
             assert not (state.debt_points > 0 and state.lots)
-            assert state.debt_points >= 0 and all(points > 0 for _, points in state.lots)
-            assert [lot[0] for lot in state.lots] == sorted({lot[0] for lot in state.lots})
+            assert state.debt_points >= 0 and all(lot.points > 0 for lot in state.lots)
+            assert [lot.expires_at_ms for lot in state.lots] == sorted({lot.expires_at_ms for lot in state.lots})
             window_ms = 365 * DAY_MS  # the incrementally kept trailing spend equals a full recount
-            assert state.spend_12m_minor == sum(paid - refunded for paid_at, paid, refunded, *_ in state.orders.values()
-                                                if state.as_of_ms < paid_at + window_ms)
+            assert state.window_spend_minor == sum(order.paid_minor - order.refunded_minor
+                                                   for order in state.orders.values()
+                                                   if state.as_of_ms < order.paid_at_ms + window_ms)
     for state in store.values():
         assert CustomerState.from_bytes(state.to_bytes()) == state
 
@@ -168,8 +169,8 @@ def test_pure_evolve_never_changes_its_input_and_agrees_with_the_in_place_fold(l
             clock_ms = event.occurred_at_ms
             for cid, state in list(states.items()):
                 before = copy.deepcopy(state.to_dict())
-                states[cid], _ = advance_to(state, clock_ms)
-                assert state.to_dict() == before, "advance_to changed its input"
+                states[cid], _ = pass_time(state, clock_ms)
+                assert state.to_dict() == before, "pass_time changed its input"
         if event.customer_id is None:
             continue
         state = states.get(event.customer_id)
