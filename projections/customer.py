@@ -1,7 +1,7 @@
 """The customer decider: evolve(state, event, clock) -> (state, effects), pure and deterministic.
 
 The handlers below change the state they are given: `evolve` hands them a clone, so it never changes
-its input; the partition fold, which owns its states, uses `evolve_in_place` and so saves the copying.
+its input; the partition fold, which owns its states, uses `evolve_in_place` and copies nothing.
 """
 from __future__ import annotations
 

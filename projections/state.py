@@ -134,7 +134,7 @@ class CustomerState:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the state as JSON-ready data: the stored form, unchanged since before the typed records."""
-        data = {key: getattr(self, name) for key, name in _STORED}
+        data = dict(zip(_STORED_KEYS, _STORED_VALUES(self)))
         data["lots"] = [[lot.expires_at_ms, lot.points] for lot in self.lots]
         data["orders"] = {order_id: [o.paid_at_ms, o.paid_minor, o.refunded_minor, o.earned_points, o.reversed_points,
                                      1 if o.reviewed else 0] for order_id, o in self.orders.items()}
@@ -173,6 +173,8 @@ class CustomerState:
 # stores and changelogs hold these keys.
 _STORED_KEY = {"window_spend_minor": "spend_12m_minor", "window_orders": "orders_12m"}
 _STORED = tuple((_STORED_KEY.get(name, name), name) for name in CustomerState.__slots__)  # (key, attribute), in order
+_STORED_KEYS = tuple(key for key, _ in _STORED)
+_STORED_VALUES = attrgetter(*CustomerState.__slots__)  # every attribute at once, in stored order (cheaper per state)
 
 
 def _coupon_doc(coupon: Coupon) -> dict[str, Any]:

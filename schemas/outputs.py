@@ -37,8 +37,7 @@ class LedgerEntry(OutputRecord):
 
 class CustomerUpdate(OutputRecord):
     """A tier, status or value class change, or a rejected redemption, claim or coupon use (topic customer-updates)."""
-    kind: Literal["tier_changed", "status_changed", "redemption_rejected", "value_changed", "claim_rejected",
-                  "coupon_rejected"]
+    kind: Literal[UPDATE_TRANSITIONS + UPDATE_REJECTIONS]
     from_: Optional[str] = Field(default=None, alias="from")
     to: Optional[str] = None
     reason: Optional[str] = None
