@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from projections.state import CustomerState
 from projections.points import points_expiring
+from projections.state import CustomerState
 from projections.timeline import status_for, tier_for
 from projections.value import recency_due_ms, rfm_at, value_for
 from projections.views import money
