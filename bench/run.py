@@ -24,6 +24,7 @@ from bench.state_size import changelog_sizes, store_sizes
 from bench.tick import tick_seconds
 from bench.workers import BenchError, WorkerGroup, steady_rate
 from projections.customer import DEFAULT_POLICY
+from streams.gc_tuning import tune_gc
 from streams.settings import Settings
 from tools.broker import EmbeddedBroker, create_topics
 
@@ -77,6 +78,7 @@ class Run:
 
 def run_bench(options: BenchOptions, progress: Progress, keep_dir: bool = False) -> Report:
     """Measure everything in one run on a fresh embedded broker; return the report."""
+    tune_gc()  # the in-process limits run with the worker's collector settings
     workdir = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
     run = Run(options, progress, workdir)
     broker = EmbeddedBroker(log=workdir / "broker.log")
