@@ -7,7 +7,6 @@ embedded broker answers that one with the base offset of the newest batch + 1, s
 from __future__ import annotations
 
 import asyncio
-import logging
 import queue
 import threading
 import time
@@ -17,8 +16,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.kafka_auth import aiokafka_options
 from streams.settings import bootstrap_servers
-
-log = logging.getLogger(__name__)
 
 _QUEUED_BATCHES = 64  # fetched batches waiting for the reader (bounds memory)
 _T = TypeVar("_T")
