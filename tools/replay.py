@@ -18,6 +18,7 @@ from projections.views import Totals
 from schemas.policy import Policy, load_policy
 from schemas.timeutil import format_ms
 from schemas.validate import Rejection, validate_record
+from streams.gc_tuning import tune_gc
 from streams.kafka_log import LogRecord, high_watermarks, read_log
 from streams.settings import INPUT_TOPIC, OUTPUT_TOPICS, Settings
 from tools.broker import wait_for_broker
@@ -192,6 +193,7 @@ def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progres
 def _rebuild_partitions(settings: Settings, policy: Policy, until_ms: Optional[int], ends: dict[int, int],
                         progress: bool, outputs: bool) -> ReplayResult:
     """Fold some partitions of the input log (in a worker process)."""
+    tune_gc()  # the replay holds every state in memory: default full collections would traverse them all
     return fold_log(log_reader(settings, INPUT_TOPIC, ends), policy, until_ms, ends if progress else None, outputs)
 
 
