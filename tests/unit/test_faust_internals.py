@@ -6,14 +6,14 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import Message
 
-from streams.faust_fixes import ack_fetched, apply_faust_fixes, is_current
+from streams.faust_internals import ack_fetched, commit_only_current_acks, is_current
 
 TOPIC = "customer-events"
 
 
 @pytest.fixture
 def app():
-    apply_faust_fixes([TOPIC])
+    commit_only_current_acks()
     app = faust.App("test-faust-fixes", broker="kafka://127.0.0.1:1")
     app.topics.acks_enabled_for = lambda topic: True
     app.consumer_generation_id = 7
