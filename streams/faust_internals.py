@@ -16,6 +16,7 @@ from streams.worker import StartupError
 # The faust-streaming versions these functions were checked against: from TESTED_FROM up to, not including,
 # TESTED_BELOW. pyproject.toml pins the same range (a test compares them).
 TESTED_FROM, TESTED_BELOW = (0, 15, 3), (0, 16)
+TESTED_RANGE = f">={'.'.join(map(str, TESTED_FROM))},<{'.'.join(map(str, TESTED_BELOW))}"  # as pip writes it
 
 _ORIGINALS: dict[str, Any] = {}
 _SOURCE_TOPICS: set[str] = set()
@@ -44,23 +45,18 @@ def _release(version: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def tested_range() -> str:
-    """The tested faust-streaming versions as a pip requirement range, e.g. '>=0.15.3,<0.16'."""
-    return f">={'.'.join(map(str, TESTED_FROM))},<{'.'.join(map(str, TESTED_BELOW))}"
-
-
 def check_faust_version(installed: Optional[str] = None) -> None:
     """Refuse to start on a faust-streaming outside the tested range (its internals may have moved)."""
     if installed is None:
         try:
             installed = metadata.version("faust-streaming")
         except metadata.PackageNotFoundError:
-            raise UntestedFaustVersion(f"faust-streaming is not installed; install faust-streaming{tested_range()}") \
+            raise UntestedFaustVersion(f"faust-streaming is not installed; install faust-streaming{TESTED_RANGE}") \
                 from None
     if not TESTED_FROM <= _release(installed) < TESTED_BELOW:
         raise UntestedFaustVersion(
             f"faust-streaming {installed} is installed, but this worker is tested with faust-streaming"
-            f"{tested_range()} (it relies on Faust internals, listed in the README); install a tested version")
+            f"{TESTED_RANGE} (it relies on Faust internals, listed in the README); install a tested version")
 
 
 def seek_before_resuming(source_topics: Iterable[str]) -> None:
