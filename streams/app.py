@@ -129,7 +129,7 @@ class WorkerParts:
         self.sender = BatchSender(app, customers)
 
 
-# --- The fold ---------------------------------------------------------------------------------------------------
+# --- The fold ---
 
 async def subscribe_to_customer_events(stream: Any) -> None:
     """Subscribe the worker to the input topic; its records reach `fold_fetched_records` in bulk."""
@@ -188,7 +188,7 @@ async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore
     sender.mark_persisted()
 
 
-# --- The partitions moving in and out, and the stop ---------------------------------------------------------------
+# --- The partitions moving in and out, and the stop ---
 
 async def forget_revoked_partitions(parts: WorkerParts, sender: Any, revoked: Any, **kwargs: Any) -> None:
     """Drop the folds of partitions that move away (they are reloaded after recovery)."""
@@ -221,7 +221,7 @@ async def log_stopped(parts: WorkerParts, sender: Any, **kwargs: Any) -> None:
                          if tp.topic == INPUT_TOPIC and offset is not None})
 
 
-# --- The timers ---------------------------------------------------------------------------------------------------
+# --- The timers ---
 
 def consumer_lag(parts: WorkerParts) -> dict[int, int]:
     """Return records not yet processed per owned partition (from the fetch high watermark)."""

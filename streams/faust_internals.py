@@ -77,7 +77,7 @@ def seek_before_resuming(source_topics: Iterable[str]) -> None:
     _SOURCE_TOPICS.update(source_topics)
     if "on_recovery_completed" in _ORIGINALS:
         return
-    _ORIGINALS["on_recovery_completed"] = Recovery.on_recovery_completed
+    original = _ORIGINALS["on_recovery_completed"] = Recovery.on_recovery_completed
 
     async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
         consumer = self.app.consumer
@@ -107,8 +107,7 @@ def seek_before_resuming(source_topics: Iterable[str]) -> None:
         consumer.perform_seek = seek_then_resume
         consumer.seek_to_committed = remember_committed
         try:
-            # Looked up at each call (not captured), so that a test can run the fix around a stand-in.
-            await _ORIGINALS["on_recovery_completed"](self, generation_id)
+            await original(self, generation_id)
         finally:
             del consumer.resume_partitions, consumer.perform_seek, consumer.seek_to_committed
             while deferred:  # no seek happened (nothing assigned): resume as Faust would have

@@ -40,7 +40,7 @@ def message(offset: int, generation_id: int) -> Message:
     return Message(TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=TP(TOPIC, 0), generation_id=generation_id)
 
 
-# --- check_faust_version --------------------------------------------------------------------------------------------
+# --- check_faust_version ------------------------------------------------------------------------------------
 
 def test_the_installed_faust_is_a_tested_version():
     check_faust_version()
@@ -66,7 +66,7 @@ def test_pyproject_pins_the_tested_range():
     assert pins == [TESTED_RANGE] == [">=0.15.3,<0.16"]
 
 
-# --- seek_before_resuming ---------------------------------------------------------------------------------------------
+# --- seek_before_resuming -----------------------------------------------------------------------------------
 
 class RecordingConsumer:
     """Stands in for Faust's consumer during Faust's own `Recovery.on_recovery_completed`, recording the calls."""
@@ -125,7 +125,7 @@ def test_recovery_without_an_assignment_still_resumes():
     assert consumer.calls == [("resume flow",), ("resume", [])]  # no seek to wait for: resumed as it returns
 
 
-# --- is_current and commit_only_current_acks ------------------------------------------------------------------------
+# --- is_current and commit_only_current_acks ----------------------------------------------------------------
 
 def test_messages_fetched_before_a_rebalance_are_not_current(app):
     assert is_current(app, message(1, 7))
@@ -157,7 +157,7 @@ def test_an_ack_while_the_flow_is_stopped_never_moves_the_commit(app):
     assert not consumer._acked[TP(TOPIC, 0)]
 
 
-# --- read_in_bulk ------------------------------------------------------------------------------------------------------
+# --- read_in_bulk -------------------------------------------------------------------------------------------
 
 def fetch_into(consumer, fetched: dict) -> None:
     """Make Faust's own `_wait_next_records` get `fetched` from the (absent) broker."""
@@ -203,7 +203,7 @@ def test_a_fetch_that_a_rebalance_overtook_is_not_folded_and_is_read_again(app):
     assert handed == [] and sought == [(TP(TOPIC, 0), 3)]
 
 
-# --- ack_fetched and committed_offsets ----------------------------------------------------------------------------------
+# --- ack_fetched and committed_offsets ----------------------------------------------------------------------
 
 def test_a_folded_fetch_becomes_committable_from_the_committed_offset_and_never_while_the_flow_is_stopped(app):
     consumer, tp = app.consumer, TP(TOPIC, 0)
@@ -236,7 +236,7 @@ def test_fausts_own_commit_commits_a_folded_fetch_and_committed_offsets_reports_
     assert committed_offsets(consumer) == {tp: 21}
 
 
-# --- limit_fetch_wait --------------------------------------------------------------------------------------------------
+# --- limit_fetch_wait ---------------------------------------------------------------------------------------
 
 def test_the_worker_consumer_waits_at_most_the_given_time_for_a_fetch(app):
     from aiokafka import AIOKafkaConsumer
@@ -253,7 +253,7 @@ def test_the_worker_consumer_waits_at_most_the_given_time_for_a_fetch(app):
     assert asyncio.run(create()) == 250
 
 
-# --- partition_db and key_index ----------------------------------------------------------------------------------------
+# --- partition_db and key_index -----------------------------------------------------------------------------
 
 @pytest.fixture
 def table(tmp_path):
@@ -274,7 +274,7 @@ def test_faust_reads_a_key_from_the_partition_the_key_index_names(table):
     assert table.data._get(b"c1") == b"current"  # without the index Faust searches partition 0 first
 
 
-# --- aiokafka_producer ---------------------------------------------------------------------------------------------------
+# --- aiokafka_producer --------------------------------------------------------------------------------------
 
 def test_the_aiokafka_producer_is_fausts_own(app):
     from aiokafka import AIOKafkaProducer
@@ -293,7 +293,7 @@ def test_the_aiokafka_producer_is_fausts_own(app):
     asyncio.run(started())
 
 
-# --- serve_only_our_pages and serve_on_socket ----------------------------------------------------------------------------
+# --- serve_only_our_pages and serve_on_socket ---------------------------------------------------------------
 
 def served_paths(app) -> set[str]:
     app.web.init_server()
@@ -329,7 +329,7 @@ def test_fausts_web_server_listens_on_the_socket_bound_before_it():
     assert sock.fileno() == -1  # closed with the server
 
 
-# --- the README --------------------------------------------------------------------------------------------------------
+# --- the README ---------------------------------------------------------------------------------------------
 
 def test_the_readme_lists_exactly_the_needs_of_the_internals_module():
     readme = (ROOT / "README.md").read_text()
