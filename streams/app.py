@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Optional
 
@@ -120,6 +121,7 @@ def named(handler: Callable, *args: Any) -> Callable:
 
 class WorkerParts:
     """What the handlers share: the app, the settings, the pipeline, and the stores of the partitions owned."""
+    __slots__ = ("app", "settings", "metrics", "customers", "stores", "pipeline", "sender")
 
     def __init__(self, app: faust.App, settings: Settings, policy: Policy, metrics: LoyaltyMetrics,
                  customers: Any) -> None:
@@ -239,11 +241,11 @@ async def report_consumer_lag(parts: WorkerParts) -> None:
         parts.metrics.set_consumer_lag(partition, lag)
 
 
+@dataclass
 class Progress:
-    """When the last progress line was logged, and how many events had been read by then."""
-
-    def __init__(self) -> None:
-        self.at, self.read = time.monotonic(), 0.0
+    """When the last progress line was logged (monotonic seconds), and how many events had been read by then."""
+    at: float = field(default_factory=time.monotonic)
+    read: float = 0.0
 
 
 def events_read(metrics: LoyaltyMetrics) -> float:

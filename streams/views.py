@@ -1,6 +1,7 @@
 """HTTP views of every worker: one customer (routed to its owner), segments and stats (gathered), metrics, health."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -44,11 +45,14 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any, s
         app.page(route)(guarded(route, tokens[token], errors, views)(handler))
 
 
+@dataclass(frozen=True)
 class Views:
     """What the page handlers share: the app, the pipeline whose folds they read, the metrics and the peers."""
-
-    def __init__(self, app: Any, pipeline: Pipeline, metrics: Any, settings: Settings, peers: Peers) -> None:
-        self.app, self.pipeline, self.metrics, self.settings, self.peers = app, pipeline, metrics, settings, peers
+    app: Any
+    pipeline: Pipeline
+    metrics: Any
+    settings: Settings
+    peers: Peers
 
 
 def load_folds_once_recovered(views: Views) -> bool:
