@@ -14,6 +14,7 @@ from faust.types import TP
 from projections.partition import PartitionFold
 from schemas.policy import Policy, load_policy
 from schemas.timeutil import format_ms
+from streams.embedded import enable_embedded_broker_workarounds
 from streams.faust_internals import (ack_fetched, batch_lock, commit_only_current_acks, committed_offsets,
                                      limit_fetch_wait, read_in_bulk, seek_before_resuming, serve_only_our_pages)
 from streams.kafka_auth import KafkaAuth
@@ -79,7 +80,6 @@ def faust_settings(settings: Settings) -> dict:
         web_metrics_enabled=False,
     )
     if settings.embedded:
-        from streams.embedded import enable_embedded_broker_workarounds
         conf.update(enable_embedded_broker_workarounds())
     return conf
 

@@ -1,7 +1,8 @@
 """Every use of Faust's private API, one named function per need, for the tested faust-streaming versions only.
 
 The README's "Faust internals the worker relies on" lists exactly the public functions of this module (a test
-compares them). Faust itself is imported inside the functions, so that `check_faust_version` runs before it.
+compares them). Faust is imported inside the functions, when each need is installed, so that the worker runs
+`check_faust_version` before any of Faust's modules: an untested version is one clear line, not an ImportError.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import socket
 from importlib import metadata
 from typing import Any, Awaitable, Callable, Iterable, Optional
 
-from streams.worker import StartupError
+from aiohttp.web import SockSite
 
 # The faust-streaming versions these functions were checked against: from TESTED_FROM up to, not including,
 # TESTED_BELOW. pyproject.toml pins the same range (a test compares them).
@@ -28,8 +29,8 @@ _BULK: dict[str, Any] = {}
 batch_lock = asyncio.Lock()
 
 
-class UntestedFaustVersion(StartupError):
-    """The installed faust-streaming is not a version these internals were tested with."""
+class UntestedFaustVersion(RuntimeError):
+    """The installed faust-streaming is not a version these internals were tested with (one line for the operator)."""
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -72,7 +73,7 @@ def seek_before_resuming(source_topics: Iterable[str]) -> None:
     `seek_to_committed` leaves such a partition where the fetcher happened to be, and after a worker was
     killed before its first commit that was seen to be the log end (the events before it never applied).
     """
-    from faust.tables.recovery import Recovery
+    from faust.tables.recovery import Recovery  # lazily: see the module docstring
 
     _SOURCE_TOPICS.update(source_topics)
     if "on_recovery_completed" in _ORIGINALS:
@@ -134,7 +135,7 @@ def commit_only_current_acks() -> None:
     worker had folded (seen: 268 events of two partitions lost in a two-worker kill test). A refused
     ack only means the record is read again from the committed offset, and folded again as a duplicate.
     """
-    from faust.transport.consumer import Consumer
+    from faust.transport.consumer import Consumer  # lazily: see the module docstring
     from faust.types.tuples import ack_lock
 
     if "ack" in _ORIGINALS:
@@ -163,7 +164,7 @@ def read_in_bulk(topic: str, handler: BulkHandler) -> None:
     commit timer, its commits on rebalance and at shutdown then commit them as usual. The handler runs
     under `batch_lock`, which a revocation takes too, so that a batch being written finishes first.
     """
-    from faust.transport.consumer import Consumer
+    from faust.transport.consumer import Consumer  # lazily: see the module docstring
 
     _BULK.update(topic=topic, handler=handler)
     if "wait_next_records" in _ORIGINALS:
@@ -203,7 +204,7 @@ def ack_fetched(consumer: Any, offsets: dict) -> None:
 
     Refused, like a single ack, when the assignment changed since the fetch (then they are read again).
     """
-    from faust.types.tuples import ack_lock
+    from faust.types.tuples import ack_lock  # lazily: see the module docstring
 
     app = consumer.app
     with ack_lock:
@@ -232,7 +233,7 @@ def limit_fetch_wait(max_wait_ms: int) -> None:
     Apache Kafka answers a fetch as soon as a record is there, so this only bounds idle polling; the
     embedded broker holds a fetch for the whole wait, which became the worker's produce-to-ledger latency.
     """
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread  # lazily: see the module docstring
 
     _BULK["fetch_max_wait_ms"] = max_wait_ms
     if "create_worker_consumer" in _ORIGINALS:
@@ -268,7 +269,7 @@ def serve_only_our_pages(app: Any) -> None:
     The web_*_enabled settings turn off the router, table, graph and stats pages; what remains is a manager
     of blueprints that Faust applies when its web server starts: replaced by an empty one.
     """
-    from faust.web.base import BlueprintManager
+    from faust.web.base import BlueprintManager  # lazily: see the module docstring
     app.web.blueprints = BlueprintManager([])
 
 
@@ -278,8 +279,6 @@ def serve_on_socket(app: Any, sock: socket.socket) -> None:
     The worker binds its port before it starts, and keeps it: another process cannot take the port between
     that check and Faust's bind (which would end the worker with a traceback).
     """
-    from aiohttp.web import SockSite
-
     web = app.web
     web._transport_handlers = {**web._transport_handlers,
                                "tcp": lambda: SockSite(web._runner, sock, ssl_context=app.conf.web_ssl_context)}

@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 from typing import IO, Union
 
+from streams.gc_tuning import tune_gc
 from streams.settings import Settings
 
 LOCK_FILE = "worker.lock"
@@ -79,8 +80,12 @@ def check_web_auth(settings: Settings, insecure_no_auth: bool = False) -> None:
 
 def run_worker(settings: Settings, log_format: str = "text") -> None:
     """Run one worker until it is stopped (SIGTERM or Ctrl-C); the app logs what it committed."""
-    from streams.faust_internals import check_faust_version, serve_on_socket
-    check_faust_version()  # before Faust is imported: the worker relies on its internals
+    # Here, like Faust below: the CLI imports this module's checks without loading either.
+    from streams.faust_internals import UntestedFaustVersion, check_faust_version, serve_on_socket
+    try:
+        check_faust_version()  # before Faust is imported: the worker relies on its internals
+    except UntestedFaustVersion as exc:
+        raise StartupError(str(exc)) from None
     # Bound here and handed to Faust's web server: no other process can take the port in between.
     web_socket = bind_web_port(settings.web_host, settings.web_port)
     import faust  # here, so that the CLI imports this module's checks without loading Faust
@@ -88,6 +93,7 @@ def run_worker(settings: Settings, log_format: str = "text") -> None:
     from streams.app import create_app
     from streams.logs import configure_logging, lifecycle
     configure_logging(log_format)
+    tune_gc()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     serve_on_socket(app, web_socket)

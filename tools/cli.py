@@ -11,7 +11,7 @@ import click
 from bench.command import bench
 from schemas.timeutil import format_ms
 from streams.kafka_auth import KAFKA_AUTH_ENV
-from streams.settings import WORKER_ENV_WITHOUT_FLAG
+from streams.settings import WORKER_ENV_WITHOUT_FLAG, parse_broker
 from tools.cli_common import UserError, broker_option, check_broker, env_epilog, friendly, parse_time, settings_from
 from tools.cli_query import explain, query, replay
 from tools.demo import demo
@@ -28,8 +28,8 @@ def main() -> None:
 @friendly
 def broker(broker: str) -> None:
     """Run the embedded Kafka-compatible broker (tansu) in the foreground; data lives in memory."""
-    from tools.broker import EmbeddedBroker, split_bootstrap
-    host, port = split_bootstrap(check_broker(broker))
+    from tools.broker import EmbeddedBroker  # here: `loyalty --help` starts without the Kafka clients
+    host, port = parse_broker(check_broker(broker))[0]
     embedded = EmbeddedBroker(log=sys.stderr)
     # SIGTERM must stop tansu too, and may come as soon as the port opens: while tansu starts it is only
     # noted (an exit inside Popen would orphan tansu), then it exits through the `finally` below.
@@ -67,7 +67,7 @@ def topics_create(broker: str, broker_kind: str, partitions: int, replication: i
     The customer table's changelog is compacted and the DLQ keeps records LOYALTY_ERASURE_DAYS days (default 7),
     so personal data leaves them after an erasure; topics that already exist keep their configs.
     """
-    from tools.broker import create_topics, wait_for_broker
+    from tools.broker import create_topics, wait_for_broker  # here: the CLI starts without the Kafka clients
     settings = settings_from(broker, broker_kind, partitions=partitions, replication=replication, app_id=app_id)
     wait_for_broker(settings.broker, timeout_s=10)
     actual = create_topics(settings.broker, settings.topic_partitions(), replication_factor=replication,
@@ -107,13 +107,14 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
            data_dir: str, partitions: int, app_id: str, policy_file: Optional[str], log_format: str,
            progress_seconds: float, insecure_no_auth: bool) -> None:
     """Run a stream worker; several workers with one --app-id split the partitions."""
+    # here, when the command runs: `loyalty --help` starts without the Kafka clients
     from schemas.policy import load_policy
     from streams.worker import check_web_auth, check_web_port, lock_data_dir, run_worker
+    from tools.broker import wait_for_broker
     settings = settings_from(broker, broker_kind, clock=clock, tick_seconds=tick_seconds, web_port=web_port,
                              web_host=web_host, data_dir=Path(data_dir), partitions=partitions, app_id=app_id,
                              policy_file=policy_file, progress_seconds=progress_seconds)
     check_web_auth(settings, insecure_no_auth)
-    from tools.broker import wait_for_broker
     load_policy(policy_file)  # fail fast with a clear message on a bad policy file
     # A second worker on this data dir or web port stops here, in one line, before anything waits.
     with lock_data_dir(settings.data_dir):  # held while the worker runs
@@ -139,7 +140,7 @@ def produce(broker: str, broker_kind: str, file, synthetic: Optional[int], custo
 
     A line over the broker's message size limit is reported, skipped, and the rest sent; the exit code is then 1.
     """
-    from tools.produce import read_lines, send_documents, send_lines, tick_event
+    from tools.produce import read_lines, send_documents, send_lines, tick_event  # here: the CLI starts faster
     from tools.synthetic import parse_end, synthetic_history
     chosen = [x for x in (file, synthetic, tick_at) if x is not None]
     if len(chosen) != 1:
@@ -169,7 +170,7 @@ def produce(broker: str, broker_kind: str, file, synthetic: Optional[int], custo
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of a customer-events message (also in schemas/customer-event.schema.json)."""
-    from schemas.jsonschema import render
+    from schemas.jsonschema import render  # here: only this command needs it
     click.echo(render().decode(), nl=False)
 
 

@@ -16,7 +16,7 @@ _TOKEN_EPILOG = env_epilog({"LOYALTY_API_TOKEN": "the workers' API token, sent a
 
 def _source(url: str, store: Optional[str], policy_file: Optional[str] = None):
     """Pick the HTTP or the offline source."""
-    from tools.query import HttpSource, StoreSource
+    from tools.query import HttpSource, StoreSource  # here: `loyalty --help` starts without RocksDB
     return StoreSource(store, policy_file) if store else HttpSource(url)
 
 
@@ -149,7 +149,7 @@ def query_stats(url: str, store: Optional[str], as_json: bool) -> None:
 def replay(broker: str, broker_kind: str, until: Optional[str], policy_file: Optional[str], verify: bool,
            out: Optional[str], app_id: str, as_json: bool) -> None:
     """Rebuild the projections from the log into a fresh store; nothing is sent anywhere."""
-    from tools.replay import run_replay
+    from tools.replay import run_replay  # here: `loyalty --help` starts without the Kafka clients
     settings = settings_from(broker, broker_kind, app_id=app_id)
     ok = run_replay(settings, out=out, until_ms=parse_time(until, "--until"), policy_file=policy_file,
                     verify=verify, as_json=as_json)

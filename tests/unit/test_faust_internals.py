@@ -19,7 +19,6 @@ from streams.faust_internals import (TESTED_RANGE, UntestedFaustVersion, ack_fet
                                      check_faust_version, commit_only_current_acks, committed_offsets, is_current,
                                      key_index, limit_fetch_wait, partition_db, read_in_bulk, seek_before_resuming,
                                      serve_on_socket, serve_only_our_pages)
-from streams.worker import StartupError
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC = "customer-events"
@@ -56,7 +55,6 @@ def test_an_untested_faust_version_is_refused_in_one_line(version, tested):
         return
     with pytest.raises(UntestedFaustVersion) as refused:
         check_faust_version(version)
-    assert isinstance(refused.value, StartupError)  # the CLI turns it into one line and exit code 2
     text = str(refused.value)
     assert "\n" not in text and version in text and TESTED_RANGE in text, text
 
