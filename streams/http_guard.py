@@ -80,8 +80,11 @@ def _where(exc: BaseException) -> str:
     return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "-"
 
 
-def guarded(route: str, token: Optional[str], errors: ErrorLog) -> Callable:
-    """Wrap a page handler: 401 without the bearer token (if one is set), 500 without a traceback if it raises."""
+def guarded(route: str, token: Optional[str], errors: ErrorLog, *context: Any) -> Callable:
+    """Wrap a page handler: 401 without the bearer token (if one is set), 500 without a traceback if it raises.
+
+    The handler is called with `context` first, then the view, the request and the route's parameters.
+    """
     def decorate(handler: Callable) -> Callable:
         @wraps(handler)
         async def page(view: Any, request: Any, **kwargs: Any) -> Any:
@@ -89,7 +92,7 @@ def guarded(route: str, token: Optional[str], errors: ErrorLog) -> Callable:
                 return json_answer(view, {"error": "unauthorized: send Authorization: Bearer <LOYALTY_API_TOKEN>"},
                                    401, {"WWW-Authenticate": 'Bearer realm="loyalty"'})
             try:
-                return await handler(view, request, **kwargs)
+                return await handler(*context, view, request, **kwargs)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -6,6 +6,7 @@ from typing import Any, Iterable, Optional
 
 from faust.types import TP
 
+from streams.faust_internals import aiokafka_producer
 from streams.pipeline import Outgoing
 
 Records = list[tuple[Optional[bytes], bytes]]
@@ -60,7 +61,7 @@ class BatchSender:
 
     async def _send_records(self, topic: str, partition: int, records: Records) -> list:
         """Append records to as few record batches as their size allows; return the sends' futures."""
-        producer = self.app.producer._ensure_producer()
+        producer = aiokafka_producer(self.app)
         batch = producer.create_batch()
         futures = []
         for key, value in records:

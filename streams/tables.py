@@ -6,6 +6,7 @@ from typing import Any, Iterator, Optional
 import orjson
 
 from projections.state import CustomerState
+from streams.faust_internals import key_index, partition_db
 from streams.settings import CLOCK_KEY
 
 # Faust keeps its own bookkeeping (the persisted changelog offset) under `__faust\0offset__`. Customer ids
@@ -35,7 +36,7 @@ class TablePartitionStore:
 
     @property
     def _db(self) -> Any:
-        return self.table.data._db_for_partition(self.partition)
+        return partition_db(self.table, self.partition)
 
     def get(self, customer_id: str) -> Optional[CustomerState]:
         """Return a customer's state from the batch cache or RocksDB."""
@@ -74,10 +75,10 @@ class TablePartitionStore:
     def save(self, changelog: list[tuple[bytes, bytes]]) -> None:
         """Write changelog records (already acknowledged by the broker) into the local RocksDB."""
         db = self._db
-        key_index = self.table.data._key_index
+        index = key_index(self.table)
         for key, value in changelog:
             db[key] = value
-            key_index[key] = self.partition
+            index[key] = self.partition
         if len(self._cache) > self._cached_states:
             self._cache.clear()
 

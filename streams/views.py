@@ -1,6 +1,7 @@
 """HTTP views of every worker: one customer (routed to its owner), segments and stats (gathered), metrics, health."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -16,9 +17,6 @@ from streams.peers import FORWARDED_HEADER, PeerUnavailable, Peers, key_partitio
 from streams.pipeline import Pipeline
 from streams.settings import INPUT_TOPIC, Settings
 
-# The routes a worker serves; the README's HTTP table lists exactly these (a test compares them).
-ROUTES = ("/customers/{customer_id}", "/customers/{customer_id}/explain", "/segments", "/stats", "/metrics",
-          "/health")
 _customer_id = TypeAdapter(CustomerId)
 
 
@@ -31,7 +29,7 @@ def valid_customer_id(customer_id: str) -> bool:
     return True
 
 
-def partial(doc: dict, missing: list[int]) -> dict:
+def partial_answer(doc: dict, missing: list[int]) -> dict:
     """Mark a gathered answer that lacks the partitions of workers that did not answer."""
     return {**doc, "partial": True, "missing_partitions": missing} if missing else doc
 
@@ -41,106 +39,132 @@ def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any, s
     errors = ErrorLog()
     bound_server_errors(errors)
     peers = Peers(app, customers, settings.partitions, settings.api_token, errors)
+    views = Views(app, pipeline, metrics, settings, peers)
+    tokens = {"api": settings.api_token, "metrics": settings.metrics_token, "none": None}
+    for route, handler, token in PAGES:
+        app.page(route)(guarded(route, tokens[token], errors, views)(handler))
 
-    def page(route: str, token=settings.api_token):
-        """Register a guarded page (token: the bearer token it requires, None for none)."""
-        def decorate(handler):
-            return app.page(route)(guarded(route, token, errors)(handler))
-        return decorate
 
-    def ready() -> bool:
-        """Tell whether this worker's partitions are recovered and loaded."""
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            return False
-        for tp in app.assignor.assigned_actives():
-            if tp.topic == INPUT_TOPIC:
-                pipeline.fold(tp.partition)
-        return True
+@dataclass(frozen=True)
+class Views:
+    """What the page handlers share: the app, the pipeline whose folds they read, the metrics and the peers."""
+    app: Any
+    pipeline: Pipeline
+    metrics: Any
+    settings: Settings
+    peers: Peers
 
-    def recovering(web: Any) -> Any:
-        """Answer 503 with how many of this worker's partitions are loaded (the CLI shows it)."""
-        assigned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == INPUT_TOPIC]
-        loaded = sum(1 for partition in assigned if partition in pipeline.folds)
-        return unavailable(web, {"error": "recovering", "recovered": loaded, "partitions": len(assigned)})
 
-    async def one_customer(web: Any, request: Any, customer_id: str, suffix: str, render) -> Any:
-        """Answer for one customer, from the worker that owns the key; render(fold, state) makes the document."""
-        if not valid_customer_id(customer_id):
-            return json_answer(web, {"error": f"not a customer id: {quote_input(customer_id)}; "
-                                              f"one is 1 to 64 characters without control characters"}, 400)
-        partition = key_partition(customer_id.encode(), settings.partitions)
-        owner = peers.owners().get(partition)
-        if owner is not None and owner != peers.own_url and FORWARDED_HEADER not in request.headers:
-            try:
-                answer = await peers.get(owner, "/customers/" + quote(customer_id, safe="") + suffix)
-            except PeerUnavailable:
-                return unavailable(web, {"error": "partition_unavailable", "partitions": [partition]})
-            if answer.status == 503:
-                return unavailable(web, answer.body)
-            return json_answer(web, answer.body, answer.status)
-        if not ready():
-            return recovering(web)
-        # The folds' stores: the state as of the last batch folded, like /stats (RocksDB gets it a few
-        # milliseconds later, once the broker has acknowledged the batch).
-        for fold in list(pipeline.folds.values()):
-            state = fold.store.get(customer_id)
-            if state is not None:
-                return json_answer(web, render(fold, state))
-        return json_answer(web, {"error": f"no customer {quote_input(customer_id)}"}, 404)
+def load_folds_once_recovered(views: Views) -> bool:
+    """Load the folds of this worker's input partitions once its tables are recovered; False until then."""
+    app = views.app
+    if app.rebalancing or not app.tables.recovery.completed.is_set():
+        return False
+    for tp in app.assignor.assigned_actives():
+        if tp.topic == INPUT_TOPIC:
+            views.pipeline.fold(tp.partition)
+    return True
 
-    @page("/customers/{customer_id}")
-    async def get_customer(web, request, customer_id: str):
-        """Return one customer's projection, asking the worker that owns the key if it is not this one."""
-        return await one_customer(web, request, customer_id, "", lambda fold, state: customer_view(state))
 
-    @page("/customers/{customer_id}/explain")
-    async def get_explanation(web, request, customer_id: str):
-        """Explain one customer's tier, status, value, points and campaigns (routed like /customers/{id})."""
-        # "Now" is the clock of the customer's own partition (no time rule is pending up to it).
-        return await one_customer(web, request, customer_id, "/explain",
-                                  lambda fold, state: explain(state, pipeline.policy, fold.clock_ms))
+def recovering(views: Views, web: Any) -> Any:
+    """Answer 503 with how many of this worker's partitions are loaded (the CLI shows it)."""
+    assigned = [tp.partition for tp in views.app.assignor.assigned_actives() if tp.topic == INPUT_TOPIC]
+    loaded = sum(1 for partition in assigned if partition in views.pipeline.folds)
+    return unavailable(web, {"error": "recovering", "recovered": loaded, "partitions": len(assigned)})
 
-    @page("/segments")
-    async def get_segment(web, request):
-        """Return the ids of customers with a status, tier and/or value class, from every worker."""
-        # An empty parameter means "any", as an absent one does (never a segment named "").
-        status, tier = request.query.get("status") or None, request.query.get("tier") or None
-        value = request.query.get("value") or None
-        if (status and status not in STATUSES) or (tier and tier not in TIERS) or (value and value not in VALUES) \
-                or not (status or tier or value):
-            return json_answer(web, {"error": f"give status in {STATUSES}, tier in {TIERS} and/or value in {VALUES}"},
-                               400)
-        if not ready():
-            return recovering(web)
-        ids, missing = set(), []
-        for fold in list(pipeline.folds.values()):
-            ids |= fold.segment(status, tier, value)
-        if request.query.get("scope") != "local":
-            asked = {k: v for k, v in (("status", status), ("tier", tier), ("value", value)) if v}
-            docs, missing = await peers.gather(f"/segments?{urlencode({**asked, 'scope': 'local'})}")
-            for doc in docs:
-                ids.update(doc["customer_ids"])
-        return json_answer(web, partial({"status": status, "tier": tier, "value": value, "customer_ids": sorted(ids)},
-                                        missing))
 
-    @page("/stats")
-    async def get_stats(web, request):
-        """Return counts by status and tier, points outstanding and events applied, over every worker."""
-        if not ready():
-            return recovering(web)
-        totals, missing = pipeline.totals(), []
-        if request.query.get("scope") != "local":
-            docs, missing = await peers.gather("/stats?scope=local")
-            for doc in docs:
-                totals.merge(Totals.from_dict(doc))
-        return json_answer(web, partial(totals.to_dict(), missing))
+async def one_customer(views: Views, web: Any, request: Any, customer_id: str, suffix: str, render) -> Any:
+    """Answer for one customer, from the worker that owns the key; render(fold, state) makes the document."""
+    if not valid_customer_id(customer_id):
+        return json_answer(web, {"error": f"not a customer id: {quote_input(customer_id)}; "
+                                          f"one is 1 to 64 characters without control characters"}, 400)
+    partition = key_partition(customer_id.encode(), views.settings.partitions)
+    peers = views.peers
+    owner = peers.owners().get(partition)
+    if owner is not None and owner != peers.own_url and FORWARDED_HEADER not in request.headers:
+        try:
+            answer = await peers.get(owner, "/customers/" + quote(customer_id, safe="") + suffix)
+        except PeerUnavailable:
+            return unavailable(web, {"error": "partition_unavailable", "partitions": [partition]})
+        if answer.status == 503:
+            return unavailable(web, answer.body)
+        return json_answer(web, answer.body, answer.status)
+    if not load_folds_once_recovered(views):
+        return recovering(views, web)
+    # The folds' stores: the state as of the last batch folded, like /stats (RocksDB gets it a few
+    # milliseconds later, once the broker has acknowledged the batch).
+    for fold in list(views.pipeline.folds.values()):
+        state = fold.store.get(customer_id)
+        if state is not None:
+            return json_answer(web, render(fold, state))
+    return json_answer(web, {"error": f"no customer {quote_input(customer_id)}"}, 404)
 
-    @page("/metrics", token=settings.metrics_token)
-    async def get_metrics(web, request):
-        """Return this worker's metrics in the Prometheus text format."""
-        return web.bytes(metrics.render(), content_type=CONTENT_TYPE.split(";")[0])
 
-    @page("/health", token=None)
-    async def get_health(web, request):
-        """Say that the worker's web server is up, and whether its partitions are loaded (no data, no token)."""
-        return json_answer(web, {"status": "ok", "ready": ready()})
+async def get_customer(views: Views, web: Any, request: Any, customer_id: str) -> Any:
+    """Return one customer's projection, asking the worker that owns the key if it is not this one."""
+    return await one_customer(views, web, request, customer_id, "", lambda fold, state: customer_view(state))
+
+
+async def get_explanation(views: Views, web: Any, request: Any, customer_id: str) -> Any:
+    """Explain one customer's tier, status, value, points and campaigns (routed like /customers/{id})."""
+    # "Now" is the clock of the customer's own partition (no time rule is pending up to it).
+    return await one_customer(views, web, request, customer_id, "/explain",
+                              lambda fold, state: explain(state, views.pipeline.policy, fold.clock_ms))
+
+
+async def get_segment(views: Views, web: Any, request: Any) -> Any:
+    """Return the ids of customers with a status, tier and/or value class, from every worker."""
+    # An empty parameter means "any", as an absent one does (never a segment named "").
+    status, tier = request.query.get("status") or None, request.query.get("tier") or None
+    value = request.query.get("value") or None
+    if (status and status not in STATUSES) or (tier and tier not in TIERS) or (value and value not in VALUES) \
+            or not (status or tier or value):
+        return json_answer(web, {"error": f"give status in {STATUSES}, tier in {TIERS} and/or value in {VALUES}"},
+                           400)
+    if not load_folds_once_recovered(views):
+        return recovering(views, web)
+    ids, missing = set(), []
+    for fold in list(views.pipeline.folds.values()):
+        ids |= fold.segment(status, tier, value)
+    if request.query.get("scope") != "local":
+        asked = {k: v for k, v in (("status", status), ("tier", tier), ("value", value)) if v}
+        docs, missing = await views.peers.gather(f"/segments?{urlencode({**asked, 'scope': 'local'})}")
+        for doc in docs:
+            ids.update(doc["customer_ids"])
+    return json_answer(web, partial_answer({"status": status, "tier": tier, "value": value,
+                                            "customer_ids": sorted(ids)}, missing))
+
+
+async def get_stats(views: Views, web: Any, request: Any) -> Any:
+    """Return counts by status and tier, points outstanding and events applied, over every worker."""
+    if not load_folds_once_recovered(views):
+        return recovering(views, web)
+    totals, missing = views.pipeline.totals(), []
+    if request.query.get("scope") != "local":
+        docs, missing = await views.peers.gather("/stats?scope=local")
+        for doc in docs:
+            totals.merge(Totals.from_dict(doc))
+    return json_answer(web, partial_answer(totals.to_dict(), missing))
+
+
+async def get_metrics(views: Views, web: Any, request: Any) -> Any:
+    """Return this worker's metrics in the Prometheus text format."""
+    return web.bytes(views.metrics.render(), content_type=CONTENT_TYPE.split(";")[0])
+
+
+async def get_health(views: Views, web: Any, request: Any) -> Any:
+    """Say that the worker's web server is up, and whether its partitions are loaded (no data, no token)."""
+    return json_answer(web, {"status": "ok", "ready": load_folds_once_recovered(views)})
+
+
+# The pages a worker serves, and the token each wants ("api": LOYALTY_API_TOKEN, "metrics": the metrics token,
+# "none": open). The README's HTTP table lists exactly these routes (a test compares them).
+PAGES = (
+    ("/customers/{customer_id}", get_customer, "api"),
+    ("/customers/{customer_id}/explain", get_explanation, "api"),
+    ("/segments", get_segment, "api"),
+    ("/stats", get_stats, "api"),
+    ("/metrics", get_metrics, "metrics"),
+    ("/health", get_health, "none"),
+)
+ROUTES = tuple(route for route, _, _ in PAGES)

@@ -43,17 +43,21 @@ def lock_data_dir(data_dir: Union[str, Path]) -> IO:
     return lock
 
 
-def check_web_port(host: str, port: int) -> None:
-    """Fail in one line unless the worker's HTTP server can listen on host:port (Faust would dump a traceback)."""
+def bind_web_port(host: str, port: int) -> socket.socket:
+    """Bind and listen on host:port for the worker's HTTP server, or fail in one line (Faust would dump a traceback)."""
     try:
-        with socket.create_server((host, port)):  # SO_REUSEADDR, as aiohttp binds
-            pass
+        return socket.create_server((host, port))  # SO_REUSEADDR, as aiohttp binds
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise StartupError(f"web port {port} on {host} is already in use (another worker?); give this worker "
                                f"another with --web-port / LOYALTY_WEB_PORT") from None
         raise StartupError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}; "
                            f"check --web-host / LOYALTY_WEB_HOST and --web-port / LOYALTY_WEB_PORT") from None
+
+
+def check_web_port(host: str, port: int) -> None:
+    """Fail in one line unless the worker's HTTP server can listen on host:port (before waiting for the broker)."""
+    bind_web_port(host, port).close()
 
 
 def is_loopback(host: str) -> bool:
@@ -76,6 +80,14 @@ def check_web_auth(settings: Settings, insecure_no_auth: bool = False) -> None:
 
 def run_worker(settings: Settings, log_format: str = "text") -> None:
     """Run one worker until it is stopped (SIGTERM or Ctrl-C); the app logs what it committed."""
+    # Here, like Faust below: the CLI imports this module's checks without loading either.
+    from streams.faust_internals import UntestedFaustVersion, check_faust_version, serve_on_socket
+    try:
+        check_faust_version()  # before Faust is imported: the worker relies on its internals
+    except UntestedFaustVersion as exc:
+        raise StartupError(str(exc)) from None
+    # Bound here and handed to Faust's web server: no other process can take the port in between.
+    web_socket = bind_web_port(settings.web_host, settings.web_port)
     import faust  # here, so that the CLI imports this module's checks without loading Faust
 
     from streams.app import create_app
@@ -84,6 +96,7 @@ def run_worker(settings: Settings, log_format: str = "text") -> None:
     tune_gc()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
+    serve_on_socket(app, web_socket)
     lifecycle("worker starting", app_id=settings.app_id, broker=settings.broker, broker_kind=settings.broker_kind,
               partitions=settings.partitions, clock=settings.clock, web_port=settings.web_port,
               data_dir=str(settings.data_dir), progress_seconds=settings.progress_seconds)

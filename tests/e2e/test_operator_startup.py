@@ -1,6 +1,7 @@
 """Startup mistakes an operator makes on day one end in one line and exit 2, before anything waits or binds."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -35,6 +36,34 @@ def test_a_busy_web_port_names_the_port_and_how_to_change_it(tmp_path):
                          "--data-dir", str(tmp_path / "data"), timeout_s=60)
     assert_one_line_exit_2(result, str(port), "--web-port", "LOYALTY_WEB_PORT")
     assert time.monotonic() - started < 10  # refused before waiting for the broker
+
+
+def worker_with(patch: str, *args: str) -> subprocess.CompletedProcess:
+    """Run `loyalty worker ARGS` after running `patch` in its process (to stage what a user cannot)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    return subprocess.run([sys.executable, "-c", f"{patch}\nfrom tools.cli import main\nmain()", "worker", *args],
+                          capture_output=True, timeout=60, env=clean)
+
+
+@pytest.mark.broker
+def test_a_web_port_taken_after_the_check_still_ends_in_one_line(tmp_path):
+    """Another process takes the port between the early check and the bind Faust serves on."""
+    with EmbeddedBroker(log=tmp_path / "broker.log") as broker, socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = worker_with("import streams.worker; streams.worker.check_web_port = lambda host, port: None",
+                             "--clock", "event", "--web-port", str(port), "--broker", broker.url,
+                             "--data-dir", str(tmp_path / "data"))
+    assert_one_line_exit_2(result, str(port), "--web-port", "LOYALTY_WEB_PORT")
+
+
+@pytest.mark.broker
+def test_an_untested_faust_version_stops_the_worker_in_one_line(tmp_path):
+    patch = ("import importlib.metadata as m; installed = m.version\n"
+             "m.version = lambda name: '0.16.0' if name == 'faust-streaming' else installed(name)")
+    with EmbeddedBroker(log=tmp_path / "broker.log") as broker:
+        result = worker_with(patch, "--clock", "event", "--web-port", str(free_port()), "--broker", broker.url,
+                             "--data-dir", str(tmp_path / "data"))
+    assert_one_line_exit_2(result, "faust-streaming 0.16.0", ">=0.15.3,<0.16")
 
 
 def hold_lock(data_dir) -> subprocess.Popen:

@@ -1,14 +1,23 @@
-"""Fixes for Faust (any broker): consumer races after a rebalance, and the web pages it serves by itself."""
+"""Every use of Faust's private API, one named function per need, for the tested faust-streaming versions only.
+
+The README's "Faust internals the worker relies on" lists exactly the public functions of this module (a test
+compares them). Faust is imported inside the functions, when each need is installed, so that the worker runs
+`check_faust_version` before any of Faust's modules: an untested version is one clear line, not an ImportError.
+"""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Iterable
+import re
+import socket
+from importlib import metadata
+from typing import Any, Awaitable, Callable, Iterable, Optional
 
-from faust.tables.recovery import Recovery
-from faust.transport.consumer import Consumer
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-from faust.types.tuples import ack_lock
-from faust.web.base import BlueprintManager
+from aiohttp.web import SockSite
+
+# The faust-streaming versions these functions were checked against: from TESTED_FROM up to, not including,
+# TESTED_BELOW. pyproject.toml pins the same range (a test compares them).
+TESTED_FROM, TESTED_BELOW = (0, 15, 3), (0, 16)
+TESTED_RANGE = f">={'.'.join(map(str, TESTED_FROM))},<{'.'.join(map(str, TESTED_BELOW))}"  # as pip writes it
 
 _ORIGINALS: dict[str, Any] = {}
 _SOURCE_TOPICS: set[str] = set()
@@ -16,50 +25,42 @@ _SOURCE_TOPICS: set[str] = set()
 # Takes one fetch's records of the bulk topic, {TP: [aiokafka ConsumerRecord, ...]}, in offset order.
 BulkHandler = Callable[[dict], Awaitable[None]]
 _BULK: dict[str, Any] = {}
-# Held while a fetch is folded and written; a revocation waits for it (see `batch_lock`).
+# Held while a fetch is folded and written; a revocation waits for it (see `read_in_bulk`).
 batch_lock = asyncio.Lock()
 
 
-def apply_faust_fixes(source_topics: Iterable[str]) -> None:
-    """Install the fixes once per process, for the agent's source topics."""
-    _SOURCE_TOPICS.update(source_topics)
-    if not _ORIGINALS:
-        _seek_before_resuming()
-        _commit_only_current_acks()
+class UntestedFaustVersion(RuntimeError):
+    """The installed faust-streaming is not a version these internals were tested with (one line for the operator)."""
 
 
-def is_current(app: Any, message: Any) -> bool:
-    """Whether a message fetched by Faust belongs to the current assignment (its ack may count).
-
-    A message fetched before the partitions moved can be acked afterwards (Faust acks what its
-    streams skip); after a rebalance its partition is read again from the committed offset instead.
-    """
-    return message.generation_id == app.consumer_generation_id and app.flow_control.is_active()
-
-
-def _commit_only_current_acks() -> None:
-    """Let only messages of the current generation, acked while the flow runs, count toward a commit.
-
-    Faust acks the messages its streams skip across a rebalance ("otherwise the lag would increase"):
-    fetched before the partitions were revoked, skipped after. With the partition assigned back, those
-    acks sat on top of the newly read committed offset and the next commit moved past records that no
-    worker had folded (seen: 268 events of two partitions lost in a two-worker kill test). A refused
-    ack only means the record is read again from the committed offset, and folded again as a duplicate.
-    """
-    original = _ORIGINALS["ack"] = Consumer.ack
-
-    def ack(self: Any, message: Any) -> bool:
-        if is_current(self.app, message):
-            return original(self, message)
-        with ack_lock:  # done, but not committable: Faust's wait for unacked messages must not hang on it
-            message.acked = True
-            self._unacked_messages.discard(message)
-        return False
-
-    Consumer.ack = ack
+def _release(version: str) -> tuple[int, ...]:
+    """The leading numbers of a version string: '0.15.3' -> (0, 15, 3), '0.16.0rc1' -> (0, 16, 0)."""
+    numbers = []
+    for part in version.split("."):
+        digits = re.match(r"\d*", part).group()
+        if not digits:
+            break
+        numbers.append(int(digits))
+        if digits != part:
+            break
+    return tuple(numbers)
 
 
-def _seek_before_resuming() -> None:
+def check_faust_version(installed: Optional[str] = None) -> None:
+    """Refuse to start on a faust-streaming outside the tested range (its internals may have moved)."""
+    if installed is None:
+        try:
+            installed = metadata.version("faust-streaming")
+        except metadata.PackageNotFoundError:
+            raise UntestedFaustVersion(f"faust-streaming is not installed; install faust-streaming{TESTED_RANGE}") \
+                from None
+    if not TESTED_FROM <= _release(installed) < TESTED_BELOW:
+        raise UntestedFaustVersion(
+            f"faust-streaming {installed} is installed, but this worker is tested with faust-streaming"
+            f"{TESTED_RANGE} (it relies on Faust internals, listed in the README); install a tested version")
+
+
+def seek_before_resuming(source_topics: Iterable[str]) -> None:
     """Seek the source partitions to their committed offsets (or their beginning) *before* fetching again.
 
     `Recovery.on_recovery_completed` resumes the partitions and only then seeks them. Records fetched in
@@ -72,6 +73,11 @@ def _seek_before_resuming() -> None:
     `seek_to_committed` leaves such a partition where the fetcher happened to be, and after a worker was
     killed before its first commit that was seen to be the log end (the events before it never applied).
     """
+    from faust.tables.recovery import Recovery  # lazily: see the module docstring
+
+    _SOURCE_TOPICS.update(source_topics)
+    if "on_recovery_completed" in _ORIGINALS:
+        return
     original = _ORIGINALS["on_recovery_completed"] = Recovery.on_recovery_completed
 
     async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
@@ -111,6 +117,42 @@ def _seek_before_resuming() -> None:
     Recovery.on_recovery_completed = on_recovery_completed
 
 
+def is_current(app: Any, message: Any) -> bool:
+    """Whether a message fetched by Faust belongs to the current assignment (its ack may count).
+
+    A message fetched before the partitions moved can be acked afterwards (Faust acks what its
+    streams skip); after a rebalance its partition is read again from the committed offset instead.
+    """
+    return message.generation_id == app.consumer_generation_id and app.flow_control.is_active()
+
+
+def commit_only_current_acks() -> None:
+    """Let only messages of the current generation, acked while the flow runs, count toward a commit.
+
+    Faust acks the messages its streams skip across a rebalance ("otherwise the lag would increase"):
+    fetched before the partitions were revoked, skipped after. With the partition assigned back, those
+    acks sat on top of the newly read committed offset and the next commit moved past records that no
+    worker had folded (seen: 268 events of two partitions lost in a two-worker kill test). A refused
+    ack only means the record is read again from the committed offset, and folded again as a duplicate.
+    """
+    from faust.transport.consumer import Consumer  # lazily: see the module docstring
+    from faust.types.tuples import ack_lock
+
+    if "ack" in _ORIGINALS:
+        return
+    original = _ORIGINALS["ack"] = Consumer.ack
+
+    def ack(self: Any, message: Any) -> bool:
+        if is_current(self.app, message):
+            return original(self, message)
+        with ack_lock:  # done, but not committable: Faust's wait for unacked messages must not hang on it
+            message.acked = True
+            self._unacked_messages.discard(message)
+        return False
+
+    Consumer.ack = ack
+
+
 def read_in_bulk(topic: str, handler: BulkHandler) -> None:
     """Hand each fetch's records of `topic` to `handler` at once, instead of one message at a time.
 
@@ -119,8 +161,11 @@ def read_in_bulk(topic: str, handler: BulkHandler) -> None:
     aiokafka records as fetched; records of every other topic (the changelogs) take Faust's path as
     before. The handler folds and writes them, then calls `ack_fetched`, so an offset becomes
     committable only after its batch's outputs, changelog and local state are written. Faust's
-    commit timer, its commits on rebalance and at shutdown then commit them as usual.
+    commit timer, its commits on rebalance and at shutdown then commit them as usual. The handler runs
+    under `batch_lock`, which a revocation takes too, so that a batch being written finishes first.
     """
+    from faust.transport.consumer import Consumer  # lazily: see the module docstring
+
     _BULK.update(topic=topic, handler=handler)
     if "wait_next_records" in _ORIGINALS:
         return
@@ -159,6 +204,8 @@ def ack_fetched(consumer: Any, offsets: dict) -> None:
 
     Refused, like a single ack, when the assignment changed since the fetch (then they are read again).
     """
+    from faust.types.tuples import ack_lock  # lazily: see the module docstring
+
     app = consumer.app
     with ack_lock:
         if not (consumer.flow_active and app.flow_control.is_active()):
@@ -175,13 +222,9 @@ def ack_fetched(consumer: Any, offsets: dict) -> None:
             consumer._n_acked += len(done)
 
 
-def serve_only_our_pages(app: Any) -> None:
-    """Serve none of Faust's built-in pages, not even its index at `/` (which has no setting to turn it off).
-
-    The web_*_enabled settings turn off the router, table, graph and stats pages; what remains is a manager
-    of blueprints that Faust applies when its web server starts: replaced by an empty one.
-    """
-    app.web.blueprints = BlueprintManager([])
+def committed_offsets(consumer: Any) -> dict:
+    """Return the offsets the consumer last committed, {TP: offset} (Faust keeps no public record of them)."""
+    return dict(consumer._committed_offset)
 
 
 def limit_fetch_wait(max_wait_ms: int) -> None:
@@ -190,6 +233,8 @@ def limit_fetch_wait(max_wait_ms: int) -> None:
     Apache Kafka answers a fetch as soon as a record is there, so this only bounds idle polling; the
     embedded broker holds a fetch for the whole wait, which became the worker's produce-to-ledger latency.
     """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread  # lazily: see the module docstring
+
     _BULK["fetch_max_wait_ms"] = max_wait_ms
     if "create_worker_consumer" in _ORIGINALS:
         return
@@ -201,3 +246,39 @@ def limit_fetch_wait(max_wait_ms: int) -> None:
         return consumer
 
     AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+
+
+def partition_db(table: Any, partition: int) -> Any:
+    """Return the RocksDB of one partition of a Faust table (Faust's own writes go to the current event's)."""
+    return table.data._db_for_partition(partition)
+
+
+def key_index(table: Any) -> Any:
+    """Return the table's key -> partition index, which Faust's reads consult before searching every partition."""
+    return table.data._key_index
+
+
+def aiokafka_producer(app: Any) -> Any:
+    """Return the aiokafka producer behind Faust's, so that Faust's commit-time flush also covers our batches."""
+    return app.producer._ensure_producer()
+
+
+def serve_only_our_pages(app: Any) -> None:
+    """Serve none of Faust's built-in pages, not even its index at `/` (which has no setting to turn it off).
+
+    The web_*_enabled settings turn off the router, table, graph and stats pages; what remains is a manager
+    of blueprints that Faust applies when its web server starts: replaced by an empty one.
+    """
+    from faust.web.base import BlueprintManager  # lazily: see the module docstring
+    app.web.blueprints = BlueprintManager([])
+
+
+def serve_on_socket(app: Any, sock: socket.socket) -> None:
+    """Make Faust's web server listen on a socket bound already, instead of binding web_bind:web_port itself.
+
+    The worker binds its port before it starts, and keeps it: another process cannot take the port between
+    that check and Faust's bind (which would end the worker with a traceback).
+    """
+    web = app.web
+    web._transport_handlers = {**web._transport_handlers,
+                               "tcp": lambda: SockSite(web._runner, sock, ssl_context=app.conf.web_ssl_context)}
