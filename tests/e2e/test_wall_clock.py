@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.promtext import samples, scrape, series
 from tests.fixtures.kafka import wait_for
+from tests.support.promtext import samples, scrape, series
 
 DAY_S = 86_400
 

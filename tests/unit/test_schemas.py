@@ -9,7 +9,7 @@ import pytest
 from schemas.events import EVENT_TYPES, EventBase
 from schemas.policy import Policy, PolicyError, load_policy
 from schemas.validate import Rejection, validate_document, validate_message
-from tests.unit.helpers import doc
+from tests.support.events import doc
 
 VALID = [
     doc("customer.registered", birthday="1990-05-20", timezone="Europe/Berlin"),
