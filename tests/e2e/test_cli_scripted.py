@@ -13,6 +13,8 @@ from tests.e2e.topics import read_topic, record_count
 from tests.support import scripted_history as h
 from tests.support.invariants import check_running_balances
 
+pytestmark = pytest.mark.broker
+
 
 @pytest.fixture(scope="module")
 def run(module_cluster):

@@ -13,6 +13,8 @@ from tests.support.events import event_line as event
 from tests.support.promtext import samples, scrape, series
 from tools.broker import bootstrap_servers
 
+pytestmark = pytest.mark.broker
+
 
 NOT_UTF8 = b"\xff\xfe\x00{\"event_id\": \xc3\x28}"
 WRONG_KEY_VALUE = event("q-wrong-key", "order.paid", "dq-b", "2026-01-02T06:00:00Z", order_id="ob-9", amount="999.00")

@@ -11,6 +11,8 @@ from tests.fixtures.kafka import wait_for
 from tests.support.events import event_line as event
 from tools.store import ReplayStore
 
+pytestmark = pytest.mark.broker
+
 PERSONAL = {"c1": ("1990-05-20", "Europe/Paris"), "c2": ("1985-11-02", "America/Sao_Paulo")}
 
 

@@ -48,6 +48,8 @@ from tests.fixtures.kafka import wait_for
 from tests.support.events import event_line
 from tests.support.promtext import samples, scrape, series, value
 
+pytestmark = pytest.mark.broker
+
 POLICY = """
 [rewards.mug]
 points = 500

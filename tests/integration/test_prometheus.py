@@ -21,6 +21,8 @@ from tests.support.promtext import samples, scrape, series, value
 from tools.broker import free_port
 from tools.processes import stop_process
 
+pytestmark = pytest.mark.broker
+
 PROMETHEUS = "/usr/bin/prometheus"  # Debian package `prometheus` (installed by .ci/run)
 
 EVENTS_APPLIED = {  # by event_type, from the history
