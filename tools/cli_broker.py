@@ -7,7 +7,7 @@ import sys
 import click
 
 from streams.kafka_auth import KAFKA_AUTH_ENV
-from streams.settings import DEFAULTS, WORKER_ENV_WITHOUT_FLAG
+from streams.settings import DEFAULTS, WORKER_ENV_WITHOUT_FLAG, parse_broker
 from tools.cli_common import broker_option, check_broker, env_epilog, friendly, setting_option, settings_from
 
 
@@ -16,8 +16,8 @@ from tools.cli_common import broker_option, check_broker, env_epilog, friendly, 
 @friendly
 def broker(broker: str) -> None:
     """Run the embedded Kafka-compatible broker (tansu) in the foreground; data lives in memory."""
-    from tools.broker import EmbeddedBroker, split_bootstrap
-    host, port = split_bootstrap(check_broker(broker))
+    from tools.broker import EmbeddedBroker  # here: `loyalty --help` starts without the Kafka clients
+    host, port = parse_broker(check_broker(broker))[0]
     embedded = EmbeddedBroker(log=sys.stderr)
     # SIGTERM must stop tansu too, and may come as soon as the port opens: while tansu starts it is only
     # noted (an exit inside Popen would orphan tansu), then it exits through the `finally` below.
@@ -56,7 +56,7 @@ def topics() -> None:
                 help="The workers' app id, which names the customer table's changelog topic.")
 @friendly
 def topics_create(broker: str, broker_kind: str, partitions: int, replication: int, app_id: str) -> None:
-    from tools.broker import create_topics, wait_for_broker
+    from tools.broker import create_topics, wait_for_broker  # here: the CLI starts without the Kafka clients
     settings = settings_from(broker, broker_kind, partitions=partitions, replication=replication, app_id=app_id)
     wait_for_broker(settings.broker, timeout_s=10)
     actual = create_topics(settings.broker, settings.topic_partitions(), replication_factor=replication,

@@ -14,7 +14,7 @@ from tools.cli_common import UserError, friendly
 @friendly
 def demo(events: int, customers: int, seed: int, keep: bool) -> None:
     """Start the embedded broker and a worker, send a synthetic history, show the projections, stop."""
-    from tools.demo import DemoError, run_demo
+    from tools.demo import DemoError, run_demo  # here: `loyalty --help` starts without the Kafka clients
     try:
         run_demo(events, customers, seed, keep, say=click.echo)
     except DemoError as exc:

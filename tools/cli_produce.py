@@ -26,7 +26,7 @@ def produce(broker: str, broker_kind: str, file, synthetic: Optional[int], custo
 
     A line over the broker's message size limit is reported, skipped, and the rest sent; the exit code is then 1.
     """
-    from tools.produce import read_lines, send_documents, send_lines, tick_event
+    from tools.produce import read_lines, send_documents, send_lines, tick_event  # here: the CLI starts faster
     from tools.synthetic import parse_end, synthetic_history
     chosen = [x for x in (file, synthetic, tick_at) if x is not None]
     if len(chosen) != 1:
@@ -56,5 +56,5 @@ def produce(broker: str, broker_kind: str, file, synthetic: Optional[int], custo
 @click.command()
 def schema() -> None:
     """Print the JSON Schema of a customer-events message (also in schemas/customer-event.schema.json)."""
-    from schemas.jsonschema import render
+    from schemas.jsonschema import render  # here: only this command needs it
     click.echo(render().decode(), nl=False)

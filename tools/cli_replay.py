@@ -25,7 +25,7 @@ from tools.cli_common import broker_option, env_epilog, friendly, parse_time, se
 def replay(broker: str, broker_kind: str, until: Optional[str], policy_file: Optional[str], verify: bool,
            out: Optional[str], app_id: str, as_json: bool) -> None:
     """Rebuild the projections from the log into a fresh store; nothing is sent anywhere."""
-    from tools.replay import run_replay
+    from tools.replay import run_replay  # here: `loyalty --help` starts without the Kafka clients
     settings = settings_from(broker, broker_kind, app_id=app_id)
     ok = run_replay(settings, out=out, until_ms=parse_time(until, "--until"), policy_file=policy_file,
                     verify=verify, as_json=as_json)

@@ -40,13 +40,14 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
            data_dir: str, partitions: int, app_id: str, policy_file: Optional[str], log_format: str,
            progress_seconds: float, insecure_no_auth: bool) -> None:
     """Run a stream worker; several workers with one --app-id split the partitions."""
+    # here, when the command runs: `loyalty --help` starts without the Kafka clients
     from schemas.policy import load_policy
     from streams.worker import check_web_auth, check_web_port, lock_data_dir, run_worker
+    from tools.broker import wait_for_broker
     settings = settings_from(broker, broker_kind, clock=clock, tick_seconds=tick_seconds, web_port=web_port,
                              web_host=web_host, data_dir=Path(data_dir), partitions=partitions, app_id=app_id,
                              policy_file=policy_file, progress_seconds=progress_seconds)
     check_web_auth(settings, insecure_no_auth)
-    from tools.broker import wait_for_broker
     load_policy(policy_file)  # fail fast with a clear message on a bad policy file
     # A second worker on this data dir or web port stops here, in one line, before anything waits.
     with lock_data_dir(settings.data_dir):  # held while the worker runs

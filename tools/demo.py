@@ -34,6 +34,7 @@ class DemoError(RuntimeError):
 
 def run_demo(events: int, customers: int, seed: int, keep: bool, say: Callable[[str], None]) -> None:
     """Start the embedded broker and a worker, send a synthetic history, show the projections, stop."""
+    # here, so that `loyalty --help` and the other commands start without the Kafka clients
     from tools.broker import EmbeddedBroker, create_topics, free_port
     from tools.produce import send_lines
     from tools.query import HttpSource

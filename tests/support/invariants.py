@@ -42,8 +42,8 @@ def check_running_balances(entries: Iterable[dict], sums: Optional[dict[str, int
 
 def check_points(state: CustomerState, ledger_sum: int) -> None:
     """Balance == sum of the customer's ledger == lots - debt; no debt while lots are held; lots positive, by expiry."""
-    lots_sum = sum(points for _, points in state.lots)
-    assert state.points_balance == ledger_sum == lots_sum - state.debt_points, state
-    assert state.debt_points >= 0 and not (state.debt_points > 0 and state.lots), state
-    assert all(points > 0 for _, points in state.lots), state
-    assert [expires for expires, _ in state.lots] == sorted({expires for expires, _ in state.lots}), state
+    lots = state.to_dict()["lots"]  # as stored: [expires_at_ms, points] pairs, oldest first
+    assert state.points_balance == ledger_sum == sum(points for _, points in lots) - state.debt_points, state
+    assert state.debt_points >= 0 and not (state.debt_points > 0 and lots), state
+    assert all(points > 0 for _, points in lots), state
+    assert [expires for expires, _ in lots] == sorted({expires for expires, _ in lots}), state
