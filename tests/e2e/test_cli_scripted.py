@@ -9,9 +9,9 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from tests.e2e.topics import read_topic, record_count
 from tests.support import scripted_history as h
 from tests.support.invariants import check_running_balances
+from tests.support.topics import read_topic, record_count
 
 pytestmark = pytest.mark.broker
 

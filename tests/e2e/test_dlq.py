@@ -7,10 +7,10 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from tests.e2e.topics import read_topic, record_count
 from tests.fixtures.kafka import wait_for
 from tests.support.events import event_line as event
 from tests.support.promtext import samples, scrape, series
+from tests.support.topics import read_topic, record_count
 from tools.broker import bootstrap_servers
 
 pytestmark = pytest.mark.broker

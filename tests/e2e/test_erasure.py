@@ -6,9 +6,9 @@ import orjson
 import pytest
 
 from streams.settings import CAMPAIGNS_TOPIC, LEDGER_TOPIC, UPDATES_TOPIC
-from tests.e2e.topics import read_topic
 from tests.fixtures.kafka import wait_for
 from tests.support.events import event_line as event
+from tests.support.topics import read_topic
 from tools.store import ReplayStore
 
 pytestmark = pytest.mark.broker

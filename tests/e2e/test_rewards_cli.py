@@ -43,10 +43,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.e2e.topics import read_topic, record_count
 from tests.fixtures.kafka import wait_for
 from tests.support.events import event_line
 from tests.support.promtext import samples, scrape, series, value
+from tests.support.topics import read_topic, record_count
 
 pytestmark = pytest.mark.broker
 

@@ -244,7 +244,7 @@ def run_history(cluster):
 
     Return the worker.
     """
-    from tests.e2e.topics import record_count
+    from tests.support.topics import record_count
     from tests.fixtures.kafka import wait_for
 
     worker = cluster.worker()
