@@ -16,7 +16,7 @@ _TOKEN_EPILOG = env_epilog({"LOYALTY_API_TOKEN": "the workers' API token, sent a
 
 def _source(url: str, store: Optional[str], policy_file: Optional[str] = None):
     """Pick the HTTP or the offline source."""
-    from tools.query import HttpSource, StoreSource
+    from tools.query import HttpSource, StoreSource  # here: `loyalty --help` starts without RocksDB
     return StoreSource(store, policy_file) if store else HttpSource(url)
 
 
