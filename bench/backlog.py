@@ -6,7 +6,7 @@ from typing import Callable, Iterator
 
 import orjson
 
-from streams.embedded import high_watermarks
+from streams.kafka_log import high_watermarks
 from streams.settings import INPUT_TOPIC, Settings
 from tools.produce import send_lines
 from tools.synthetic import synthetic_history

@@ -45,6 +45,7 @@ def bench(ctx: click.Context, events: int, customers: int, partitions: int, seed
     app on the same backlog, the worker's memory and state sizes, a tick on a large partition, and the
     ratios. Exit code 1 when some figure could not be measured (its row says why).
     """
+    # here: `loyalty --help` and the other commands start without the benchmark and its clients
     from bench.progress import Progress
     from bench.run import PHASES, QUICK, BenchOptions, run_bench
     sizes = dict(events=events, customers=customers, latency_seconds=latency_seconds,

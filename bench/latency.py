@@ -8,10 +8,9 @@ from typing import Callable, NamedTuple
 import orjson
 
 from bench.workers import BenchError, WorkerGroup
-from streams.embedded import high_watermarks
+from streams.kafka_log import high_watermarks, read_topic
 from streams.settings import INPUT_TOPIC, LEDGER_TOPIC, Settings
 from tools.produce import EventSender
-from tools.replay import read_log
 from tools.synthetic import synthetic_history
 
 
@@ -74,8 +73,7 @@ def _send_paced(settings: Settings, lines: list[bytes], rate_per_s: float, repor
 
 def _read_from(settings: Settings, topic: str, start: dict[int, int]):
     """Yield the records of topic from the offsets in `start` to its current end."""
-    ends = high_watermarks(settings.broker, topic)
-    for record in read_log(settings, topic, ends):
+    for record in read_topic(settings.broker, topic):
         if record.offset >= start.get(record.partition, 0):
             yield record
 

@@ -7,8 +7,8 @@ from typing import Iterable, NamedTuple
 from projections.partition import MemoryStore, PartitionFold
 from schemas.policy import Policy
 from schemas.validate import Rejection, validate_record
+from streams.kafka_log import LogRecord, read_log
 from streams.settings import INPUT_TOPIC, Settings
-from tools.replay import LogRecord, read_log
 
 
 class Limits(NamedTuple):
@@ -23,7 +23,7 @@ class Limits(NamedTuple):
 def measure_limits(settings: Settings, ends: dict[int, int], policy: Policy) -> Limits:
     """Read the backlog once with the replay's reader, then validate and fold it in this process."""
     started = time.perf_counter()
-    records = list(read_log(settings, INPUT_TOPIC, ends))
+    records = list(read_log(settings.broker, INPUT_TOPIC, ends))
     raw_read = len(records) / (time.perf_counter() - started)
 
     started = time.perf_counter()

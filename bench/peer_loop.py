@@ -18,6 +18,7 @@ from projections.customer import DEFAULT_POLICY
 from projections.partition import PartitionFold
 from projections.state import CustomerState
 from schemas.validate import Rejection, validate_record
+from streams.gc_tuning import tune_gc
 from streams.settings import INPUT_TOPIC
 
 
@@ -104,6 +105,7 @@ async def run(broker: str, group: str, records: int, state_dir: Path) -> PeerClo
 def main() -> None:
     """Run the loop on the benchmark's backlog and print its result."""
     args = peer_arguments(__doc__)
+    tune_gc()  # the worker's collector settings: the comparison is of the code, not of the runtime
     started = time.monotonic()
     clock = asyncio.run(run(args.broker, args.group, args.records, Path(args.state_dir)))
     print_result(clock, started)

@@ -15,6 +15,7 @@ from projections.customer import DEFAULT_POLICY
 from projections.partition import PartitionFold
 from projections.state import CustomerState
 from schemas.validate import Rejection, validate_record
+from streams.gc_tuning import tune_gc
 from streams.settings import INPUT_TOPIC
 
 _STATE_KEY = "state"
@@ -93,6 +94,7 @@ def build(broker: str, group: str, records: int, state_dir: str) -> QuixPeer:
 def main() -> None:
     """Run the application on the benchmark's backlog and print its result."""
     args = peer_arguments(__doc__)
+    tune_gc()  # the worker's collector settings: the comparison is of the code, not of the runtime
     started = time.monotonic()
     peer = build(args.broker, args.group, args.records, args.state_dir)
     peer.app.run()

@@ -14,6 +14,7 @@ from typing import Callable
 import orjson
 
 from bench.backlog import Backlog, produce_backlog
+from bench.heavy_state import heavy_state
 from bench.latency import measure_latency
 from bench.limits import measure_limits
 from bench.peer_common import LOOP_TOPICS, QUIX_TOPIC
@@ -24,10 +25,11 @@ from bench.state_size import changelog_sizes, store_sizes
 from bench.tick import tick_seconds
 from bench.workers import BenchError, WorkerGroup, steady_rate
 from projections.customer import DEFAULT_POLICY
+from streams.gc_tuning import tune_gc
 from streams.settings import Settings
 from tools.broker import EmbeddedBroker, create_topics
 
-PHASES = 10
+PHASES = 11
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Run:
 
 def run_bench(options: BenchOptions, progress: Progress, keep_dir: bool = False) -> Report:
     """Measure everything in one run on a fresh embedded broker; return the report."""
+    tune_gc()  # the in-process limits run with the worker's collector settings
     workdir = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
     run = Run(options, progress, workdir)
     broker = EmbeddedBroker(log=workdir / "broker.log")
@@ -93,6 +96,7 @@ def run_bench(options: BenchOptions, progress: Progress, keep_dir: bool = False)
             run.phase(f"peer: {name}", [f"peer_{key}"], partial(_peer, run, key))
         run.phase("2 workers", ["worker_2"], partial(_two_workers, run))
         _one_worker(run)
+        run.phase("a very active customer's state", ["state_heavy_1y", "state_heavy_2y"], partial(_heavy, run))
         run.phase("tick on a large partition", ["tick_large", "tick_small"], partial(_ticks, run))
     finally:
         broker.stop()
@@ -208,6 +212,15 @@ def _resources(run: Run, group: WorkerGroup) -> str:
     run.report.set("state_changelog_median", changelog.median, f"{changelog.customers:,} customers")
     run.report.set("state_changelog_max", changelog.largest)
     return f"state median {store.median:,.0f} bytes, max {store.largest:,} bytes"
+
+
+def _heavy(run: Run) -> str:
+    """The stored state of one customer with ten events a day, after one and two years (in process)."""
+    heavy = heavy_state(DEFAULT_POLICY)
+    note = f"largest field: {heavy.largest_field}, {heavy.largest_field_bytes:,} bytes"
+    run.report.set("state_heavy_1y", heavy.one_year)
+    run.report.set("state_heavy_2y", heavy.at_end, note)
+    return f"{heavy.one_year:,} bytes after 1 year, {heavy.at_end:,} after 2 ({note})"
 
 
 def _ticks(run: Run) -> str:

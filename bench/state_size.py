@@ -7,9 +7,8 @@ from typing import Iterable, NamedTuple
 
 from rocksdict import AccessType, Options, Rdict
 
-from streams.embedded import high_watermarks
+from streams.kafka_log import read_topic
 from streams.settings import CLOCK_KEY, Settings
-from tools.replay import read_log
 
 _FAUST_KEY_PREFIX = b"__faust\x00"  # Faust's own bookkeeping in the table's RocksDB
 
@@ -48,7 +47,7 @@ def store_sizes(data_dirs: Iterable[Path]) -> Sizes:
 def changelog_sizes(settings: Settings, topic: str) -> Sizes:
     """Value bytes of each customer's latest record on the table's changelog topic (what a compaction keeps)."""
     latest: dict[bytes, int] = {}
-    for record in read_log(settings, topic, high_watermarks(settings.broker, topic)):
+    for record in read_topic(settings.broker, topic):
         if record.key is not None and _is_customer(record.key):
             latest[record.key] = len(record.value or b"")
     return _sizes(latest.values())

@@ -12,6 +12,7 @@ from faust.types import TP
 from projections.partition import PartitionFold
 from schemas.policy import load_policy
 from schemas.timeutil import format_ms
+from streams.embedded import enable_embedded_broker_workarounds
 from streams.faust_fixes import (ack_fetched, apply_faust_fixes, batch_lock, limit_fetch_wait, read_in_bulk,
                                  serve_only_our_pages)
 from streams.kafka_auth import KafkaAuth
@@ -21,6 +22,7 @@ from streams.pipeline import Outgoing, Pipeline, Record
 from streams.settings import CUSTOMER_TABLE, INPUT_TOPIC, OUTPUT_TOPICS, DLQ_TOPIC, Settings
 from streams.output import BatchSender
 from streams.tables import TablePartitionStore
+from streams.views import register_views
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -47,7 +49,6 @@ def faust_settings(settings: Settings) -> dict:
         web_metrics_enabled=False,
     )
     if settings.embedded:
-        from streams.embedded import enable_embedded_broker_workarounds
         conf.update(enable_embedded_broker_workarounds())
     return conf
 
@@ -207,7 +208,6 @@ def create_app(settings: Settings) -> faust.App:
             for partition in range(settings.partitions):
                 await events_topic.send(value=tick, partition=partition)
 
-    from streams.views import register_views
     serve_only_our_pages(app)
     register_views(app, pipeline, metrics, customers, settings)
     return app

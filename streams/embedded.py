@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import time
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Dict, Iterable, Optional
 
-from streams.kafka_auth import aiokafka_options, kafka_python_options
+from aiokafka import AIOKafkaConsumer
+
+from streams.kafka_log import fetch_high_watermarks
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,6 @@ def embedded_faust_settings() -> Dict[str, Any]:
 def enable_embedded_broker_workarounds() -> Dict[str, Any]:
     """Patch aiokafka's end_offsets to return the true log end; return the Faust settings to apply."""
     global _ORIGINAL_END_OFFSETS
-    from aiokafka import AIOKafkaConsumer
-
     if _ORIGINAL_END_OFFSETS is None:
         _ORIGINAL_END_OFFSETS = AIOKafkaConsumer.end_offsets
         AIOKafkaConsumer.end_offsets = _true_end_offsets_factory(_ORIGINAL_END_OFFSETS)
@@ -71,7 +70,10 @@ def _true_end_offsets_factory(original: Any) -> Any:
         need = {tp: off for tp, off in reported.items() if off > 0}
         if not need:
             return dict(reported)
-        true_ends = await _fetch_highwaters(self._client._bootstrap_servers, need)
+        true_ends = await fetch_high_watermarks(self._client._bootstrap_servers, need)
+        missing = [tp for tp, hw in true_ends.items() if hw is None]
+        if missing:
+            log.warning("embedded broker: no high watermark for %s; using ListOffsets", missing)
         out = dict(reported)
         for tp, hw in true_ends.items():
             if hw is not None and hw > out[tp]:
@@ -79,73 +81,3 @@ def _true_end_offsets_factory(original: Any) -> Any:
         return out
 
     return end_offsets
-
-
-async def _fetch_highwaters(bootstrap: Any, reported: Mapping[Any, int], timeout_s: float = 10.0) -> Dict[Any, Optional[int]]:
-    """Fetch from reported_end-1 with a short-lived consumer and read each partition's high watermark."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=50,
-        max_partition_fetch_bytes=64 * 1024,
-        **aiokafka_options(),
-    )
-    await consumer.start()
-    try:
-        tps = list(reported)
-        consumer.assign(tps)
-        for tp, off in reported.items():
-            consumer.seek(tp, off - 1)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            hws = {tp: consumer.highwater(tp) for tp in tps}
-            if all(hw is not None for hw in hws.values()) or time.monotonic() > deadline:
-                break
-            await consumer.getmany(*tps, timeout_ms=100, max_records=1)
-        missing = [tp for tp, hw in hws.items() if hw is None]
-        if missing:
-            log.warning("embedded broker: no high watermark for %s; using ListOffsets", missing)
-        return hws
-    finally:
-        await consumer.stop()
-
-
-def high_watermarks(bootstrap: str, topic: str, timeout_s: float = 10.0) -> Dict[int, int]:
-    """Return {partition: log end offset} of topic, correct on tansu and on Apache Kafka."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    from tools.broker import bootstrap_servers
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers(bootstrap),
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=50,
-        max_partition_fetch_bytes=64 * 1024,
-        **kafka_python_options(),
-    )
-    try:
-        if topic not in consumer.topics():  # asking for an unknown topic would auto-create it on tansu
-            raise KeyError(f"topic {topic!r} does not exist")
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        reported = consumer.end_offsets(tps)
-        ends = {tp.partition: off for tp, off in reported.items()}
-        need = [tp for tp in tps if reported[tp] > 0]
-        if not need:
-            return ends
-        consumer.assign(need)
-        for tp in need:
-            consumer.seek(tp, reported[tp] - 1)
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.highwater(tp) is None for tp in need):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no high watermark for {topic} within {timeout_s}s")
-            consumer.poll(timeout_ms=100, max_records=1)
-        for tp in need:
-            ends[tp.partition] = max(reported[tp], consumer.highwater(tp))
-        return ends
-    finally:
-        consumer.close()

@@ -4,7 +4,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable, Iterable
 
+from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types.tuples import ack_lock
+from faust.web.base import BlueprintManager
 
 _ORIGINALS: dict[str, Any] = {}
 _SOURCE_TOPICS: set[str] = set()
@@ -42,8 +46,6 @@ def _commit_only_current_acks() -> None:
     worker had folded (seen: 268 events of two partitions lost in a two-worker kill test). A refused
     ack only means the record is read again from the committed offset, and folded again as a duplicate.
     """
-    from faust.transport.consumer import Consumer
-
     original = _ORIGINALS["ack"] = Consumer.ack
 
     def ack(self: Any, message: Any) -> bool:
@@ -70,8 +72,6 @@ def _seek_before_resuming() -> None:
     `seek_to_committed` leaves such a partition where the fetcher happened to be, and after a worker was
     killed before its first commit that was seen to be the log end (the events before it never applied).
     """
-    from faust.tables.recovery import Recovery
-
     original = _ORIGINALS["on_recovery_completed"] = Recovery.on_recovery_completed
 
     async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
@@ -121,8 +121,6 @@ def read_in_bulk(topic: str, handler: BulkHandler) -> None:
     committable only after its batch's outputs, changelog and local state are written. Faust's
     commit timer, its commits on rebalance and at shutdown then commit them as usual.
     """
-    from faust.transport.consumer import Consumer
-
     _BULK.update(topic=topic, handler=handler)
     if "wait_next_records" in _ORIGINALS:
         return
@@ -183,7 +181,6 @@ def serve_only_our_pages(app: Any) -> None:
     The web_*_enabled settings turn off the router, table, graph and stats pages; what remains is a manager
     of blueprints that Faust applies when its web server starts: replaced by an empty one.
     """
-    from faust.web.base import BlueprintManager
     app.web.blueprints = BlueprintManager([])
 
 
@@ -193,8 +190,6 @@ def limit_fetch_wait(max_wait_ms: int) -> None:
     Apache Kafka answers a fetch as soon as a record is there, so this only bounds idle polling; the
     embedded broker holds a fetch for the whole wait, which became the worker's produce-to-ledger latency.
     """
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
     _BULK["fetch_max_wait_ms"] = max_wait_ms
     if "create_worker_consumer" in _ORIGINALS:
         return

@@ -11,6 +11,7 @@ from http import HTTPStatus
 from typing import Any, Callable, Optional
 
 import orjson
+from aiohttp.web_protocol import RequestHandler
 
 from streams.logs import warning
 
@@ -117,7 +118,6 @@ def bound_server_errors(errors: ErrorLog) -> None:
     aiohttp answers such requests itself, before any view, with up to a hundred bytes of the request in the
     body and a traceback in the log. Checked with aiohttp 3.14 (RequestHandler.handle_error and its logger).
     """
-    from aiohttp.web_protocol import RequestHandler
     logging.getLogger("aiohttp.server").addFilter(_ServerErrorLines(errors))
     if getattr(RequestHandler.handle_error, "_bounded", False):
         return

@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 from typing import IO, Union
 
+from streams.gc_tuning import tune_gc
 from streams.settings import Settings
 
 LOCK_FILE = "worker.lock"
@@ -80,6 +81,7 @@ def run_worker(settings: Settings, log_format: str = "text") -> None:
     from streams.app import create_app
     from streams.logs import configure_logging, lifecycle
     configure_logging(log_format)
+    tune_gc()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     lifecycle("worker starting", app_id=settings.app_id, broker=settings.broker, broker_kind=settings.broker_kind,

@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Mapping, Optional, Union
 
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
 from streams.kafka_auth import kafka_python_options
 from streams.settings import bootstrap_servers, parse_broker
 from tools.processes import HeldOutput, exit_reason, stop_process
@@ -48,11 +52,6 @@ def free_port(host: str = DEFAULT_HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def split_bootstrap(bootstrap: str) -> tuple[str, int]:
-    """Turn 'kafka://h:p', 'h:p' or 'h:p,h2:p2' into the first (host, port)."""
-    return parse_broker(bootstrap)[0]
 
 
 def check_can_listen(host: str, port: int) -> None:
@@ -182,16 +181,13 @@ class EmbeddedBroker:
 
 def wait_for_broker(bootstrap: str, timeout_s: float = 10.0, say: Optional[Callable[[str], None]] = None) -> None:
     """Wait until the broker answers a metadata request, else raise BrokerError; `say` reports a wait."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
     servers = bootstrap_servers(bootstrap)
+    host, port = parse_broker(bootstrap)[0]
     started = time.monotonic()
     deadline = started + timeout_s
     last: Optional[BaseException] = None
     said = 0  # lines said so far: the first after a failed attempt (a broker up at once is never announced)
     while time.monotonic() < deadline:
-        host, port = split_bootstrap(servers[0])
         if _port_open(host, port):
             try:
                 admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=3000, **kafka_python_options())
@@ -218,10 +214,6 @@ def wait_for_broker(bootstrap: str, timeout_s: float = 10.0, say: Optional[Calla
 def create_topics(bootstrap: str, topics: Mapping[str, int], replication_factor: int = 1,
                   configs: Optional[Mapping[str, Mapping[str, str]]] = None) -> dict[str, int]:
     """Create topics {name: partitions} if missing (idempotent); return their actual partition counts."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
     configs = configs or {}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(bootstrap), request_timeout_ms=10000,
                              **kafka_python_options())

@@ -12,6 +12,7 @@ import orjson
 
 from schemas.policy import PolicyError
 from schemas.timeutil import parse_rfc3339_ms
+from streams.kafka_auth import KafkaAuth
 from streams.settings import DEFAULTS, BrokerAddressError, Settings, parse_broker
 
 EXIT_NOT_FOUND = 1
@@ -32,6 +33,7 @@ def friendly(func: Callable) -> Callable:
     """Turn the project's known errors into short messages instead of tracebacks."""
     @wraps(func)
     def wrapper(*args, **kwargs):
+        # here, when a command runs: these modules load the Kafka clients, which `loyalty --help` does without
         from kafka.errors import KafkaError
         from streams.worker import StartupError
         from tools.broker import BrokerError
@@ -104,7 +106,6 @@ def check_broker(broker: str) -> str:
 
 def settings_from(broker: str, broker_kind: str, **overrides) -> Settings:
     """Build settings from the common options (exit 2 on LOYALTY_* variables that are not understood)."""
-    from streams.kafka_auth import KafkaAuth
     broker = check_broker(broker)
     try:
         KafkaAuth.from_env()  # read again by each client; checked here so that a mistake is one line

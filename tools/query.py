@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
+import click
 import orjson
 
 from projections.explain import explain
@@ -88,7 +89,6 @@ def _unavailable(url: str, exc: urllib.error.HTTPError) -> str:
 def warn_if_partial(doc: dict) -> None:
     """Say on stderr that a gathered answer lacks partitions whose worker did not answer."""
     if doc.get("partial"):
-        import click
         partitions = ", ".join(str(p) for p in doc.get("missing_partitions", []))
         click.echo(f"partial answer: the worker(s) owning partition {partitions} did not answer; "
                    f"their customers are not counted", err=True)

@@ -1,21 +1,16 @@
 """`loyalty replay`: rebuild the projections from customer-events with the same fold the workers run."""
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import multiprocessing
 import os
-import queue
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple, Optional
+from typing import Callable, Iterable, Optional
 
 import click
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from projections.partition import MemoryStore, PartitionFold
 from projections.state import CustomerState
@@ -23,22 +18,16 @@ from projections.views import Totals
 from schemas.policy import Policy, load_policy
 from schemas.timeutil import format_ms
 from schemas.validate import Rejection, validate_record
-from streams.embedded import high_watermarks
-from streams.kafka_auth import aiokafka_options
-from streams.settings import CAMPAIGNS_TOPIC, COUPONS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, Settings
+from streams.gc_tuning import tune_gc
+from streams.kafka_log import LogRecord, high_watermarks, read_log
+from streams.settings import INPUT_TOPIC, OUTPUT_TOPICS, Settings
+from tools.broker import wait_for_broker
+from tools.cli_common import UserError
 from tools.store import ReplayStore, StoreError, check_target
+from tools.verify import (live_states, output_differences, output_id, print_differences, print_what_if,
+                          state_differences, value_digest, what_if_report)
 
 _PROGRESS_EVERY_S = 2.0
-_QUEUED_BATCHES = 64  # fetched batches waiting for the fold (bounds memory)
-
-
-class LogRecord(NamedTuple):
-    """One record of a topic as the tools read it (timestamp_ms: the Kafka record's timestamp, or None)."""
-    partition: int
-    offset: int
-    timestamp_ms: Optional[int]
-    key: Optional[bytes]
-    value: Optional[bytes]
 
 
 @dataclass
@@ -66,90 +55,6 @@ class ReplayResult:
             self.poisoned.setdefault(partition, set()).update(offsets)
 
 
-def output_id(topic: str, value: bytes, record: dict) -> str:
-    """Return an output record's identity: its deterministic id, or (updates have none) its digest."""
-    if topic == LEDGER_TOPIC:
-        return record["entry_id"]
-    if topic == CAMPAIGNS_TOPIC:
-        return record["trigger_id"]
-    if topic == COUPONS_TOPIC:
-        return f"{record['kind']}:{record['coupon_id']}"
-    return value_digest(value).hex()
-
-
-def value_digest(value: bytes) -> bytes:
-    """Return a short digest of a record's bytes (to compare outputs without holding them)."""
-    return hashlib.blake2b(value, digest_size=12).digest()
-
-
-def read_log(settings: Settings, topic: str, ends: dict[int, int]) -> Iterator[LogRecord]:
-    """Yield every record below `ends`, in log order per partition.
-
-    A plain aiokafka consumer (no group, so no offsets are touched) fetches in a background thread:
-    it reads about 15 times faster here than kafka-python's consumer.
-    """
-    batches: queue.Queue = queue.Queue(maxsize=_QUEUED_BATCHES)
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: asyncio.run(_fetch(settings, topic, ends, batches, stop)), daemon=True)
-    thread.start()
-    try:
-        while (batch := batches.get()) is not None:
-            if isinstance(batch, BaseException):
-                raise batch
-            yield from batch
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
-async def _fetch(settings: Settings, topic: str, ends: dict[int, int], batches: queue.Queue,
-                 stop: threading.Event) -> None:
-    """Fetch records below `ends` into `batches` (lists of records), then None; an error is passed on."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
-                                fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
-                                **aiokafka_options())
-    try:
-        await consumer.start()
-        pending = {TopicPartition(topic, p): end for p, end in ends.items() if end > 0}
-        consumer.assign(list(pending))
-        if pending:
-            await consumer.seek_to_beginning(*pending)
-        while pending and not stop.is_set():
-            fetched = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            for tp, records in fetched.items():
-                end = pending.get(tp)
-                if end is None:
-                    continue
-                _put(batches, [LogRecord(tp.partition, r.offset, r.timestamp if r.timestamp >= 0 else None,
-                                         r.key, r.value) for r in records if r.offset < end], stop)
-                if await consumer.position(tp) >= end:
-                    del pending[tp]
-                    consumer.pause(tp)
-        _put(batches, None, stop)
-    except Exception as exc:  # handed to the reading thread, which raises it
-        _put(batches, exc, stop)
-    finally:
-        await stop_quietly(consumer)
-
-
-async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
-    """Stop a group-less consumer: aiokafka 0.14 re-raises the CancelledError of its own committed-offset task."""
-    try:
-        await consumer.stop()
-    except asyncio.CancelledError:
-        pass
-
-
-def _put(batches: queue.Queue, item: object, stop: threading.Event) -> None:
-    """Queue an item unless the reader has gone away."""
-    while not stop.is_set():
-        try:
-            batches.put(item, timeout=0.5)
-            return
-        except queue.Full:
-            continue
-
-
 # Reads some partitions of the input log from their beginning: None means every partition of the job.
 LogReader = Callable[[Optional[set[int]]], Iterable[LogRecord]]
 
@@ -158,7 +63,7 @@ def log_reader(settings: Settings, topic: str, ends: dict[int, int]) -> LogReade
     """Return a reader of `topic` up to `ends`, for all or some partitions."""
     def read(partitions: Optional[set[int]]) -> Iterable[LogRecord]:
         chosen = ends if partitions is None else {p: end for p, end in ends.items() if p in partitions}
-        return read_log(settings, topic, chosen)
+        return read_log(settings.broker, topic, chosen)
     return read
 
 
@@ -288,6 +193,7 @@ def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progres
 def _rebuild_partitions(settings: Settings, policy: Policy, until_ms: Optional[int], ends: dict[int, int],
                         progress: bool, outputs: bool) -> ReplayResult:
     """Fold some partitions of the input log (in a worker process)."""
+    tune_gc()  # the replay holds every state in memory: default full collections would traverse them all
     return fold_log(log_reader(settings, INPUT_TOPIC, ends), policy, until_ms, ends if progress else None, outputs)
 
 
@@ -297,9 +203,6 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
 
     Without `out`, a plain replay writes ./replay; `--verify` and `--policy` write no store at all.
     """
-    from tools.verify import (live_states, output_differences, print_differences, print_what_if, state_differences,
-                              what_if_report)
-    from tools.broker import wait_for_broker
     if out is None and not verify and not policy_file:
         out = "./replay"
     if out is not None:
@@ -346,7 +249,6 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
 
 def _check_out(out: str) -> None:
     """Refuse an --out that is not a new directory or an earlier replay store (exit 2)."""
-    from tools.cli_common import UserError
     try:
         check_target(Path(out))
     except StoreError as exc:
@@ -355,7 +257,6 @@ def _check_out(out: str) -> None:
 
 def _write_store(out: str, result: ReplayResult, until_ms: Optional[int], policy: Policy) -> None:
     """Write the replayed states and their metadata into a fresh replay store."""
-    from tools.cli_common import UserError
     try:
         store = ReplayStore.fresh(Path(out))
     except StoreError as exc:  # the directory changed during the rebuild

@@ -6,6 +6,7 @@ import time
 from typing import Iterator, Optional
 
 from schemas.timeutil import DAY_MS, format_ms, parse_rfc3339_ms
+from tools.cli_common import UserError, parse_time
 
 START_MS = parse_rfc3339_ms("2025-01-01T00:00:00Z")
 SPAN_DAYS = 420  # so the default history ends on 2026-02-25, fixed so that runs and tests compare
@@ -94,7 +95,6 @@ def synthetic_history(events: int, customers: int, seed: int, ticks: bool = True
 
 def parse_end(value: Optional[str], now_ms: Optional[int] = None) -> Optional[int]:
     """Parse `produce --synthetic --end`: 'now' or an RFC 3339 time, not in the future; None keeps the default."""
-    from tools.cli_common import UserError, parse_time
     if value is None:
         return None
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms

@@ -1,6 +1,7 @@
 """Compare a replay with the live state (`--verify`) or with a replay under another policy (`--policy`)."""
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from typing import Optional
@@ -12,9 +13,10 @@ from kafka import KafkaAdminClient, TopicPartition
 from projections.state import CustomerState
 from projections.views import Totals
 from schemas.policy import CAMPAIGNS
-from streams.embedded import high_watermarks
 from streams.kafka_auth import kafka_python_options
-from streams.settings import CLOCK_KEY, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, Settings
+from streams.kafka_log import read_topic
+from streams.settings import (CAMPAIGNS_TOPIC, CLOCK_KEY, COUPONS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS,
+                              Settings)
 from tools.query import QueryError
 
 _CATCH_UP_TIMEOUT_S = 60.0
@@ -71,14 +73,28 @@ def _committed_offsets(admin: KafkaAdminClient, group_id: str, ends: dict[int, i
 
 def live_states(settings: Settings, ends: dict[int, int]) -> dict[str, CustomerState]:
     """Read the live customer states from the table's changelog (the last value of each key)."""
-    from tools.replay import read_log
     wait_for_workers(settings, ends)
-    changelog_ends = high_watermarks(settings.broker, settings.changelog_topic)
     latest: dict[bytes, Optional[bytes]] = {}
-    for record in read_log(settings, settings.changelog_topic, changelog_ends):
+    for record in read_topic(settings.broker, settings.changelog_topic):
         latest[record.key] = record.value
     return {key.decode(): CustomerState.from_bytes(value)
             for key, value in latest.items() if value is not None and key != CLOCK_KEY}
+
+
+def output_id(topic: str, value: bytes, record: dict) -> str:
+    """Return an output record's identity: its deterministic id, or (updates have none) its digest."""
+    if topic == LEDGER_TOPIC:
+        return record["entry_id"]
+    if topic == CAMPAIGNS_TOPIC:
+        return record["trigger_id"]
+    if topic == COUPONS_TOPIC:
+        return f"{record['kind']}:{record['coupon_id']}"
+    return value_digest(value).hex()
+
+
+def value_digest(value: bytes) -> bytes:
+    """Return a short digest of a record's bytes (to compare outputs without holding them)."""
+    return hashlib.blake2b(value, digest_size=12).digest()
 
 
 def output_differences(settings: Settings, derived: dict[str, dict[str, bytes]],
@@ -88,13 +104,12 @@ def output_differences(settings: Settings, derived: dict[str, dict[str, bytes]],
     Records are matched by their deterministic ids (ledger entry_id, trigger_id; an update by its
     bytes). A record sent twice with the same bytes is at-least-once delivery, not a difference.
     """
-    from tools.replay import output_id, read_log, value_digest
     report: dict = {"topics": {}}
     ledger_sums: dict[str, int] = {}
     for topic in OUTPUT_TOPICS.values():
         expected = derived.get(topic, {})
         seen: dict[str, set[bytes]] = {}
-        for record in read_log(settings, topic, high_watermarks(settings.broker, topic)):
+        for record in read_topic(settings.broker, topic):
             doc = orjson.loads(record.value)
             record_id = output_id(topic, record.value, doc)
             if topic == LEDGER_TOPIC and record_id not in seen:

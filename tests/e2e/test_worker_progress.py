@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.embedded import high_watermarks
+from streams.kafka_log import high_watermarks
 from streams.settings import INPUT_TOPIC
 from tests.fixtures.kafka import wait_for
 from tests.integration.oracles import distinct_valid_events, history, wait_until_applied

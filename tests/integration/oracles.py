@@ -7,18 +7,21 @@ number of distinct valid customer events sent).
 """
 from __future__ import annotations
 
+import copy
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Optional
 
 import orjson
 
-from schemas.validate import Rejection, validate_message
-from streams.embedded import high_watermarks
-from streams.settings import INPUT_TOPIC, LEDGER_TOPIC
+from projections.partition import MemoryStore, PartitionFold
+from projections.views import customer_view
+from schemas.policy import load_policy
+from schemas.validate import Rejection, validate_message, validate_record
+from streams.kafka_log import LogRecord, high_watermarks, read_topic
+from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS
 from tests.fixtures.kafka import Cluster, Worker, wait_for
 from tests.support.invariants import ledger_sums
-from tools.replay import read_log
 from tools.store import ReplayStore
 from tools.synthetic import synthetic_history
 
@@ -93,10 +96,9 @@ def ledger_entries(cluster: Cluster) -> tuple[dict[str, dict], int]:
 
     A repeat (at-least-once redelivery after a crash) must be the very same entry, byte for byte.
     """
-    ends = high_watermarks(cluster.settings.broker, LEDGER_TOPIC)
     entries: dict[str, bytes] = {}
     repeats = 0
-    for record in read_log(cluster.settings, LEDGER_TOPIC, ends):
+    for record in read_topic(cluster.settings.broker, LEDGER_TOPIC):
         value = record.value
         entry_id = orjson.loads(value)["entry_id"]
         if entry_id in entries:
@@ -178,7 +180,6 @@ def canonical_json(record: dict) -> str:
 
 def output_identity(topic: str, record: dict) -> str:
     """Return how an output record is told apart: its deterministic id, or its canonical JSON (updates)."""
-    from streams.settings import CAMPAIGNS_TOPIC
     if topic == LEDGER_TOPIC:
         return record["entry_id"]
     if topic == CAMPAIGNS_TOPIC:
@@ -186,31 +187,14 @@ def output_identity(topic: str, record: dict) -> str:
     return canonical_json(record)
 
 
-def log_records(cluster: Cluster, topic: str) -> Iterable[tuple[int, int, Optional[int], Optional[bytes], bytes]]:
-    """Yield (partition, offset, timestamp_ms, key, value) of a whole topic, in log order per partition.
-
-    tools.replay.read_log yields (partition, key, value) or, newer, LogRecord(partition, offset, timestamp_ms,
-    key, value): both are accepted (without offsets, they are counted from 0, as on a fresh topic).
-    """
-    ends = high_watermarks(cluster.settings.broker, topic)
-    counters: dict[int, int] = defaultdict(int)
-    for record in read_log(cluster.settings, topic, ends):
-        if hasattr(record, "offset"):
-            yield record.partition, record.offset, record.timestamp_ms, record.key, record.value
-        else:
-            partition, key, value = record
-            offset = counters[partition]
-            counters[partition] += 1
-            yield partition, offset, None, key, value
+def log_records(cluster: Cluster, topic: str) -> Iterable[LogRecord]:
+    """Yield (partition, offset, timestamp_ms, key, value) of a whole topic, in log order per partition."""
+    return read_topic(cluster.settings.broker, topic)
 
 
 def _validator(policy):
     """Return validate(value, key, timestamp_ms) as the worker calls it, for the current schemas/ code."""
-    import schemas.validate as validation
-    if hasattr(validation, "validate_record"):  # with the validation bounds (policy limits, record timestamp)
-        return lambda value, key, timestamp_ms: validation.validate_record(value, key, policy, timestamp_ms)
-    return lambda value, key, timestamp_ms: validation.validate_message(
-        value, key if key is not None else b"", policy.currency)
+    return lambda value, key, timestamp_ms: validate_record(value, key, policy, timestamp_ms)
 
 
 def _fold_partition(records: list, policy, validate, checkpoint_every: int = 500):
@@ -219,9 +203,6 @@ def _fold_partition(records: list, policy, validate, checkpoint_every: int = 500
     An event whose fold raises is refused as processing_error and the fold goes on from the state before
     it (a copy kept every `checkpoint_every` records, then the records after it folded again).
     """
-    import copy
-
-    from projections.partition import MemoryStore, PartitionFold
     fold = PartitionFold(MemoryStore(), policy)
     effects: list = []
     refused: dict[int, str] = {}
@@ -261,8 +242,6 @@ def fold_input_log(cluster: Cluster) -> InProcessFold:
     processing_error: its batch rolled back and folded again without it). Effects are serialised
     with orjson exactly like the worker (streams.pipeline Pipeline._outgoing), then made canonical.
     """
-    from schemas.policy import load_policy
-    from streams.settings import OUTPUT_TOPICS
     policy = load_policy(cluster.settings.policy_file)
     validate = _validator(policy)
     by_partition: dict[int, list] = defaultdict(list)
@@ -292,14 +271,12 @@ def expected_outputs(cluster: Cluster, folded: Optional[InProcessFold] = None) -
 
     Ledger: entry ids; campaign-triggers: trigger ids; customer-updates: the distinct records as canonical JSON.
     """
-    from streams.settings import OUTPUT_TOPICS
     folded = folded if folded is not None else fold_input_log(cluster)
     return {topic: set(folded.outputs.get(topic, {})) for topic in OUTPUT_TOPICS.values()}
 
 
 def published_outputs(cluster: Cluster) -> dict[str, dict[str, tuple[int, str]]]:
     """Read every output topic: identity -> (partition, canonical JSON); a repeat must be the same record."""
-    from streams.settings import OUTPUT_TOPICS
     found: dict[str, dict[str, tuple[int, str]]] = {}
     for topic in OUTPUT_TOPICS.values():
         records = found[topic] = {}
@@ -339,7 +316,6 @@ def assert_outputs_equal_uninterrupted_run(cluster: Cluster, folded: Optional[In
 
 def assert_live_states_equal_fold(worker: Worker, folded: InProcessFold) -> None:
     """Check every customer's live projection (GET /customers/{id}) against the in-process fold."""
-    from projections.views import customer_view
     different = {}
     for customer_id, state in sorted(folded.states.items()):
         live = worker.get(f"/customers/{customer_id}")

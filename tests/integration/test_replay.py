@@ -9,7 +9,7 @@ import pytest
 from kafka import KafkaProducer
 
 from projections.state import CustomerState
-from streams.embedded import high_watermarks
+from streams.kafka_log import read_topic
 from streams.settings import CLOCK_KEY
 from tests.fixtures.kafka import Cluster
 from tests.integration.oracles import (
@@ -17,7 +17,6 @@ from tests.integration.oracles import (
 )
 from tests.support.events import event_line
 from tools.broker import free_port
-from tools.replay import read_log
 from tools.store import ReplayStore
 
 pytestmark = pytest.mark.broker
@@ -53,7 +52,7 @@ def test_verify_fails_when_the_live_state_differs(live, tmp_path):
     cluster, _, _ = live
     topic = cluster.settings.changelog_topic
     latest = {}
-    for record in read_log(cluster.settings, topic, high_watermarks(cluster.settings.broker, topic)):
+    for record in read_topic(cluster.settings.broker, topic):
         latest[record.key] = (record.partition, record.value)
     changed, dropped = sorted(key for key in latest if key != CLOCK_KEY)[:2]
     state = CustomerState.from_bytes(latest[changed][1])

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import orjson
 
-import tools.replay
 import tools.verify
 from projections.state import CustomerState
+from streams.kafka_log import LogRecord
 from streams.settings import Settings
-from tools.replay import LogRecord, output_id, value_digest
-from tools.verify import output_differences
+from tools.verify import output_differences, output_id, value_digest
 
 LEDGER, UPDATES, TRIGGERS = "loyalty-ledger", "customer-updates", "campaign-triggers"
 
@@ -32,8 +31,7 @@ def derived(topics: dict[str, list[bytes]]) -> dict[str, dict[str, bytes]]:
 
 def compare(monkeypatch, expected: dict, on_topics: dict, balance: int) -> dict:
     """Run the comparison with `on_topics` standing in for what the broker holds."""
-    monkeypatch.setattr(tools.verify, "high_watermarks", lambda broker, topic: {0: len(on_topics.get(topic, []))})
-    monkeypatch.setattr(tools.replay, "read_log", lambda settings, topic, ends: [
+    monkeypatch.setattr(tools.verify, "read_topic", lambda broker, topic: [
         LogRecord(0, n, None, b"c1", value) for n, value in enumerate(on_topics.get(topic, []))])
     state = CustomerState("c1", 0)
     state.points_balance = balance
