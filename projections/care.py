@@ -9,7 +9,7 @@ from bisect import bisect_left
 from datetime import date, timedelta
 from typing import Optional
 
-from projections.state import CustomerState, Effect
+from projections.state import LOT_EXPIRY, CustomerState, Effect, Lot
 from projections.triggers import campaign
 from schemas.policy import TIERS, Policy
 from schemas.timeutil import DAY_MS, format_ms, local_date, local_midnight_ms
@@ -40,8 +40,9 @@ def reminder_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     if state.remind_due_ms is None and state.remind_lot_ms is not None:
         lots = state.lots
         tz_name = _tz(state, policy)
-        index = _next_reminded_lot(lots, bisect_left(lots, [state.remind_lot_ms]), state.reminded_until_ms,
-                                   tz_name, policy.campaigns.points_expiring.min_points)
+        start = bisect_left(lots, state.remind_lot_ms, key=LOT_EXPIRY)
+        index = _next_reminded_lot(lots, start, state.reminded_until_ms, tz_name,
+                                   policy.campaigns.points_expiring.min_points)
         _set_reminder(state, index, tz_name, policy)
     return state.remind_due_ms
 
@@ -49,7 +50,7 @@ def reminder_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
 def _set_reminder(state: CustomerState, index: int, tz_name: str, policy: Policy) -> None:
     """Make lots[index] a lot of the next date to remind of (none if index is past the end)."""
     if index < len(state.lots):
-        state.remind_lot_ms = state.lots[index][0]
+        state.remind_lot_ms = state.lots[index].expires_at_ms
         state.remind_due_ms = _remind_at_ms(state.remind_lot_ms, tz_name, policy)
     else:  # no date holds min_points now; a credit to one chooses it (projections/points.py)
         state.remind_lot_ms = state.remind_due_ms = None
@@ -60,35 +61,36 @@ def _set_reminder(state: CustomerState, index: int, tz_name: str, policy: Policy
 _DATE_SPAN_MS = 25 * 3_600_000
 
 
-def _date_points(lots: list[list[int]], index: int, since_ms: int, tz_name: str) -> tuple[date, int, int, int, int]:
+def _date_points(lots: list[Lot], index: int, since_ms: int, tz_name: str) -> tuple[date, int, int, int, int]:
     """Return the local date of lots[index], its points (of lots from since_ms), its first lot, the lot after it,
     and the end of the date."""
-    day = local_date(lots[index][0], tz_name)
-    first = bisect_left(lots, [max(local_midnight_ms(day, tz_name), since_ms)])
+    day = local_date(lots[index].expires_at_ms, tz_name)
+    first = bisect_left(lots, max(local_midnight_ms(day, tz_name), since_ms), key=LOT_EXPIRY)
     day_end_ms = local_midnight_ms(day + _ONE_DAY, tz_name)
     points, after = 0, first
-    while after < len(lots) and lots[after][0] < day_end_ms:
-        points += lots[after][1]
+    while after < len(lots) and lots[after].expires_at_ms < day_end_ms:
+        points += lots[after].points
         after += 1
     return day, points, first, after, day_end_ms
 
 
-def _next_reminded_lot(lots: list[list[int]], index: int, since_ms: int, tz_name: str, min_points: int) -> int:
+def _next_reminded_lot(lots: list[Lot], index: int, since_ms: int, tz_name: str, min_points: int) -> int:
     """Return a lot of the first local date from lots[index] on holding min_points (len if none)."""
     count = len(lots)
     while index < count:
-        expires_ms, points = lots[index]
+        lot = lots[index]
+        expires_ms, points = lot.expires_at_ms, lot.points
         if points >= min_points:
             return index  # a lot alone holds enough: its date does
         # Its neighbours within a date's span, first without time zones: most small lots end here.
         low_ms, high_ms = max(expires_ms - _DATE_SPAN_MS + 1, since_ms), expires_ms + _DATE_SPAN_MS
         near = index - 1
-        while near >= 0 and lots[near][0] >= low_ms and points < min_points:
-            points += lots[near][1]
+        while near >= 0 and lots[near].expires_at_ms >= low_ms and points < min_points:
+            points += lots[near].points
             near -= 1
         near = index + 1
-        while near < count and lots[near][0] < high_ms and points < min_points:
-            points += lots[near][1]
+        while near < count and lots[near].expires_at_ms < high_ms and points < min_points:
+            points += lots[near].points
             near += 1
         if points < min_points:
             index += 1
@@ -113,10 +115,10 @@ def remind_expiring(state: CustomerState, at_ms: int, clock_ms: int, policy: Pol
     tz_name = _tz(state, policy)
     lots = state.lots
     since_ms = state.reminded_until_ms
-    index = bisect_left(lots, [state.remind_lot_ms])
-    if index == len(lots) or lots[index][0] != state.remind_lot_ms:
+    index = bisect_left(lots, state.remind_lot_ms, key=LOT_EXPIRY)
+    if index == len(lots) or lots[index].expires_at_ms != state.remind_lot_ms:
         # the chosen date's lots expired already (a late credit): choose again, checked at its own time
-        _set_reminder(state, _next_reminded_lot(lots, bisect_left(lots, [since_ms]), since_ms, tz_name,
+        _set_reminder(state, _next_reminded_lot(lots, bisect_left(lots, since_ms, key=LOT_EXPIRY), since_ms, tz_name,
                                                 rules.min_points), tz_name, policy)
         return []
     day, points, first, after, day_end_ms = _date_points(lots, index, since_ms, tz_name)
@@ -124,17 +126,17 @@ def remind_expiring(state: CustomerState, at_ms: int, clock_ms: int, policy: Pol
     # credit to one of them would have chosen it instead: they are done with too.
     state.reminded_until_ms = day_end_ms
     effects = []
-    if points >= rules.min_points and clock_ms < lots[first][0]:
+    if points >= rules.min_points and clock_ms < lots[first].expires_at_ms:
         effects.append(campaign(state, "points_expiring", day.isoformat(), at_ms, {
-            "points": points, "expiry_date": day.isoformat(), "expires_at": format_ms(lots[first][0])}))
+            "points": points, "expiry_date": day.isoformat(), "expires_at": format_ms(lots[first].expires_at_ms)}))
     _set_reminder(state, _next_reminded_lot(lots, after, day_end_ms, tz_name, rules.min_points), tz_name, policy)
     return effects
 
 
 def forget_reminder_time(state: CustomerState) -> None:
     """Choose the next date to remind of again (the time zone changed, so the local dates did)."""
-    index = bisect_left(state.lots, [state.reminded_until_ms])
-    state.remind_lot_ms = state.lots[index][0] if index < len(state.lots) else None
+    index = bisect_left(state.lots, state.reminded_until_ms, key=LOT_EXPIRY)
+    state.remind_lot_ms = state.lots[index].expires_at_ms if index < len(state.lots) else None
     state.remind_due_ms = None
 
 

@@ -1,20 +1,23 @@
 """The customer decider: evolve(state, event, clock) -> (state, effects), pure and deterministic.
 
-The handlers below change the state they are given: `evolve` hands them a clone, so it never
-changes its input; the partition fold, which owns its states, uses `evolve_in_place` and saves the copy.
+The handlers below change the state they are given: `evolve` hands them a clone, so it never changes
+its input; the partition fold, which owns its states, uses `evolve_in_place` and copies nothing.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from projections.care import forget_member_day, forget_reminder_time
 from projections.points import credit, debit
 from projections.rewards import claim_reward, prune_rewards, use_coupon
-from projections.state import (
-    EARNED_POINTS, PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, REVERSED_POINTS, REVIEWED, CustomerState, Effect,
+from projections.state import CustomerState, Effect, Order
+from projections.timeline import count_order_spend, next_due_ms, reevaluate, refresh_birthday_due, walk_due_times
+from schemas.events import (
+    INTERACTION_TYPES, ContentShared, CouponUsed, CustomerCheckedIn, CustomerErased, CustomerProfileUpdated,
+    CustomerRegistered, CustomerVisited, EventBase, OrderPaid, OrderRefunded, PointsAdjusted, RedemptionRequested,
+    RewardClaimed, ReviewPosted,
 )
-from projections.timeline import advance, count_order_spend, next_due_ms, reevaluate, refresh_birthday_due
-from schemas.events import INTERACTION_TYPES, EventBase
+from schemas.outputs import redemption_rejected
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS, format_ms, local_date
 
@@ -40,10 +43,10 @@ def is_duplicate(state: Optional[CustomerState], event: EventBase, clock_ms: int
     return seen_ms is not None and max(clock_ms, event.occurred_at_ms) < seen_ms + policy.retention.event_id_days * DAY_MS
 
 
-def known_order(state: CustomerState, order_id: str, policy: Policy) -> Optional[list[int]]:
+def known_order(state: CustomerState, order_id: str, policy: Policy) -> Optional[Order]:
     """Return the order if it is still known (clock < paid_at + order_days), else None."""
     order = state.orders.get(order_id)
-    if order is None or state.as_of_ms >= order[PAID_AT_MS] + policy.retention.order_days * DAY_MS:
+    if order is None or state.as_of_ms >= order.paid_at_ms + policy.retention.order_days * DAY_MS:
         return None
     return order
 
@@ -73,39 +76,42 @@ def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: 
         state.as_of_ms = clock_ms  # nothing happened to a new customer before its first event: no time to walk
         effects = []
     else:
-        effects = advance(state, clock_ms, policy, event.event_id)
+        effects = walk_due_times(state, clock_ms, policy, event.event_id)
     state.seen_event_ids[event.event_id] = event.occurred_at_ms
     state.events_applied += 1
     if event.event_type in INTERACTION_TYPES and (state.last_interaction_ms is None
                                                    or event.occurred_at_ms > state.last_interaction_ms):
         state.last_interaction_ms = event.occurred_at_ms
-    effects.extend(_APPLY[event.event_type](state, event, policy))
+    effects.extend(_HANDLERS[type(event)](state, event, policy))
     if state.events_applied % _PRUNE_EVERY_EVENTS == 0:
         _prune(state, policy)
     effects.extend(reevaluate(state, state.as_of_ms, policy, event.event_id))
     due_ms = state.next_due_ms = next_due_ms(state, policy)
     if due_ms is not None and due_ms <= clock_ms:  # e.g. a late lot already expired (skipped when not: hot path)
-        effects.extend(advance(state, clock_ms, policy, event.event_id))
+        effects.extend(walk_due_times(state, clock_ms, policy, event.event_id))
     return state, effects
 
 
-def advance_to(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POLICY,
-               source_event_id: Optional[str] = None) -> tuple[CustomerState, list[Effect]]:
+def pass_time(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POLICY,
+              source_event_id: Optional[str] = None) -> tuple[CustomerState, list[Effect]]:
     """Move a customer to a later partition clock, firing what fell due; unchanged if nothing is due."""
     if state.next_due_ms is None or state.next_due_ms > clock_ms:
         return state, []
-    return advance_in_place(state.clone(), clock_ms, policy, source_event_id)
+    return pass_time_in_place(state.clone(), clock_ms, policy, source_event_id)
 
 
-def advance_in_place(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POLICY,
-                     source_event_id: Optional[str] = None) -> tuple[CustomerState, list[Effect]]:
-    """Like advance_to, but change `state` itself (for the fold, which owns it)."""
+def pass_time_in_place(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POLICY,
+                       source_event_id: Optional[str] = None) -> tuple[CustomerState, list[Effect]]:
+    """Like pass_time, but change `state` itself (for the fold, which owns it)."""
     if state.next_due_ms is None or state.next_due_ms > clock_ms:
         return state, []
-    return state, advance(state, clock_ms, policy, source_event_id)
+    return state, walk_due_times(state, clock_ms, policy, source_event_id)
 
 
-def _profile(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+# ---- the handlers, one per event class (each sees its own payload) ----------------------------------------
+
+def _update_profile(state: CustomerState, event: CustomerRegistered | CustomerProfileUpdated,
+                    policy: Policy) -> list[Effect]:
     """Set the fields the event carries (an explicit null clears one)."""
     payload = event.payload
     if "birthday" in payload.model_fields_set:
@@ -118,7 +124,7 @@ def _profile(state: CustomerState, event: EventBase, policy: Policy) -> list[Eff
     return []
 
 
-def _erase(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+def _erase(state: CustomerState, event: CustomerErased, policy: Policy) -> list[Effect]:
     """Forget personal data; points, tier and ledger stay."""
     state.birthday = None
     if state.timezone is not None:
@@ -129,14 +135,14 @@ def _erase(state: CustomerState, event: EventBase, policy: Policy) -> list[Effec
     return []
 
 
-def _order_paid(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+def _pay_order(state: CustomerState, event: OrderPaid, policy: Policy) -> list[Effect]:
     """Earn floor(amount * multiplier of the tier held before the order); count the spend."""
     payload = event.payload
     if known_order(state, payload.order_id, policy) is not None:
         return []
     numerator, denominator = policy.earn.multiplier[state.tier].as_integer_ratio()
     points = payload.amount_minor * numerator // (denominator * 100)
-    state.orders[payload.order_id] = [event.occurred_at_ms, payload.amount_minor, 0, points, 0, 0]
+    state.orders[payload.order_id] = Order(event.occurred_at_ms, payload.amount_minor, 0, points, 0, False)
     state.lifetime_spend_minor += payload.amount_minor
     count_order_spend(state, event.occurred_at_ms, payload.amount_minor, policy, orders_change=1)
     if state.last_purchase_ms is None or event.occurred_at_ms > state.last_purchase_ms:
@@ -146,27 +152,27 @@ def _order_paid(state: CustomerState, event: EventBase, policy: Policy) -> list[
     return [credit(state, points, event.occurred_at_ms, policy.lots.expiry_days, "earn", event.event_id)]
 
 
-def _order_refunded(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+def _refund_order(state: CustomerState, event: OrderRefunded, policy: Policy) -> list[Effect]:
     """Reverse floor(earned * refunded_so_far / paid) cumulatively; refunds past the paid amount are capped."""
     order = known_order(state, event.payload.order_id, policy)
     if order is None:
         return [Effect("notice", {"notice": "refund_unknown_order", "source_event_id": event.event_id})]
-    refunded = min(order[PAID_MINOR], order[REFUNDED_MINOR] + event.payload.amount_minor)
-    if refunded == order[REFUNDED_MINOR]:
+    refunded = min(order.paid_minor, order.refunded_minor + event.payload.amount_minor)
+    if refunded == order.refunded_minor:
         return []
-    state.lifetime_spend_minor -= refunded - order[REFUNDED_MINOR]
+    state.lifetime_spend_minor -= refunded - order.refunded_minor
     # A full refund takes the order out of F (paid orders not fully refunded).
-    count_order_spend(state, order[PAID_AT_MS], order[REFUNDED_MINOR] - refunded, policy,
-                      orders_change=-1 if refunded == order[PAID_MINOR] else 0)
-    order[REFUNDED_MINOR] = refunded
-    reversal = order[EARNED_POINTS] * refunded // order[PAID_MINOR] - order[REVERSED_POINTS]
-    order[REVERSED_POINTS] += reversal
+    count_order_spend(state, order.paid_at_ms, order.refunded_minor - refunded, policy,
+                      orders_change=-1 if refunded == order.paid_minor else 0)
+    order.refunded_minor = refunded
+    reversal = order.earned_points * refunded // order.paid_minor - order.reversed_points
+    order.reversed_points += reversal
     if not reversal:
         return []
     return [debit(state, reversal, event.occurred_at_ms, "reverse", event.event_id)]
 
 
-def _redemption(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+def _redeem_points(state: CustomerState, event: RedemptionRequested, policy: Policy) -> list[Effect]:
     """Redeem when the balance covers it, else reject; a repeated redemption_id changes nothing."""
     payload = event.payload
     if _remembered_id(state.redemption_ids, payload.redemption_id, state, policy):
@@ -174,41 +180,47 @@ def _redemption(state: CustomerState, event: EventBase, policy: Policy) -> list[
     state.redemption_ids[payload.redemption_id] = event.occurred_at_ms
     if payload.points <= state.points_balance:
         return [debit(state, payload.points, event.occurred_at_ms, "redeem", event.event_id)]
-    return [Effect("update", {
-        "customer_id": state.customer_id, "kind": "redemption_rejected", "reason": "insufficient_points",
-        "redemption_id": payload.redemption_id, "points": payload.points,
-        "at": format_ms(event.occurred_at_ms), "source_event_id": event.event_id,
-    })]
+    return [Effect("update", redemption_rejected(
+        customer_id=state.customer_id, reason="insufficient_points", redemption_id=payload.redemption_id,
+        points=payload.points, at=format_ms(event.occurred_at_ms), source_event_id=event.event_id))]
 
 
-def _daily_bonus(counter: str, points_of: Callable[[Policy], int], max_of: Callable[[Policy], int]):
-    """Build a handler that credits a bonus at most max times per customer-local day."""
-    def handle(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
-        tz_name = state.timezone or policy.campaigns.default_timezone
-        day = local_date(event.occurred_at_ms, tz_name).isoformat()
-        if day < _first_counted_day(state, policy, tz_name, 0):
-            return []  # a day whose count is no longer kept: the cap cannot be checked, so no bonus
-        key = f"{counter}|{day}"
-        count = state.daily_counts.get(key, 0)
-        points = points_of(policy)
-        if count >= max_of(policy) or not points:
-            return []
-        state.daily_counts[key] = count + 1
-        return [credit(state, points, event.occurred_at_ms, policy.lots.expiry_days, "bonus", event.event_id)]
-    return handle
+def _reward_check_in(state: CustomerState, event: CustomerCheckedIn, policy: Policy) -> list[Effect]:
+    """Credit the check-in bonus, at most checkin_daily_max times per customer-local day."""
+    return _daily_bonus(state, event, policy, "checkin", policy.earn.checkin_points, policy.earn.checkin_daily_max)
 
 
-def _review(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+def _reward_share(state: CustomerState, event: ContentShared, policy: Policy) -> list[Effect]:
+    """Credit the share bonus, at most share_daily_max times per customer-local day."""
+    return _daily_bonus(state, event, policy, "share", policy.earn.share_points, policy.earn.share_daily_max)
+
+
+def _daily_bonus(state: CustomerState, event: EventBase, policy: Policy, counter: str, points: int,
+                 daily_max: int) -> list[Effect]:
+    """Credit a bonus unless the counter reached daily_max on the customer-local day of the event."""
+    tz_name = state.timezone or policy.campaigns.default_timezone
+    day = local_date(event.occurred_at_ms, tz_name).isoformat()
+    if day < _first_counted_day(state, policy, tz_name, 0):
+        return []  # a day whose count is no longer kept: the cap cannot be checked, so no bonus
+    key = f"{counter}|{day}"
+    count = state.daily_counts.get(key, 0)
+    if count >= daily_max or not points:
+        return []
+    state.daily_counts[key] = count + 1
+    return [credit(state, points, event.occurred_at_ms, policy.lots.expiry_days, "bonus", event.event_id)]
+
+
+def _reward_review(state: CustomerState, event: ReviewPosted, policy: Policy) -> list[Effect]:
     """Reward the first review of an order the customer has paid."""
     order = known_order(state, event.payload.order_id, policy)
-    if order is None or order[REVIEWED] or not policy.earn.review_points:
+    if order is None or order.reviewed or not policy.earn.review_points:
         return []
-    order[REVIEWED] = 1
+    order.reviewed = True
     return [credit(state, policy.earn.review_points, event.occurred_at_ms, policy.lots.expiry_days,
                    "bonus", event.event_id)]
 
 
-def _adjust(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
+def _adjust_points(state: CustomerState, event: PointsAdjusted, policy: Policy) -> list[Effect]:
     """Apply a manual adjustment: positive becomes a lot, negative is taken like a reversal."""
     points = event.payload.points
     if points > 0:
@@ -218,10 +230,12 @@ def _adjust(state: CustomerState, event: EventBase, policy: Policy) -> list[Effe
     return []
 
 
-def _nothing(state: CustomerState, event: EventBase, policy: Policy) -> list[Effect]:
-    """The event only counts as an interaction."""
+def _only_interaction(state: CustomerState, event: CustomerVisited, policy: Policy) -> list[Effect]:
+    """Change nothing more: a visit only counts as an interaction (evolve_in_place notes it)."""
     return []
 
+
+# ---- memory kept bounded ----------------------------------------------------------------------------------
 
 def _prune(state: CustomerState, policy: Policy) -> None:
     """Drop memory older than the retention policy, so a customer's state stays bounded."""
@@ -230,7 +244,7 @@ def _prune(state: CustomerState, policy: Policy) -> None:
     ids_since = now - retention.event_id_days * DAY_MS
     state.seen_event_ids = _drop_older(state.seen_event_ids, ids_since, lambda t: t)
     state.redemption_ids = _drop_older(state.redemption_ids, ids_since, lambda t: t)
-    state.orders = _drop_older(state.orders, now - retention.order_days * DAY_MS, lambda o: o[PAID_AT_MS])
+    state.orders = _drop_older(state.orders, now - retention.order_days * DAY_MS, lambda order: order.paid_at_ms)
     # Two spare days: a later change of time zone may move the first counted day back by one.
     days_since = _first_counted_day(state, policy, state.timezone or policy.campaigns.default_timezone, 2)
     counts = state.daily_counts
@@ -255,18 +269,18 @@ def _drop_older(entries: dict, since_ms: int, time_of: Callable) -> dict:
     return {key: value for key, value in entries.items() if time_of(value) >= since_ms}
 
 
-_APPLY: dict[str, Callable[[CustomerState, EventBase, Policy], list[Effect]]] = {
-    "customer.registered": _profile,
-    "customer.profile_updated": _profile,
-    "customer.erased": _erase,
-    "order.paid": _order_paid,
-    "order.refunded": _order_refunded,
-    "redemption.requested": _redemption,
-    "customer.checked_in": _daily_bonus("checkin", lambda p: p.earn.checkin_points, lambda p: p.earn.checkin_daily_max),
-    "content.shared": _daily_bonus("share", lambda p: p.earn.share_points, lambda p: p.earn.share_daily_max),
-    "review.posted": _review,
-    "customer.visited": _nothing,
-    "points.adjusted": _adjust,
-    "reward.claimed": claim_reward,
-    "coupon.used": use_coupon,
+_HANDLERS: dict[type[EventBase], Callable[[CustomerState, Any, Policy], list[Effect]]] = {
+    CustomerRegistered: _update_profile,
+    CustomerProfileUpdated: _update_profile,
+    CustomerErased: _erase,
+    OrderPaid: _pay_order,
+    OrderRefunded: _refund_order,
+    RedemptionRequested: _redeem_points,
+    CustomerCheckedIn: _reward_check_in,
+    ContentShared: _reward_share,
+    ReviewPosted: _reward_review,
+    CustomerVisited: _only_interaction,
+    PointsAdjusted: _adjust_points,
+    RewardClaimed: claim_reward,
+    CouponUsed: use_coupon,
 }

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from projections.state import PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, CustomerState
+from projections.points import points_expiring
+from projections.state import CustomerState
 from projections.timeline import status_for, tier_for
 from projections.value import recency_due_ms, rfm_at, value_for
 from projections.views import money
@@ -53,11 +54,11 @@ def _window_orders(state: CustomerState, policy: Policy, now: int) -> list[dict]
     window_ms = policy.tier.window_days * DAY_MS
     rows = []
     for order_id, order in state.orders.items():
-        leaves_ms = order[PAID_AT_MS] + window_ms
+        leaves_ms = order.paid_at_ms + window_ms
         if now < leaves_ms:
-            net = order[PAID_MINOR] - order[REFUNDED_MINOR]
-            rows.append({"order_id": order_id, "paid_at": format_ms(order[PAID_AT_MS]), "paid": order[PAID_MINOR],
-                         "refunded": order[REFUNDED_MINOR], "net": net, "leaves_window_at": leaves_ms})
+            rows.append({"order_id": order_id, "paid_at": format_ms(order.paid_at_ms), "paid": order.paid_minor,
+                         "refunded": order.refunded_minor, "net": order.paid_minor - order.refunded_minor,
+                         "leaves_window_at": leaves_ms})
     rows.sort(key=lambda row: (row["leaves_window_at"], row["order_id"]))
     return rows
 
@@ -65,7 +66,7 @@ def _window_orders(state: CustomerState, policy: Policy, now: int) -> list[dict]
 def _tier(state: CustomerState, policy: Policy, window: list[dict], now: int) -> dict:
     """The tier from the net spend of the orders in the window, and the drops as they leave it."""
     rules = policy.tier
-    spend = state.spend_12m_minor
+    spend = state.window_spend_minor
     changes, tier = [], state.tier
     for row in window:
         if row["net"] > 0:
@@ -75,7 +76,7 @@ def _tier(state: CustomerState, policy: Policy, window: list[dict], now: int) ->
                 changes.append({"at": format_ms(row["leaves_window_at"]), "tier": tier, "spend_12m": money(spend),
                                 "order_leaving": row["order_id"]})
     counted = sum(1 for row in window if row["net"] > 0)
-    why = [f"{state.tier}: net spend {money(state.spend_12m_minor)} from {counted} order(s) paid in the "
+    why = [f"{state.tier}: net spend {money(state.window_spend_minor)} from {counted} order(s) paid in the "
            f"{rules.window_days} days to {_date(now)}; premium from {rules.premium_min}, "
            f"vip from {rules.vip_min}."]
     why += [f"order {row['order_id']}: paid {money(row['paid'])} on {row['paid_at'][:10]}, refunded "
@@ -85,7 +86,7 @@ def _tier(state: CustomerState, policy: Policy, window: list[dict], now: int) ->
                                                           f"{c['order_leaving']} leaves)") for c in changes]))
     orders = [{**row, "paid": money(row["paid"]), "refunded": money(row["refunded"]), "net": money(row["net"]),
                "leaves_window_at": format_ms(row["leaves_window_at"])} for row in window]
-    return {"tier": state.tier, "spend_12m": money(state.spend_12m_minor), "window_days": rules.window_days,
+    return {"tier": state.tier, "spend_12m": money(state.window_spend_minor), "window_days": rules.window_days,
             "premium_min": str(rules.premium_min), "vip_min": str(rules.vip_min), "orders": orders,
             "if_nothing_happens": changes, "why": why}
 
@@ -130,7 +131,7 @@ def _value(state: CustomerState, policy: Policy, window: list[dict], now: int) -
         return {**base, "if_nothing_happens": [], "why": ["none: no purchase yet, so no R, F and M scores."]}
     r, f, m = state.rfm
     days = (now - last) // DAY_MS
-    changes, value, orders, spend = [], state.value, state.orders_12m, state.spend_12m_minor
+    changes, value, orders, spend = [], state.value, state.window_orders, state.window_spend_minor
     leaving = [row for row in window if row["net"] > 0]
     moments, t = set(row["leaves_window_at"] for row in leaving), recency_due_ms(last, now, policy)
     while t is not None:
@@ -147,18 +148,18 @@ def _value(state: CustomerState, policy: Policy, window: list[dict], now: int) -
     limits = ", ".join(f"{5 - i} up to {d}" for i, d in enumerate(rules.recency_days))
     why = [f"{state.value}: R {r}, F {f}, M {m}; high is {base['high']}, low is {base['low']}, else medium.",
            f"R {r}: {days} whole days since the last purchase on {_date(last)} ({limits} days, else 1).",
-           f"F {f}: {state.orders_12m} paid order(s) not fully refunded in the {policy.tier.window_days}-day window "
+           f"F {f}: {state.window_orders} paid order(s) not fully refunded in the {policy.tier.window_days}-day window "
            f"({', '.join(f'{5 - i} from {n}' for i, n in enumerate(rules.frequency_orders))}, else 1).",
-           f"M {m}: net spend {money(state.spend_12m_minor)} in the window "
+           f"M {m}: net spend {money(state.window_spend_minor)} in the window "
            f"({', '.join(f'{5 - i} from {a}' for i, a in enumerate(rules.monetary_min))}, else 1).",
            _if_nothing("value", state.value, [(c["at"], c["value"]) for c in changes])]
-    return {**base, "recency_whole_days": days, "frequency": state.orders_12m, "monetary": money(state.spend_12m_minor),
-            "if_nothing_happens": changes, "why": why}
+    return {**base, "recency_whole_days": days, "frequency": state.window_orders,
+            "monetary": money(state.window_spend_minor), "if_nothing_happens": changes, "why": why}
 
 
 def _points(state: CustomerState) -> dict:
     """The balance, its lots with their expiry, the debt and the next expiry."""
-    lots = [{"points": points, "expires_at": format_ms(expires_ms)} for expires_ms, points in state.lots]
+    lots = points_expiring(state)
     why = [f"balance {state.points_balance}: lots {sum(lot['points'] for lot in lots)} minus debt {state.debt_points}."]
     why += [f"{lot['points']} points expire on {lot['expires_at'][:10]}" for lot in lots]
     why.append(f"next expiry: {lots[0]['points']} points on {lots[0]['expires_at'][:10]}." if lots

@@ -4,7 +4,7 @@ from __future__ import annotations
 import heapq
 from typing import Iterable, Optional, Protocol
 
-from projections.customer import DEFAULT_POLICY, advance_in_place, evolve_in_place, is_duplicate
+from projections.customer import DEFAULT_POLICY, evolve_in_place, is_duplicate, pass_time_in_place
 from projections.state import CustomerState, Effect
 from projections.views import Totals
 from schemas.events import EventBase
@@ -202,7 +202,7 @@ class PartitionFold:
                 continue
             self._remember(customer_id, state)
             before = _summary(state)
-            state, more = advance_in_place(state, at_ms, self.policy, source_event_id)
+            state, more = pass_time_in_place(state, at_ms, self.policy, source_event_id)
             # Time moved the state on (as_of and due times at least), so it is stored even without effects.
             self._move(customer_id, before, _summary(state))
             self.store.put(customer_id, state)

@@ -1,18 +1,63 @@
-"""The per-customer projection: one value per customer, copied on write, never mutated once returned."""
+"""The per-customer projection and the records it holds (lots, orders, coupons), all changed in place.
+
+`evolve` hands the rules a clone, the partition fold the state it owns. Stored (RocksDB, changelog) as
+JSON in which lots and orders are positional lists: to_dict and from_dict are the one mapping.
+"""
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from dataclasses import dataclass, replace
+from operator import attrgetter
+from typing import Any, Literal, Optional
 
 import orjson
 
-# Order record fields (a list per order_id, compact in the store).
-PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, EARNED_POINTS, REVERSED_POINTS, REVIEWED = range(6)
+OPEN, USED, EXPIRED = "open", "used", "expired"  # the states of a coupon
+EffectKind = Literal["ledger", "update", "campaign", "coupon", "notice"]
 
 
-class Effect(NamedTuple):
-    """Something the outside world must hear of: `kind` is ledger, update, campaign or notice."""
-    kind: str
+@dataclass(slots=True)
+class Effect:
+    """Something the outside world must hear of: a record of schemas/outputs.py, or a notice for the metrics."""
+    kind: EffectKind
     record: dict
+
+
+@dataclass(slots=True)
+class Lot:
+    """Points credited that expire together (stored as [expires_at_ms, points])."""
+    expires_at_ms: int
+    points: int
+
+
+LOT_EXPIRY = attrgetter("expires_at_ms")  # the key a state's lots are sorted (and bisected) by
+
+
+@dataclass(slots=True)
+class Order:
+    """A paid order as the rules need it (stored as a list of these fields in this order, reviewed as 0 or 1)."""
+    paid_at_ms: int
+    paid_minor: int
+    refunded_minor: int    # refunded so far, at most paid_minor
+    earned_points: int     # earned when paid
+    reversed_points: int   # taken back by refunds so far
+    reviewed: bool         # a review of it was rewarded
+
+
+@dataclass(slots=True)
+class Coupon:
+    """A coupon bought with points, open or closed but still remembered (stored as a dict of these fields)."""
+    reward_id: str
+    claim_id: str
+    points: int                          # what it cost
+    issued_at_ms: int
+    expires_at_ms: int
+    coupon_value_minor: Optional[int]
+    percent_off: Optional[int]
+    min_order_minor: Optional[int]
+    refund: bool                         # its points come back if it expires unused
+    state: str = OPEN                    # OPEN, USED or EXPIRED
+    closed_at_ms: Optional[int] = None   # when used or expired
+    order_id: Optional[str] = None       # the order it was used on
 
 
 class CustomerState:
@@ -21,10 +66,10 @@ class CustomerState:
     __slots__ = (
         "customer_id", "birthday", "timezone", "first_seen_ms", "as_of_ms", "events_applied",
         "seen_event_ids", "lots", "debt_points", "points_balance", "ledger_seq", "orders",
-        "redemption_ids", "daily_counts", "lifetime_spend_minor", "spend_12m_minor",
+        "redemption_ids", "daily_counts", "lifetime_spend_minor", "window_spend_minor",
         "last_purchase_ms", "last_interaction_ms", "tier", "status", "last_win_back_ms",
         "birthday_done_year", "birthday_due_ms", "tier_due_ms", "next_due_ms",
-        "orders_12m", "rfm", "value", "rfm_due_ms", "birthday_fired_year",
+        "window_orders", "rfm", "value", "rfm_due_ms", "birthday_fired_year",
         # Rewards and care campaigns (docs/rules.md): coupons, expiry reminders, tier congratulations, member days.
         "claim_ids", "claims_per_year", "coupons", "coupon_due_ms", "remind_lot_ms", "remind_due_ms",
         "reminded_until_ms", "tier_left_ms", "member_day_due_ms",
@@ -38,15 +83,15 @@ class CustomerState:
         self.as_of_ms = first_seen_ms
         self.events_applied = 0
         self.seen_event_ids: dict[str, int] = {}      # event_id -> occurred_at_ms, for dedupe
-        self.lots: list[list[int]] = []               # [expires_at_ms, points], oldest first
+        self.lots: list[Lot] = []                     # by expiry, oldest first, one per expiry time
         self.debt_points = 0                          # points owed after reversals past zero
         self.points_balance = 0                       # always sum(lots) - debt_points
         self.ledger_seq = 0                           # ledger entries written so far
-        self.orders: dict[str, list[int]] = {}        # order_id -> see PAID_AT_MS..REVIEWED
+        self.orders: dict[str, Order] = {}            # order_id -> the order, in arrival order
         self.redemption_ids: dict[str, int] = {}      # redemption_id -> occurred_at_ms
         self.daily_counts: dict[str, int] = {}        # "checkin|2026-01-31" -> rewarded that local day
         self.lifetime_spend_minor = 0
-        self.spend_12m_minor = 0
+        self.window_spend_minor = 0                   # net spend of the orders in the tier window (policy window_days)
         self.last_purchase_ms: Optional[int] = None
         self.last_interaction_ms: Optional[int] = None
         self.tier = "standard"
@@ -56,15 +101,14 @@ class CustomerState:
         self.birthday_due_ms: Optional[int] = None    # local midnight of the next unhandled birthday
         self.tier_due_ms: Optional[int] = None        # when the next order leaves the tier window
         self.next_due_ms: Optional[int] = None
-        self.orders_12m = 0                           # orders in the tier window not fully refunded (F)
+        self.window_orders = 0                        # orders in the tier window not fully refunded (F)
         self.rfm: Optional[list[int]] = None          # [r, f, m] scores 1..5; None without a purchase
         self.value = "none"                           # high, medium, low, or none without a purchase
         self.rfm_due_ms: Optional[int] = None         # when R next falls, or now after an order event; None: never
         self.birthday_fired_year = 0                  # last year a birthday campaign fired (0: never)
         self.claim_ids: dict[str, int] = {}           # claim_id -> occurred_at_ms, for dedupe
         self.claims_per_year: dict[str, int] = {}     # "reward_id|2026" -> claims accepted that local year
-        self.coupons: dict[str, dict] = {}            # coupon_id -> see projections/rewards.py, open ones and
-                                                      # closed ones still remembered
+        self.coupons: dict[str, Coupon] = {}          # coupon_id -> open coupons and closed ones still remembered
         self.coupon_due_ms: Optional[int] = None      # the earliest expiry of an open coupon
         self.remind_lot_ms: Optional[int] = None      # expiry of the lot whose local date is reminded next
         self.remind_due_ms: Optional[int] = None      # when that reminder is checked (None: to compute)
@@ -73,33 +117,39 @@ class CustomerState:
         self.member_day_due_ms: Optional[int] = None  # local midnight of the next member day not yet handled
 
     def clone(self) -> "CustomerState":
-        """Return an independent copy (containers copied too), so the copy may be changed in place."""
+        """Return an independent copy (containers and records copied too), so the copy may be changed in place."""
         clone = CustomerState.__new__(CustomerState)
         for name in CustomerState.__slots__:
             setattr(clone, name, getattr(self, name))
         clone.seen_event_ids = dict(self.seen_event_ids)
-        clone.lots = [lot[:] for lot in self.lots]
-        clone.orders = {order_id: order[:] for order_id, order in self.orders.items()}
+        clone.lots = [Lot(lot.expires_at_ms, lot.points) for lot in self.lots]
+        clone.orders = {order_id: replace(order) for order_id, order in self.orders.items()}
         clone.redemption_ids = dict(self.redemption_ids)
         clone.daily_counts = dict(self.daily_counts)
         clone.claim_ids = dict(self.claim_ids)
         clone.claims_per_year = dict(self.claims_per_year)
-        clone.coupons = {coupon_id: dict(coupon) for coupon_id, coupon in self.coupons.items()}
+        clone.coupons = {coupon_id: replace(coupon) for coupon_id, coupon in self.coupons.items()}
         clone.tier_left_ms = dict(self.tier_left_ms)
         return clone
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the state as JSON-ready data (the stored form)."""
-        return {name: getattr(self, name) for name in CustomerState.__slots__}
+        """Return the state as JSON-ready data: the stored form, unchanged since before the typed records."""
+        data = dict(zip(_STORED_KEYS, _STORED_VALUES(self)))
+        data["lots"] = [[lot.expires_at_ms, lot.points] for lot in self.lots]
+        data["orders"] = {order_id: [o.paid_at_ms, o.paid_minor, o.refunded_minor, o.earned_points, o.reversed_points,
+                                     1 if o.reviewed else 0] for order_id, o in self.orders.items()}
+        data["coupons"] = {coupon_id: _coupon_doc(c) for coupon_id, c in self.coupons.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CustomerState":
         """Rebuild a state from its stored form."""
-        if len(data) < len(cls.__slots__):
+        if len(data) < len(_STORED):
             return _upgraded(data)
         state = cls.__new__(cls)
-        for name in cls.__slots__:
-            setattr(state, name, data[name])
+        for key, name in _STORED:
+            setattr(state, name, data[key])
+        _load_records(state, data)
         return state
 
     def to_bytes(self) -> bytes:
@@ -115,15 +165,43 @@ class CustomerState:
         return isinstance(other, CustomerState) and self.to_dict() == other.to_dict()
 
     def __repr__(self) -> str:
-        return f"CustomerState({self.customer_id!r}, balance={self.points_balance}, tier={self.tier}, status={self.status})"
+        return (f"CustomerState({self.customer_id!r}, balance={self.points_balance}, tier={self.tier}, "
+                f"status={self.status})")
+
+
+# Attributes stored under another key: named when the tier window was always 12 months, and users'
+# stores and changelogs hold these keys.
+_STORED_KEY = {"window_spend_minor": "spend_12m_minor", "window_orders": "orders_12m"}
+_STORED = tuple((_STORED_KEY.get(name, name), name) for name in CustomerState.__slots__)  # (key, attribute), in order
+_STORED_KEYS = tuple(key for key, _ in _STORED)
+_STORED_VALUES = attrgetter(*CustomerState.__slots__)  # every attribute at once, in stored order (cheaper per state)
+
+
+def _coupon_doc(coupon: Coupon) -> dict[str, Any]:
+    """Return a coupon's stored form (its fields in order)."""
+    return {"reward_id": coupon.reward_id, "claim_id": coupon.claim_id, "points": coupon.points,
+            "issued_at_ms": coupon.issued_at_ms, "expires_at_ms": coupon.expires_at_ms,
+            "coupon_value_minor": coupon.coupon_value_minor, "percent_off": coupon.percent_off,
+            "min_order_minor": coupon.min_order_minor, "refund": coupon.refund, "state": coupon.state,
+            "closed_at_ms": coupon.closed_at_ms, "order_id": coupon.order_id}
+
+
+def _load_records(state: CustomerState, data: dict[str, Any]) -> None:
+    """Turn the stored lists and dicts of lots, orders and coupons into their records."""
+    state.lots = [Lot(expires_at_ms, points) for expires_at_ms, points in data.get("lots", ())]
+    state.orders = {order_id: Order(paid_at, paid, refunded, earned, reversed_, reviewed == 1)
+                    for order_id, (paid_at, paid, refunded, earned, reversed_, reviewed)
+                    in data.get("orders", {}).items()}
+    state.coupons = {coupon_id: Coupon(**doc) for coupon_id, doc in data.get("coupons", {}).items()}
 
 
 def _upgraded(data: dict[str, Any]) -> CustomerState:
     """Rebuild a state stored before some fields existed: they take their initial values."""
     state = CustomerState(data["customer_id"], data["first_seen_ms"])
-    for name in CustomerState.__slots__:
-        if name in data:
-            setattr(state, name, data[name])
+    for key, name in _STORED:
+        if key in data:
+            setattr(state, name, data[key])
+    _load_records(state, data)
     if "orders_12m" not in data:
         # Stored before customer value: due at once, so the next clock recounts the tier window (spend and
         # orders, projections/timeline.py refresh_orders) and scores the customer.

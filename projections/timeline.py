@@ -7,9 +7,10 @@ from typing import Optional
 from projections.care import celebrate_member_day, member_day_due_ms, remind_expiring, reminder_due_ms, tier_moved
 from projections.points import expire_lots
 from projections.rewards import expire_coupons
-from projections.state import PAID_AT_MS, PAID_MINOR, REFUNDED_MINOR, CustomerState, Effect
+from projections.state import CustomerState, Effect
 from projections.value import recency_due_ms, rfm_for, value_for
 from projections.triggers import campaign
+from schemas.outputs import transition
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS, format_ms, local_date, local_midnight_ms
 
@@ -63,8 +64,8 @@ def count_order_spend(state: CustomerState, paid_at_ms: int, net_change_minor: i
     state.rfm_due_ms = state.as_of_ms  # an order or a refund: the scores are recomputed at once
     leaves_ms = paid_at_ms + policy.tier.window_days * DAY_MS
     if state.as_of_ms < leaves_ms:
-        state.spend_12m_minor += net_change_minor
-        state.orders_12m += orders_change
+        state.window_spend_minor += net_change_minor
+        state.window_orders += orders_change
         if state.tier_due_ms is None or leaves_ms < state.tier_due_ms:
             state.tier_due_ms = leaves_ms
 
@@ -76,15 +77,15 @@ def refresh_orders(state: CustomerState, at_ms: int, policy: Policy) -> None:
     orders = 0
     due = None
     for order in state.orders.values():
-        leaves_ms = order[PAID_AT_MS] + window_ms
-        net = order[PAID_MINOR] - order[REFUNDED_MINOR]
+        leaves_ms = order.paid_at_ms + window_ms
+        net = order.paid_minor - order.refunded_minor
         if at_ms < leaves_ms and net > 0:
             spend += net
             orders += 1
             if due is None or leaves_ms < due:
                 due = leaves_ms
-    state.spend_12m_minor = spend
-    state.orders_12m = orders
+    state.window_spend_minor = spend
+    state.window_orders = orders
     state.rfm_due_ms = at_ms
     state.tier_due_ms = due
 
@@ -109,7 +110,7 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     # A late credit may land already expired, and a birthday may be in reach now: those are due at once;
     # so are a coupon of a late claim, an expiry reminder whose time has passed, a member day just reached.
     campaigns = policy.campaigns
-    soonest = state.lots[0][0] if state.lots else None
+    soonest = state.lots[0].expires_at_ms if state.lots else None
     for t in (state.birthday_due_ms, state.coupon_due_ms,
               (state.remind_due_ms if state.remind_due_ms is not None or state.remind_lot_ms is None
                else reminder_due_ms(state, policy)) if campaigns.reminders_on else None,
@@ -129,7 +130,7 @@ def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id
     tier_before = state.tier
     if state.tier_due_ms is not None and at_ms >= state.tier_due_ms:
         refresh_orders(state, at_ms, policy)  # an order left the window (order events update it themselves)
-    tier = tier_for(state.spend_12m_minor, policy)
+    tier = tier_for(state.window_spend_minor, policy)
     old_tier = state.tier
     if tier != old_tier:
         effects.append(_update(state, "tier_changed", old_tier, tier, at_ms, source_event_id))
@@ -167,8 +168,8 @@ def _rescore(state: CustomerState, at_ms: int, policy: Policy, source_event_id: 
 
 def _update(state: CustomerState, kind: str, old: str, new: str, at_ms: int, source: Optional[str]) -> Effect:
     """Build a customer-updates record for a tier, status or value change."""
-    return Effect("update", {"customer_id": state.customer_id, "kind": kind, "from": old, "to": new,
-                             "at": format_ms(at_ms), "source_event_id": source})
+    return Effect("update", transition(customer_id=state.customer_id, kind=kind, from_=old, to=new, at=format_ms(at_ms),
+                                       source_event_id=source))
 
 
 def _win_back(state: CustomerState, at_ms: int, policy: Policy) -> list[Effect]:
@@ -212,7 +213,7 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
     return effects
 
 
-def advance(state: CustomerState, clock_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
+def walk_due_times(state: CustomerState, clock_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
     """Walk the state through every due time up to clock_ms, in time order (state is being built)."""
     effects: list[Effect] = []
     while state.next_due_ms is not None and state.next_due_ms <= clock_ms:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from projections.state import CustomerState, Effect
+from schemas.outputs import campaign_trigger
 from schemas.timeutil import format_ms
 
 
 def campaign(state: CustomerState, name: str, period: str, at_ms: int, details: dict) -> Effect:
     """Build a campaign trigger with its deterministic id."""
-    return Effect("campaign", {
-        "trigger_id": f"{name}:{state.customer_id}:{period}", "campaign": name,
-        "customer_id": state.customer_id, "at": format_ms(at_ms), "tier": state.tier,
-        "status": state.status, "points_balance": state.points_balance, "details": details,
-    })
+    return Effect("campaign", campaign_trigger(
+        trigger_id=f"{name}:{state.customer_id}:{period}", campaign=name, customer_id=state.customer_id,
+        at=format_ms(at_ms), tier=state.tier, status=state.status, points_balance=state.points_balance,
+        details=details))

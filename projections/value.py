@@ -31,7 +31,7 @@ def rfm_at(last_purchase_ms: Optional[int], orders: int, spend_minor: int, at_ms
 
 def rfm_for(state: CustomerState, at_ms: int, policy: Policy) -> Optional[list[int]]:
     """Return the customer's [r, f, m] at at_ms (None without a purchase)."""
-    return rfm_at(state.last_purchase_ms, state.orders_12m, state.spend_12m_minor, at_ms, policy)
+    return rfm_at(state.last_purchase_ms, state.window_orders, state.window_spend_minor, at_ms, policy)
 
 
 def value_for(rfm: Optional[list[int]], policy: Policy) -> str:

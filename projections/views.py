@@ -28,7 +28,7 @@ def customer_view(state: CustomerState) -> dict:
         "points_balance": state.points_balance,
         "tier": state.tier,
         "status": state.status,
-        "spend_12m": money(state.spend_12m_minor),
+        "spend_12m": money(state.window_spend_minor),
         "lifetime_spend": money(state.lifetime_spend_minor),
         "last_purchase_at": _time(state.last_purchase_ms),
         "last_interaction_at": _time(state.last_interaction_ms),

@@ -258,7 +258,6 @@ Event = Annotated[Union[CustomerEvent, ClockTicked], Field(discriminator="event_
 
 EVENT_TYPES = {cls.model_fields["event_type"].annotation.__args__[0]: cls
                for cls in (*CustomerEvent.__args__, ClockTicked)}
-PURCHASE_TYPES = frozenset({"order.paid"})
 INTERACTION_TYPES = frozenset({
     "customer.registered", "customer.profile_updated", "order.paid", "redemption.requested",
     "customer.checked_in", "content.shared", "review.posted", "customer.visited", "reward.claimed", "coupon.used",

@@ -1,10 +1,18 @@
-"""Output records as sent to the output topics (docs/outputs.md)."""
+"""Output records as sent to the output topics (docs/outputs.md), and the builders the domain makes them with.
+
+A builder takes the record's fields as keywords named as in its model and returns the record as a dict
+(the hot path cannot afford a pydantic model per record): a misspelt keyword fails at the call, and
+each builder is checked against its model once, at import.
+"""
 from __future__ import annotations
 
-from typing import Literal, Optional
+import inspect
+from typing import Any, Callable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+UPDATE_TRANSITIONS = ("tier_changed", "status_changed", "value_changed")          # customer updates with from, to
+UPDATE_REJECTIONS = ("redemption_rejected", "claim_rejected", "coupon_rejected")  # customer updates with a reason
 LedgerKind = Literal["earn", "bonus", "redeem", "reverse", "expire", "adjust", "coupon_refund"]
 
 
@@ -29,8 +37,7 @@ class LedgerEntry(OutputRecord):
 
 class CustomerUpdate(OutputRecord):
     """A tier, status or value class change, or a rejected redemption, claim or coupon use (topic customer-updates)."""
-    kind: Literal["tier_changed", "status_changed", "redemption_rejected", "value_changed", "claim_rejected",
-                  "coupon_rejected"]
+    kind: Literal[UPDATE_TRANSITIONS + UPDATE_REJECTIONS]
     from_: Optional[str] = Field(default=None, alias="from")
     to: Optional[str] = None
     reason: Optional[str] = None
@@ -89,3 +96,98 @@ class DlqRecord(BaseModel):
     raw_encoding: Literal["utf-8", "base64"] = "utf-8"
     key: Optional[str]
     source: DlqSource
+
+
+def _builds(model: type[OutputRecord]) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Check a builder once: its keywords are fields of the model and each lands under the field's JSON name."""
+    def check(builder: Callable[..., dict]) -> Callable[..., dict]:
+        names = list(inspect.signature(builder).parameters)
+        unknown = [name for name in names if name not in model.model_fields]
+        sample = {name: object() for name in names}
+        record = builder(**sample)
+        json_names = {field.alias or name for name, field in model.model_fields.items()}
+        misplaced = [name for name in names if name not in unknown
+                     and record.get(model.model_fields[name].alias or name) is not sample[name]]
+        if unknown or misplaced or not record.keys() <= json_names:
+            raise TypeError(f"{builder.__name__} does not build a {model.__name__}: unknown {unknown}, misplaced "
+                            f"{misplaced}, keys {sorted(record.keys() - json_names)} not in the model")
+        return builder
+    return check
+
+
+@_builds(LedgerEntry)
+def ledger_entry(*, entry_id: str, customer_id: str, occurred_at: str, kind: str, points: int, balance_after: int,
+                 source_event_id: Optional[str], reward_id: Optional[str] = None,
+                 claim_id: Optional[str] = None) -> dict[str, Any]:
+    """Build a ledger entry; reward_id and claim_id only for a claim's redeem and a coupon_refund."""
+    record = {"entry_id": entry_id, "customer_id": customer_id, "occurred_at": occurred_at, "kind": kind,
+              "points": points, "balance_after": balance_after, "source_event_id": source_event_id}
+    if reward_id is not None:
+        record["reward_id"], record["claim_id"] = reward_id, claim_id
+    return record
+
+
+@_builds(CustomerUpdate)
+def transition(*, customer_id: str, kind: str, from_: str, to: str, at: str,
+               source_event_id: Optional[str]) -> dict[str, Any]:
+    """Build a tier_changed, status_changed or value_changed update."""
+    return {"customer_id": customer_id, "kind": kind, "from": from_, "to": to, "at": at,
+            "source_event_id": source_event_id}
+
+
+@_builds(CustomerUpdate)
+def redemption_rejected(*, customer_id: str, reason: str, redemption_id: str, points: int, at: str,
+                        source_event_id: str) -> dict[str, Any]:
+    """Build the update refusing a redemption."""
+    return {"customer_id": customer_id, "kind": "redemption_rejected", "reason": reason,
+            "redemption_id": redemption_id, "points": points, "at": at, "source_event_id": source_event_id}
+
+
+@_builds(CustomerUpdate)
+def claim_rejected(*, customer_id: str, reason: str, claim_id: str, reward_id: str, at: str,
+                   source_event_id: str) -> dict[str, Any]:
+    """Build the update refusing a reward claim."""
+    return {"customer_id": customer_id, "kind": "claim_rejected", "reason": reason, "claim_id": claim_id,
+            "reward_id": reward_id, "at": at, "source_event_id": source_event_id}
+
+
+@_builds(CustomerUpdate)
+def coupon_rejected(*, customer_id: str, reason: str, coupon_id: str, order_id: str, at: str,
+                    source_event_id: str) -> dict[str, Any]:
+    """Build the update refusing a coupon use."""
+    return {"customer_id": customer_id, "kind": "coupon_rejected", "reason": reason, "coupon_id": coupon_id,
+            "order_id": order_id, "at": at, "source_event_id": source_event_id}
+
+
+@_builds(CampaignTrigger)
+def campaign_trigger(*, trigger_id: str, campaign: str, customer_id: str, at: str, tier: str, status: str,
+                     points_balance: int, details: dict) -> dict[str, Any]:
+    """Build a campaign trigger."""
+    return {"trigger_id": trigger_id, "campaign": campaign, "customer_id": customer_id, "at": at, "tier": tier,
+            "status": status, "points_balance": points_balance, "details": details}
+
+
+@_builds(CouponRecord)
+def coupon_issued(*, customer_id: str, coupon_id: str, reward_id: str, claim_id: str, points: int,
+                  coupon_value: Optional[str], percent_off: Optional[int], min_order: Optional[str], expires_at: str,
+                  at: str, source_event_id: str) -> dict[str, Any]:
+    """Build the record of a coupon issued for a claim."""
+    return {"customer_id": customer_id, "kind": "coupon_issued", "coupon_id": coupon_id, "reward_id": reward_id,
+            "claim_id": claim_id, "points": points, "coupon_value": coupon_value, "percent_off": percent_off,
+            "min_order": min_order, "expires_at": expires_at, "at": at, "source_event_id": source_event_id}
+
+
+@_builds(CouponRecord)
+def coupon_used(*, customer_id: str, coupon_id: str, reward_id: str, order_id: str, at: str,
+                source_event_id: str) -> dict[str, Any]:
+    """Build the record of a coupon used on an order."""
+    return {"customer_id": customer_id, "kind": "coupon_used", "coupon_id": coupon_id, "reward_id": reward_id,
+            "order_id": order_id, "at": at, "source_event_id": source_event_id}
+
+
+@_builds(CouponRecord)
+def coupon_expired(*, customer_id: str, coupon_id: str, reward_id: str, points_refunded: int, at: str,
+                   source_event_id: Optional[str]) -> dict[str, Any]:
+    """Build the record of a coupon expired unused."""
+    return {"customer_id": customer_id, "kind": "coupon_expired", "coupon_id": coupon_id, "reward_id": reward_id,
+            "points_refunded": points_refunded, "at": at, "source_event_id": source_event_id}

@@ -5,9 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-SECOND_MS = 1000
 DAY_MS = 86_400_000
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # The event times the engine accepts: expiry, windows and birthdays computed from them (years ahead)
 # stay far inside datetime's year 1-9999, so no rule can overflow on a valid event.

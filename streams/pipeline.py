@@ -10,6 +10,7 @@ import orjson
 from projections.partition import PartitionFold
 from projections.state import Effect
 from projections.views import Totals
+from schemas.outputs import UPDATE_REJECTIONS, UPDATE_TRANSITIONS
 from schemas.policy import Policy
 from schemas.validate import Rejection, validate_record
 from schemas.timeutil import format_ms
@@ -19,7 +20,6 @@ from streams.metrics import LoyaltyMetrics, observe_many
 from streams.settings import DLQ_TOPIC, OUTPUT_TOPICS
 
 _MS = 1000.0
-_TRANSITIONS = ("status_changed", "tier_changed", "value_changed")  # updates with `from` and `to`
 # An event this far behind its partition's clock suggests the clock ran ahead (e.g. a wall-clock worker
 # fed a historical backfill): every rule then judges the event late. Said once per partition.
 _FAR_BEHIND_MS = 30 * 86_400_000
@@ -228,7 +228,7 @@ class Pipeline:
                 campaigns[record["campaign"]] += 1
             elif effect.kind == "update":
                 kind = record["kind"]
-                updates[(kind, record["from"], record["to"]) if kind in _TRANSITIONS
+                updates[(kind, record["from"], record["to"]) if kind in UPDATE_TRANSITIONS
                         else (kind, record.get("reason"), None)] += 1
             elif effect.kind == "coupon":
                 coupons[record["kind"]] += 1
@@ -250,8 +250,9 @@ class Pipeline:
                 metrics.count_tier_transition(first, second, count)
             elif kind == "value_changed":
                 metrics.value_transitions.labels(first, second).inc(count)
-            else:
+            elif kind in UPDATE_REJECTIONS:
                 metrics.count_rejection(kind, first, count)
+            # no other kind exists: schemas/outputs.py defines CustomerUpdate's kinds as these two groups
         for kind, count in coupons.items():
             metrics.count_coupon_record(kind, count)
 

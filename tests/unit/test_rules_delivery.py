@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from projections.customer import advance_to, evolve
+from projections.customer import pass_time, evolve
 from projections.partition import MemoryStore, PartitionFold
 from tests.support.events import day, ev, tick
 from tests.support.scenario import Scenario, given
@@ -54,7 +54,7 @@ def test_a_repeated_order_id_under_a_new_event_id_earns_nothing_and_adds_no_spen
     s = given(ev("order.paid", day(0), order_id="o1", amount="100"))
     s.when(ev("order.paid", day(1), order_id="o1", amount="100"))
     assert (s.outcomes, s.ledger()) == (["applied"], [])
-    s.then(points_balance=100, lifetime_spend_minor=10_000, spend_12m_minor=10_000, events_applied=2)
+    s.then(points_balance=100, lifetime_spend_minor=10_000, window_spend_minor=10_000, events_applied=2)
 
 
 def test_events_applied_counts_new_customer_events_only():
@@ -122,7 +122,7 @@ def test_evolve_does_not_mutate_its_input_state():
     before = copy.deepcopy(state.to_dict())
     evolve(state, ev("order.paid", day(9), order_id="o9", amount="2000"), s.fold.clock_ms)
     evolve(state, ev("points.adjusted", day(9), points=-5000, reason="x"), s.fold.clock_ms)
-    advance_to(state, tick(day(900)).occurred_at_ms)
+    pass_time(state, tick(day(900)).occurred_at_ms)
     assert state.to_dict() == before
 
 

@@ -12,7 +12,7 @@ def test_partial_refund_reverses_floor_of_earned_times_refunded_over_paid():
 
 def test_partial_refunds_are_cumulative_and_a_full_refund_reverses_exactly_what_was_earned():
     s = given(paid("big", "1000.00"), paid("o1", "99.99", day(1)))  # 119 points at premium
-    assert s.points() == [] and s.state().orders["o1"][3] == 119
+    assert s.points() == [] and s.state().orders["o1"].earned_points == 119
     reversed_ = [s.when(refund("o1", "33.33", day(2 + i))).points() for i in range(3)]
     # floor(119*3333/9999)=39, floor(119*6666/9999)=79 (-40), 119 (-40); rounding each step would give 39*3
     assert reversed_ == [[-39], [-40], [-40]]
@@ -27,14 +27,14 @@ def test_a_full_refund_in_one_go_reverses_exactly_what_was_earned():
 def test_a_refund_too_small_to_reverse_a_point_still_counts_against_spend():
     s = given(paid("o1", "100.00")).when(refund("o1", "0.50"))
     assert s.ledger() == []
-    s.then(points_balance=100, lifetime_spend_minor=9_950, spend_12m_minor=9_950)
+    s.then(points_balance=100, lifetime_spend_minor=9_950, window_spend_minor=9_950)
     assert s.when(refund("o1", "0.50", day(2))).points() == [-1]
 
 
 def test_refunds_beyond_the_paid_amount_are_capped():
     s = given(paid("o1", "100.00")).when(refund("o1", "150.00"))
     assert s.points() == [-100]
-    s.then(points_balance=0, lifetime_spend_minor=0, spend_12m_minor=0)
+    s.then(points_balance=0, lifetime_spend_minor=0, window_spend_minor=0)
     assert s.when(refund("o1", "10.00", day(2))).effects == []
     s.then(points_balance=0, lifetime_spend_minor=0)
 
@@ -74,7 +74,7 @@ def test_a_reversal_may_take_the_balance_below_zero_and_later_credits_repay_the_
     s.then(points_balance=-50, debt_points=50, lots=[])
     s.when(paid("o3", "80.00", day(4)))
     s.then(points_balance=30, debt_points=0)
-    assert s.state().lots[0][1] == 30
+    assert s.state().lots[0].points == 30
 
 
 def test_a_refund_is_not_an_interaction():

@@ -100,18 +100,18 @@ def test_monetary_thresholds(amount, m):
 
 
 def test_a_full_refund_takes_the_order_out_of_frequency_and_every_refund_lowers_monetary():
-    s = given(paid("o1", "200.00"), paid("o2", "200.00")).then(rfm=[5, 2, 2], orders_12m=2)  # 400.00 -> M 2
+    s = given(paid("o1", "200.00"), paid("o2", "200.00")).then(rfm=[5, 2, 2], window_orders=2)  # 400.00 -> M 2
     s.when(refund("o1", "100.00"))  # partial: o1 still counts; 300.00 -> M 2
-    s.then(rfm=[5, 2, 2], orders_12m=2, spend_12m_minor=30_000)
+    s.then(rfm=[5, 2, 2], window_orders=2, window_spend_minor=30_000)
     s.when(refund("o1", "150.00"))  # capped at the paid 200.00: o1 fully refunded -> F 1; 200.00 -> M 1
-    s.then(rfm=[5, 1, 1], orders_12m=1, spend_12m_minor=20_000)
+    s.then(rfm=[5, 1, 1], window_orders=1, window_spend_minor=20_000)
     s.when(refund("o1", "1.00"))  # nothing left to refund: no change
-    s.then(orders_12m=1)
+    s.then(window_orders=1)
 
 
 def test_a_refund_of_an_unknown_order_changes_no_score():
     s = given(paid("o1", "300.00")).when(refund("nope", "100.00"))
-    s.then(rfm=[5, 1, 2], orders_12m=1)
+    s.then(rfm=[5, 1, 2], window_orders=1)
 
 
 def test_orders_leave_frequency_and_monetary_with_the_tier_window():
@@ -119,16 +119,16 @@ def test_orders_leave_frequency_and_monetary_with_the_tier_window():
     s.when(tick(day(365, hours=-MS)))
     s.then(rfm=[2, 2, 2])  # 354 whole days since day 10: R 2; both orders still in the window
     s.when(tick(day(365)))
-    s.then(rfm=[2, 1, 2], orders_12m=1)  # o1 left the window at day 365 exactly: 1 order, 300.00
+    s.then(rfm=[2, 1, 2], window_orders=1)  # o1 left the window at day 365 exactly: 1 order, 300.00
     s.when(tick(day(375)))
-    s.then(rfm=[2, 1, 1], orders_12m=0)  # o2 left at day 375; 365 whole days since it: R still 2
+    s.then(rfm=[2, 1, 1], window_orders=0)  # o2 left at day 375; 365 whole days since it: R still 2
     s.when(tick(day(376)))
     s.then(rfm=[1, 1, 1], value="low")
 
 
 def test_a_late_order_older_than_the_window_counts_for_neither_frequency_nor_monetary():
     s = given(tick(day(400))).when(paid("o1", "20000.00", day(10)))
-    s.then(rfm=[1, 1, 1], orders_12m=0, value="low")  # 390 whole days ago, outside the 365-day window
+    s.then(rfm=[1, 1, 1], window_orders=0, value="low")  # 390 whole days ago, outside the 365-day window
 
 
 # The value class
@@ -295,7 +295,7 @@ def test_a_state_stored_before_customer_value_is_scored_at_the_next_clock():
     assert fold.store.get("c1").value == "none"  # until the next clock
     _, effects = fold.apply(tick(day(11)))
     # recounted as of its stored as_of (day 10): 2 orders, 300.00 + 700.00 = 1000.00 -> F 2, M 3; R 5
-    assert (fold.store.get("c1").rfm, fold.store.get("c1").value, fold.store.get("c1").orders_12m) == ([5, 2, 3],
+    assert (fold.store.get("c1").rfm, fold.store.get("c1").value, fold.store.get("c1").window_orders) == ([5, 2, 3],
                                                                                                       "medium", 2)
     assert [e.record["to"] for e in effects if e.record.get("kind") == "value_changed"] == ["medium"]
     assert fold.segment(None, None, "medium") == {"c1"}
