@@ -46,59 +46,76 @@ def bootstrap_servers(broker: str) -> list[str]:
     return [f"{host}:{port}" for host, port in parse_broker(broker)]
 
 
+#: Each setting's default when neither a flag nor its LOYALTY_* variable gives one (the CLI's --help shows them).
+DEFAULTS = {"broker": "kafka://127.0.0.1:9092", "broker_kind": "kafka", "partitions": 4, "replication": 1,
+            "app_id": "loyalty-stream", "data_dir": "./data", "web_host": "127.0.0.1", "web_port": 6066,
+            "clock": "wall", "faust_sensor": "1", "batch_max_events": 5000, "fetch_max_wait_ms": 20,
+            "commit_interval_s": 1.0, "progress_seconds": 30, "erasure_days": 7}
+
 #: What a worker reads from the environment without a flag of its own (listed in `loyalty worker --help`).
 WORKER_ENV_WITHOUT_FLAG = {
-    "LOYALTY_REPLICATION": "replication factor of the changelog topics (default 1)",
+    "LOYALTY_REPLICATION": f"replication factor of the changelog topics (default {DEFAULTS['replication']})",
     "LOYALTY_WEB_CANONICAL_URL": "the address peers use to reach this worker (default http://{web-host}:{web-port})",
-    "LOYALTY_FAUST_SENSOR": "0 turns off Faust's own Prometheus sensor, about 20% faster (default 1)",
-    "LOYALTY_BATCH_MAX_EVENTS": "at most this many events are fetched and folded as one batch (default 5000)",
-    "LOYALTY_FETCH_MAX_WAIT_MS": "a fetch of the input waits at most this long for records (default 20)",
-    "LOYALTY_COMMIT_INTERVAL_S": "input offsets are committed this often, in seconds (default 1.0)",
+    "LOYALTY_FAUST_SENSOR": f"0 turns off Faust's own Prometheus sensor, about 20% faster "
+                            f"(default {DEFAULTS['faust_sensor']})",
+    "LOYALTY_BATCH_MAX_EVENTS": f"at most this many events are fetched and folded as one batch "
+                                f"(default {DEFAULTS['batch_max_events']})",
+    "LOYALTY_FETCH_MAX_WAIT_MS": f"a fetch of the input waits at most this long for records "
+                                 f"(default {DEFAULTS['fetch_max_wait_ms']})",
+    "LOYALTY_COMMIT_INTERVAL_S": f"input offsets are committed this often, in seconds "
+                                 f"(default {DEFAULTS['commit_interval_s']})",
     "LOYALTY_SESSION_TIMEOUT_S": "embedded broker only: the consumer session timeout in seconds (default 10)",
     "LOYALTY_API_TOKEN": "bearer token every HTTP route but /metrics and /health requires (default: none)",
     "LOYALTY_METRICS_TOKEN": "bearer token /metrics requires (default: none)",
-    "LOYALTY_ERASURE_DAYS": "days until erased or refused personal data leaves the changelog and DLQ (default 7)",
+    "LOYALTY_ERASURE_DAYS": f"days until erased or refused personal data leaves the changelog and DLQ "
+                            f"(default {DEFAULTS['erasure_days']})",
 }
 DAY_MS = 86_400_000
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+def _env(name: str, setting: str):
+    """The LOYALTY_* variable `name` if set, else the setting's default."""
+    return os.environ.get(name) or DEFAULTS[setting]
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything a worker or a tool needs to reach Kafka and its peers."""
-    broker: str = field(default_factory=lambda: _env("LOYALTY_BROKER", "kafka://127.0.0.1:9092"))
+    broker: str = field(default_factory=lambda: _env("LOYALTY_BROKER", "broker"))
     # "embedded" turns on the workarounds for tansu (docs/embedded-broker.md); "kafka" is Apache Kafka.
-    broker_kind: str = field(default_factory=lambda: _env("LOYALTY_BROKER_KIND", "kafka"))
-    partitions: int = field(default_factory=lambda: int(_env("LOYALTY_PARTITIONS", "4")))
-    replication: int = field(default_factory=lambda: int(_env("LOYALTY_REPLICATION", "1")))
-    app_id: str = field(default_factory=lambda: _env("LOYALTY_APP_ID", "loyalty-stream"))
-    data_dir: Path = field(default_factory=lambda: Path(_env("LOYALTY_DATA_DIR", "./data")))
-    web_host: str = field(default_factory=lambda: _env("LOYALTY_WEB_HOST", "127.0.0.1"))
-    web_port: int = field(default_factory=lambda: int(_env("LOYALTY_WEB_PORT", "6066")))
+    broker_kind: str = field(default_factory=lambda: _env("LOYALTY_BROKER_KIND", "broker_kind"))
+    partitions: int = field(default_factory=lambda: int(_env("LOYALTY_PARTITIONS", "partitions")))
+    replication: int = field(default_factory=lambda: int(_env("LOYALTY_REPLICATION", "replication")))
+    app_id: str = field(default_factory=lambda: _env("LOYALTY_APP_ID", "app_id"))
+    data_dir: Path = field(default_factory=lambda: Path(_env("LOYALTY_DATA_DIR", "data_dir")))
+    web_host: str = field(default_factory=lambda: _env("LOYALTY_WEB_HOST", "web_host"))
+    web_port: int = field(default_factory=lambda: int(_env("LOYALTY_WEB_PORT", "web_port")))
     canonical_url: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_WEB_CANONICAL_URL"))
     policy_file: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_POLICY"))
-    clock: str = "wall"
+    clock: str = DEFAULTS["clock"]
     tick_seconds: Optional[float] = None  # None: the policy's [clock] tick_seconds
     # Faust's own Prometheus sensor costs some µs per message; it can be turned off for throughput.
-    faust_sensor: bool = field(default_factory=lambda: _env("LOYALTY_FAUST_SENSOR", "1") not in ("0", "false", "no"))
+    faust_sensor: bool = field(
+        default_factory=lambda: _env("LOYALTY_FAUST_SENSOR", "faust_sensor") not in ("0", "false", "no"))
     # At most this many events are fetched and folded as one batch (a fetch never waits to fill it).
-    batch_max_events: int = field(default_factory=lambda: int(_env("LOYALTY_BATCH_MAX_EVENTS", "5000")))
+    batch_max_events: int = field(
+        default_factory=lambda: int(_env("LOYALTY_BATCH_MAX_EVENTS", "batch_max_events")))
     # Kafka answers a fetch once a record is there; the embedded broker waits this long (the latency floor).
-    fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("LOYALTY_FETCH_MAX_WAIT_MS", "20")))
+    fetch_max_wait_ms: int = field(
+        default_factory=lambda: int(_env("LOYALTY_FETCH_MAX_WAIT_MS", "fetch_max_wait_ms")))
     # Input offsets of processed batches are committed this often (a restart re-reads at most this much).
-    commit_interval_s: float = field(default_factory=lambda: float(_env("LOYALTY_COMMIT_INTERVAL_S", "1.0")))
+    commit_interval_s: float = field(
+        default_factory=lambda: float(_env("LOYALTY_COMMIT_INTERVAL_S", "commit_interval_s")))
     # A worker logs one progress line this often (0: never), so a backlog is seen draining without Prometheus.
-    progress_seconds: float = field(default_factory=lambda: float(_env("LOYALTY_PROGRESS_SECONDS", "30")))
+    progress_seconds: float = field(
+        default_factory=lambda: float(_env("LOYALTY_PROGRESS_SECONDS", "progress_seconds")))
     # Bearer tokens of the HTTP API and of /metrics; None leaves the route open (see the README's security section).
     api_token: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_API_TOKEN") or None, repr=False)
     metrics_token: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_METRICS_TOKEN") or None,
                                          repr=False)
     # Personal data the engine wrote to Kafka is gone this many days after it was erased or refused: the DLQ
     # (raw bytes of refused records) keeps records this long, the changelog compacts older states within it.
-    erasure_days: float = field(default_factory=lambda: float(_env("LOYALTY_ERASURE_DAYS", "7")))
+    erasure_days: float = field(default_factory=lambda: float(_env("LOYALTY_ERASURE_DAYS", "erasure_days")))
 
     @property
     def embedded(self) -> bool:

@@ -13,7 +13,7 @@ import orjson
 from schemas.policy import PolicyError
 from schemas.timeutil import parse_rfc3339_ms
 from streams.kafka_auth import KafkaAuth
-from streams.settings import BrokerAddressError, Settings, parse_broker
+from streams.settings import DEFAULTS, BrokerAddressError, Settings, parse_broker
 
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
@@ -78,14 +78,19 @@ def parse_time(value: Optional[str], what: str) -> Optional[int]:
                         f"e.g. 2026-01-31T00:00:00Z") from None
 
 
+def setting_option(*decls: str, setting: str, **kwargs) -> Callable:
+    """A click option whose default, shown in --help, is the default of that Settings field."""
+    return click.option(*decls, default=DEFAULTS[setting], show_default=True, **kwargs)
+
+
 def broker_option(func: Callable) -> Callable:
     """Add --broker and --embedded options that build a Settings object."""
-    func = click.option("--broker", envvar="LOYALTY_BROKER", default="kafka://127.0.0.1:9092", show_default=True,
-                        help="Kafka bootstrap address: kafka://host:port or host:port, comma-separated "
-                             "for several.")(func)
-    func = click.option("--broker-kind", envvar="LOYALTY_BROKER_KIND", default="kafka", show_default=True,
-                        type=click.Choice(["kafka", "embedded"]),
-                        help="'embedded' turns on the workarounds for the embedded broker.")(func)
+    func = setting_option("--broker", setting="broker", envvar="LOYALTY_BROKER",
+                          help="Kafka bootstrap address: kafka://host:port or host:port, comma-separated "
+                               "for several.")(func)
+    func = setting_option("--broker-kind", setting="broker_kind", envvar="LOYALTY_BROKER_KIND",
+                          type=click.Choice(["kafka", "embedded"]),
+                          help="'embedded' turns on the workarounds for the embedded broker.")(func)
     return func
 
 

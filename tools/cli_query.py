@@ -1,4 +1,4 @@
-"""The query and replay sub-commands of `loyalty`."""
+"""`loyalty query` and `loyalty explain`: what the projections hold, from a worker or a replay store."""
 from __future__ import annotations
 
 from typing import Optional
@@ -6,11 +6,11 @@ from typing import Optional
 import click
 
 from schemas.policy import STATUSES, TIERS, VALUES
-from streams.kafka_auth import KAFKA_AUTH_ENV
-from tools.cli_common import (NotFound, UserError, broker_option, echo_json, env_epilog, friendly, parse_time,
-                              settings_from)
+from streams.settings import DEFAULTS
+from tools.cli_common import NotFound, UserError, echo_json, env_epilog, friendly
 
 _CUSTOMER_ID_MAX = 64
+_DEFAULT_URL = f"http://{DEFAULTS['web_host']}:{DEFAULTS['web_port']}"  # a worker's defaults
 _TOKEN_EPILOG = env_epilog({"LOYALTY_API_TOKEN": "the workers' API token, sent as a bearer token (with --url)"})
 
 
@@ -35,7 +35,7 @@ def source_options(func):
     func = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
     func = click.option("--store", type=click.Path(file_okay=False),
                         help="Read a store written by `loyalty replay --out DIR` instead of a worker.")(func)
-    func = click.option("--url", envvar="LOYALTY_URL", default="http://127.0.0.1:6066", show_default=True,
+    func = click.option("--url", envvar="LOYALTY_URL", default=_DEFAULT_URL, show_default=True,
                         help="A worker's HTTP address.")(func)
     return func
 
@@ -131,27 +131,3 @@ def query_stats(url: str, store: Optional[str], as_json: bool) -> None:
         click.echo("by value            " + ", ".join(f"{k} {v}" for k, v in stats["by_value"].items()))
     click.echo(f"points outstanding  {stats['points_outstanding']}")
     click.echo(f"events applied      {stats['events_applied']}")
-
-
-@click.command(epilog=env_epilog({"LOYALTY_POLICY": "the current policy, the one --policy is compared with",
-                                   **KAFKA_AUTH_ENV}))
-@broker_option
-@click.option("--until", "until", help="Rebuild the state as of this event time (RFC 3339).")
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
-              help="Also replay under this loyalty.toml and report what would change.")
-@click.option("--verify", is_flag=True, help="Compare with the live state; exit 1 on any difference.")
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Write the rebuilt store here: a new or empty directory, or an earlier replay store (replaced). "
-                   "Default ./replay; with --verify or --policy, no store unless --out is given.")
-@click.option("--app-id", envvar="LOYALTY_APP_ID", default="loyalty-stream", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the summary or report as JSON.")
-@friendly
-def replay(broker: str, broker_kind: str, until: Optional[str], policy_file: Optional[str], verify: bool,
-           out: Optional[str], app_id: str, as_json: bool) -> None:
-    """Rebuild the projections from the log into a fresh store; nothing is sent anywhere."""
-    from tools.replay import run_replay  # here: `loyalty --help` starts without the Kafka clients
-    settings = settings_from(broker, broker_kind, app_id=app_id)
-    ok = run_replay(settings, out=out, until_ms=parse_time(until, "--until"), policy_file=policy_file,
-                    verify=verify, as_json=as_json)
-    if not ok:
-        raise click.exceptions.Exit(1)

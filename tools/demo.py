@@ -1,4 +1,4 @@
-"""`loyalty demo`: a live loyalty engine on the embedded broker, from nothing, in about a minute."""
+"""What `loyalty demo` does: a live loyalty engine on the embedded broker, from nothing, in about a minute."""
 from __future__ import annotations
 
 import os
@@ -7,12 +7,11 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
-import click
 import orjson
 
-from streams.settings import CAMPAIGNS_TOPIC, DLQ_TOPIC, LEDGER_TOPIC, Settings
-from tools.cli_common import UserError, friendly
+from streams.settings import CAMPAIGNS_TOPIC, DEFAULTS, DLQ_TOPIC, LEDGER_TOPIC, Settings
 from tools.processes import start_worker, stop_process, wait_until
 from tools.synthetic import synthetic_history
 
@@ -27,13 +26,11 @@ def count_topic(settings: Settings, topic: str, field: str) -> Counter:
     return Counter(orjson.loads(record.value).get(field) for record in read_topic(settings.broker, topic))
 
 
-@click.command()
-@click.option("--events", type=int, default=30_000, show_default=True)
-@click.option("--customers", type=int, default=1_000, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--keep", is_flag=True, help="Keep the worker's data and log directory.")
-@friendly
-def demo(events: int, customers: int, seed: int, keep: bool) -> None:
+class DemoError(RuntimeError):
+    """The demo's worker died or did not catch up (the message says where its log is)."""
+
+
+def run_demo(events: int, customers: int, seed: int, keep: bool, say: Callable[[str], None]) -> None:
     """Start the embedded broker and a worker, send a synthetic history, show the projections, stop."""
     # here, so that `loyalty --help` and the other commands start without the Kafka clients
     from tools.broker import EmbeddedBroker, create_topics, free_port
@@ -43,24 +40,24 @@ def demo(events: int, customers: int, seed: int, keep: bool) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="loyalty-demo-"))
     broker = EmbeddedBroker(log=workdir / "broker.log").start()
     settings = Settings(broker=broker.url, broker_kind="embedded", app_id=f"loyalty-demo-{os.getpid()}",
-                        web_port=free_port(), partitions=4)
+                        web_port=free_port(), partitions=DEFAULTS["partitions"])
     worker = None
     started = time.monotonic()
     try:
-        click.echo(f"[demo] embedded broker on {broker.url} (pid {broker.pid})")
+        say(f"[demo] embedded broker on {broker.url} (pid {broker.pid})")
         create_topics(settings.broker, settings.topic_partitions())
         worker = start_worker(settings, workdir / "data", workdir / "worker.log")
-        click.echo(f"[demo] worker pid {worker.pid}, HTTP on :{settings.web_port}, log {workdir / 'worker.log'}")
+        say(f"[demo] worker pid {worker.pid}, HTTP on :{settings.web_port}, log {workdir / 'worker.log'}")
         history = [orjson.dumps(doc) for doc in synthetic_history(events, customers, seed)]
         expected = sum(1 for line in history if b'"clock.tick"' not in line)
         sent = send_lines(settings, [*history, *BAD_LINES])
-        click.echo(f"[demo] sent {sent} events ({expected} customer events, {len(BAD_LINES)} bad lines, "
-                   f"the rest daily clock ticks)")
+        say(f"[demo] sent {sent} events ({expected} customer events, {len(BAD_LINES)} bad lines, "
+            f"the rest daily clock ticks)")
         source = HttpSource(f"http://127.0.0.1:{settings.web_port}", timeout_s=5)
 
         def caught_up():
             if worker.poll() is not None:
-                raise UserError(f"the worker exited with code {worker.returncode}; see {workdir / 'worker.log'}")
+                raise DemoError(f"the worker exited with code {worker.returncode}; see {workdir / 'worker.log'}")
             try:
                 stats = source.stats()
             except Exception:
@@ -70,35 +67,34 @@ def demo(events: int, customers: int, seed: int, keep: bool) -> None:
         try:
             stats = wait_until(caught_up, 120, "the worker to apply every event")
         except TimeoutError as exc:
-            raise UserError(f"{exc}; see {workdir / 'worker.log'}") from None
+            raise DemoError(f"{exc}; see {workdir / 'worker.log'}") from None
         elapsed = time.monotonic() - started
-        click.echo(f"[demo] applied {stats['events_applied']} events in {elapsed:.1f}s since start\n")
-        _show(settings, source, stats)
+        say(f"[demo] applied {stats['events_applied']} events in {elapsed:.1f}s since start\n")
+        _show(settings, source, stats, say)
     finally:
         if worker is not None:
             stop_process(worker)
         broker.stop()
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    click.echo(f"\n[demo] stopped the worker and the broker; done in {time.monotonic() - started:.1f}s")
+    say(f"\n[demo] stopped the worker and the broker; done in {time.monotonic() - started:.1f}s")
 
 
-def _show(settings: Settings, source, stats: dict) -> None:
+def _show(settings: Settings, source, stats: dict, say: Callable[[str], None]) -> None:
     """Print what the projections hold."""
-    click.echo(f"customers           {stats['customers']}")
-    click.echo("by status           " + ", ".join(f"{k} {v}" for k, v in stats["by_status"].items()))
-    click.echo("by tier             " + ", ".join(f"{k} {v}" for k, v in stats["by_tier"].items()))
-    click.echo("by value            " + ", ".join(f"{k} {v}" for k, v in stats["by_value"].items()))
-    click.echo(f"points outstanding  {stats['points_outstanding']}")
+    say(f"customers           {stats['customers']}")
+    say("by status           " + ", ".join(f"{k} {v}" for k, v in stats["by_status"].items()))
+    say("by tier             " + ", ".join(f"{k} {v}" for k, v in stats["by_tier"].items()))
+    say("by value            " + ", ".join(f"{k} {v}" for k, v in stats["by_value"].items()))
+    say(f"points outstanding  {stats['points_outstanding']}")
     ledger = count_topic(settings, LEDGER_TOPIC, "kind")
-    click.echo("ledger entries      " + ", ".join(f"{k} {v}" for k, v in sorted(ledger.items())))
+    say("ledger entries      " + ", ".join(f"{k} {v}" for k, v in sorted(ledger.items())))
     campaigns = count_topic(settings, CAMPAIGNS_TOPIC, "campaign")
-    click.echo("campaigns fired     " + (", ".join(f"{k} {v}" for k, v in sorted(campaigns.items())) or "none"))
+    say("campaigns fired     " + (", ".join(f"{k} {v}" for k, v in sorted(campaigns.items())) or "none"))
     dlq = count_topic(settings, DLQ_TOPIC, "reason")
-    click.echo("dead letters        " + (", ".join(f"{k} {v}" for k, v in sorted(dlq.items())) or "none"))
+    say("dead letters        " + (", ".join(f"{k} {v}" for k, v in sorted(dlq.items())) or "none"))
     vip = source.segment("active", "vip") or source.segment("potential", "vip") or source.segment("active", None)
     if vip:
         view = source.customer(sorted(vip)[0])
-        click.echo(f"\nsample customer     {view['customer_id']}: {view['points_balance']} points, {view['tier']}, "
-                   f"{view['status']}, value {view['value']}, spend 12m {view['spend_12m']}, "
-                   f"{view['events_applied']} events")
+        say(f"\nsample customer     {view['customer_id']}: {view['points_balance']} points, {view['tier']}, "
+            f"{view['status']}, value {view['value']}, spend 12m {view['spend_12m']}, {view['events_applied']} events")

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Optional
 
 from streams.settings import Settings
 
@@ -24,14 +24,20 @@ def wait_until(condition, timeout_s: float, what: str, interval_s: float = 0.25)
     raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
-def start_worker(settings: Settings, data_dir: Path, log_path: Path, extra_env: dict = None) -> subprocess.Popen:
-    """Start `loyalty worker` in event-clock mode as a child process."""
-    env = {**os.environ, "LOYALTY_BROKER": settings.broker, "LOYALTY_BROKER_KIND": settings.broker_kind,
-           "LOYALTY_PARTITIONS": str(settings.partitions), "LOYALTY_APP_ID": settings.app_id,
-           "LOYALTY_WEB_PORT": str(settings.web_port), "LOYALTY_DATA_DIR": str(data_dir), **(extra_env or {})}
-    log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "tools", "worker", "--clock", "event"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of a `loyalty` child process: ours, plus the broker and the app of these settings."""
+    return {**os.environ, "LOYALTY_BROKER": settings.broker, "LOYALTY_BROKER_KIND": settings.broker_kind,
+            "LOYALTY_PARTITIONS": str(settings.partitions), "LOYALTY_APP_ID": settings.app_id}
+
+
+def start_worker(settings: Settings, data_dir: Path, log_path: Path, extra_env: Optional[dict] = None,
+                 clock: str = "event") -> subprocess.Popen:
+    """Start `loyalty worker` (event clock by default) as a child process, its output appended to log_path."""
+    env = {**child_env(settings), "LOYALTY_WEB_PORT": str(settings.web_port), "LOYALTY_DATA_DIR": str(data_dir),
+           **(extra_env or {})}
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "tools", "worker", "--clock", clock],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop_process(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:

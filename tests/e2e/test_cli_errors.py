@@ -130,6 +130,7 @@ def test_query_an_unreachable_worker_through_the_environment():
     assert_short_usage_error(loyalty("query", "stats", env={"LOYALTY_URL": url}, timeout_s=30), url)
 
 
+@pytest.mark.broker
 def test_unknown_customer_exits_1(cluster):
     worker = cluster.worker()
     wait_for(lambda: "events_applied" in worker.stats(), 60, "the worker to serve /stats")

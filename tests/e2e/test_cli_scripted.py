@@ -1,6 +1,6 @@
 """A scripted history through the real CLI, broker and worker: exact projections, queries and output topics.
 
-The history and its hand-worked outcomes are in tests/e2e/scripted_history.py.
+The history and its hand-worked outcomes are in tests/support/scripted_history.py.
 """
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from tests.e2e import scripted_history as h
-from tests.e2e.topics import read_topic, record_count
+from tests.support import scripted_history as h
+from tests.support.invariants import check_running_balances
+from tests.support.topics import read_topic, record_count
+
+pytestmark = pytest.mark.broker
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +125,7 @@ def test_ledger_matches_balances(run):
         entries = by_customer[customer_id]
         assert [(e["kind"], e["points"]) for e in entries] == expected
         balance = h.EXPECTED_CUSTOMERS[customer_id]["points_balance"]
-        assert sum(e["points"] for e in entries) == balance
-        running = 0
-        for e in entries:
-            running += e["points"]
-            assert e["balance_after"] == running
+        assert check_running_balances(entries).get(customer_id, 0) == balance
     ids = [m.json()["entry_id"] for m in messages]
     assert len(set(ids)) == len(ids)
     alice = by_customer["alice"]

@@ -7,15 +7,13 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from tests.e2e.promtext import samples, scrape, series
-from tests.e2e.topics import read_topic, record_count
 from tests.fixtures.kafka import wait_for
+from tests.support.events import event_line as event
+from tests.support.promtext import samples, scrape, series
+from tests.support.topics import read_topic, record_count
 from tools.broker import bootstrap_servers
 
-
-def event(event_id: str, event_type: str, customer_id, occurred_at: str, **payload) -> bytes:
-    return orjson.dumps({"event_id": event_id, "event_type": event_type, "customer_id": customer_id,
-                         "occurred_at": occurred_at, "schema_version": 1, "payload": payload})
+pytestmark = pytest.mark.broker
 
 
 NOT_UTF8 = b"\xff\xfe\x00{\"event_id\": \xc3\x28}"

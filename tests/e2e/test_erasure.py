@@ -6,16 +6,14 @@ import orjson
 import pytest
 
 from streams.settings import CAMPAIGNS_TOPIC, LEDGER_TOPIC, UPDATES_TOPIC
-from tests.e2e.topics import read_topic
 from tests.fixtures.kafka import wait_for
+from tests.support.events import event_line as event
+from tests.support.topics import read_topic
 from tools.store import ReplayStore
 
+pytestmark = pytest.mark.broker
+
 PERSONAL = {"c1": ("1990-05-20", "Europe/Paris"), "c2": ("1985-11-02", "America/Sao_Paulo")}
-
-
-def event(event_id: str, event_type: str, customer_id, occurred_at: str, **payload) -> bytes:
-    return orjson.dumps({"event_id": event_id, "event_type": event_type, "customer_id": customer_id,
-                         "occurred_at": occurred_at, "schema_version": 1, "payload": payload})
 
 
 HISTORY = [

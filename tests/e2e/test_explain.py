@@ -28,6 +28,8 @@ import pytest
 
 from tests.fixtures.kafka import wait_for
 
+pytestmark = pytest.mark.broker
+
 LINES = [orjson.dumps(doc) for doc in (
     {"event_id": "x-reg", "event_type": "customer.registered", "customer_id": "c1",
      "occurred_at": "2026-01-01T10:00:00+08:00", "payload": {"birthday": "03-14"}},

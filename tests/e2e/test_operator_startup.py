@@ -111,11 +111,13 @@ def test_kafka_host_port_lists_are_accepted(tmp_path):
             assert result.returncode == 0, (given, result.stderr.decode())
 
 
+@pytest.mark.broker  # tansu is started, and refuses the address
 @pytest.mark.parametrize("address", ["kafka://192.0.2.1:9092", "kafka://no-such-host.invalid:9092"])
 def test_the_embedded_broker_on_an_address_it_cannot_use(address):
     assert_one_line_exit_2(loyalty("broker", "--broker", address, timeout_s=30), address.split("://")[1])
 
 
+@pytest.mark.broker  # tansu is started, and refuses the address
 def test_the_embedded_broker_on_a_busy_port():
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]

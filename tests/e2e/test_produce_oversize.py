@@ -4,7 +4,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.e2e.topics import read_topic
+from tests.support.topics import read_topic
 
 pytestmark = pytest.mark.broker
 

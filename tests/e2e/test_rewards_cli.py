@@ -43,9 +43,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.e2e.promtext import samples, scrape, series, value
-from tests.e2e.topics import read_topic, record_count
 from tests.fixtures.kafka import wait_for
+from tests.support.events import event_line
+from tests.support.promtext import samples, scrape, series, value
+from tests.support.topics import read_topic, record_count
+
+pytestmark = pytest.mark.broker
 
 POLICY = """
 [rewards.mug]
@@ -68,8 +71,8 @@ monthly_day = 18
 
 
 def _event(event_id: str, event_type: str, customer_id, at: str, **payload) -> bytes:
-    return orjson.dumps({"event_id": event_id, "event_type": event_type, "customer_id": customer_id,
-                         "occurred_at": f"2026-{at}:00Z", "payload": payload})
+    """A JSON line at 2026-{at}:00Z."""
+    return event_line(event_id, event_type, customer_id, f"2026-{at}:00Z", **payload)
 
 
 LINES = [

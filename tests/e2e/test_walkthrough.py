@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from tests.e2e.promtext import samples, scrape, series
 from tests.fixtures.kafka import wait_for
+from tests.support.promtext import samples, scrape, series
 from tools.synthetic import synthetic_history
 
 pytestmark = pytest.mark.broker

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.promtext import samples, scrape, series
+import pytest
+
 from tests.fixtures.kafka import wait_for
+from tests.support.promtext import samples, scrape, series
+
+pytestmark = pytest.mark.broker
 
 DAY_S = 86_400
 

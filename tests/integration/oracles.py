@@ -21,6 +21,7 @@ from schemas.validate import Rejection, validate_message, validate_record
 from streams.kafka_log import LogRecord, high_watermarks, read_topic
 from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS
 from tests.fixtures.kafka import Cluster, Worker, wait_for
+from tests.support.invariants import ledger_sums
 from tools.store import ReplayStore
 from tools.synthetic import synthetic_history
 
@@ -107,14 +108,6 @@ def ledger_entries(cluster: Cluster) -> tuple[dict[str, dict], int]:
     return {k: orjson.loads(v) for k, v in entries.items()}, repeats
 
 
-def ledger_sums(entries: dict[str, dict]) -> dict[str, int]:
-    """Sum the points of the ledger per customer."""
-    sums: dict[str, int] = defaultdict(int)
-    for entry in entries.values():
-        sums[entry["customer_id"]] += entry["points"]
-    return dict(sums)
-
-
 def replay_verify(cluster: Cluster, out: Path) -> dict:
     """Run `loyalty replay --verify --json`; return its report (it must say identical, exit 0)."""
     result = cluster.loyalty("replay", "--verify", "--json", "--out", str(out), timeout_s=150)
@@ -137,7 +130,7 @@ def assert_equals_uninterrupted_run(cluster: Cluster, worker: Worker, lines: lis
     assert stats == report["stats"], "live totals differ from the replayed totals"
 
     entries, repeats = ledger_entries(cluster)
-    sums = ledger_sums(entries)
+    sums = ledger_sums(entries.values())
     assert set(sums) <= expected_customers
     store = ReplayStore(out)
     try:

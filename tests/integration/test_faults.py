@@ -658,7 +658,7 @@ def dlq_keeps(record: dict, original: bytes) -> bool:
 
 def consumer_lag(worker: Worker) -> dict[str, float]:
     """Return loyalty_consumer_lag by partition from the worker's /metrics."""
-    from tests.e2e.promtext import samples, scrape, series
+    from tests.support.promtext import samples, scrape, series
     return series(samples(scrape(worker.url)), "loyalty_consumer_lag", "partition")
 
 

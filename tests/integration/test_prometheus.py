@@ -1,6 +1,6 @@
 """The worker's /metrics after the scripted history: exact counters and gauges, then scraped by a real Prometheus.
 
-The history and the hand-worked outcomes behind every number are in tests/e2e/scripted_history.py.
+The history and the hand-worked outcomes behind every number are in tests/support/scripted_history.py.
 """
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.e2e import scripted_history as h
-from tests.e2e.promtext import samples, scrape, series, value
 from tests.fixtures.kafka import wait_for
+from tests.support import scripted_history as h
+from tests.support.promtext import samples, scrape, series, value
 from tools.broker import free_port
 from tools.processes import stop_process
+
+pytestmark = pytest.mark.broker
 
 PROMETHEUS = "/usr/bin/prometheus"  # Debian package `prometheus` (installed by .ci/run)
 

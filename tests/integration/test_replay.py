@@ -15,6 +15,7 @@ from tests.fixtures.kafka import Cluster
 from tests.integration.oracles import (
     assert_equals_uninterrupted_run, customers_in, distinct_valid_events, history, wait_until_applied,
 )
+from tests.support.events import event_line
 from tools.broker import free_port
 from tools.store import ReplayStore
 
@@ -160,8 +161,8 @@ def test_until_equals_a_live_run_stopped_at_that_time(tmp_path):
 
 
 def _event(n: int, event_type: str, customer_id: str, day: int, payload: dict) -> bytes:
-    return orjson.dumps({"event_id": f"e{n}", "event_type": event_type, "customer_id": customer_id,
-                         "occurred_at": f"2025-03-{day:02d}T10:00:00Z", "schema_version": 1, "payload": payload})
+    """Event e{n}, on day `day` of March 2025."""
+    return event_line(f"e{n}", event_type, customer_id, f"2025-03-{day:02d}T10:00:00Z", **payload)
 
 
 def scripted_spending() -> list[bytes]:

@@ -11,7 +11,8 @@ from schemas.events import MAX_AMOUNT_MINOR, POINTS_LIMIT, EventBase
 from schemas.policy import LimitsPolicy, Policy, PolicyError, load_policy
 from schemas.timeutil import MAX_OCCURRED_AT_MS, MIN_OCCURRED_AT_MS, format_ms, parse_rfc3339_ms
 from schemas.validate import Rejection, validate_message, validate_record
-from tests.unit.helpers import doc, ev, given, tick
+from tests.support.events import doc, ev, tick
+from tests.support.scenario import given
 
 POLICY = Policy()
 NOW_MS = parse_rfc3339_ms("2026-01-01T00:00:00Z")  # the Kafka record's timestamp in these tests

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from projections.explain import explain
 from schemas.policy import Policy
-from tests.unit.helpers import day, ev, given, tick
+from tests.support.events import day, ev, tick
+from tests.support.scenario import given
 
 HISTORY = (ev("customer.registered", day(0), birthday="03-14"),
            ev("order.paid", day(0), order_id="o1", amount="1288.00"),

@@ -14,7 +14,7 @@ from schemas.events import EVENT_TYPES, EventBase
 from schemas.policy import Policy
 from schemas.timeutil import MAX_OCCURRED_AT_MS, MIN_OCCURRED_AT_MS, format_ms
 from schemas.validate import Rejection, validate_document, validate_message, validate_record
-from tests.unit.helpers import ev
+from tests.support.events import ev
 
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

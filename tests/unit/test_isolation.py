@@ -5,19 +5,15 @@ from __future__ import annotations
 import orjson
 import pytest
 
-import projections.partition
 from projections.customer import DEFAULT_POLICY
 from projections.partition import PartitionFold, SavedStateStore
+import projections.partition
 from projections.views import Totals
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
-from tests.e2e.promtext import samples, value
+from tests.support.events import event_line as raw
+from tests.support.promtext import samples, value
 from tools.replay import LogRecord, fold_log
-
-
-def raw(event_id: str, event_type: str, customer: str, at: str, **payload) -> bytes:
-    return orjson.dumps({"event_id": event_id, "event_type": event_type, "customer_id": customer,
-                         "occurred_at": at, "payload": payload})
 
 
 PAID_C1 = raw("e1", "order.paid", "c1", "2026-01-01T00:00:00Z", order_id="o1", amount="100.00")

@@ -9,12 +9,8 @@ from projections.customer import DEFAULT_POLICY
 from projections.partition import MemoryStore, PartitionFold
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
-from tests.e2e.promtext import samples, value
-
-
-def event(event_id: str, event_type: str, customer: str, at: str, **payload) -> bytes:
-    return orjson.dumps({"event_id": event_id, "event_type": event_type, "customer_id": customer,
-                         "occurred_at": at, "payload": payload})
+from tests.support.events import event_line as event
+from tests.support.promtext import samples, value
 
 
 def make_pipeline() -> tuple[Pipeline, LoyaltyMetrics]:

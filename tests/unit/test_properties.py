@@ -13,7 +13,7 @@ from projections.state import CustomerState
 from schemas.events import EventBase
 from schemas.timeutil import DAY_MS
 from schemas.validate import Rejection, validate_document
-from tests.unit.helpers import check_effect
+from tests.support.invariants import check_effect, check_points, check_running_balances
 
 DETERMINISTIC = settings(max_examples=200, derandomize=True, deadline=None, database=None,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -113,21 +113,14 @@ def test_every_step_keeps_the_points_invariants(log):
         outcome, effects = partition.apply(event)  # a valid event never raises
         for effect in effects:
             check_effect(effect)
-            if effect.kind == "ledger":
-                record = effect.record
-                ledger_sum[record["customer_id"]] = ledger_sum.get(record["customer_id"], 0) + record["points"]
-                assert record["balance_after"] == ledger_sum[record["customer_id"]]
+        check_running_balances((e.record for e in effects if e.kind == "ledger"), ledger_sum)
         if repeated:
             assert (outcome, effects) == ("duplicate", [])
             assert {cid: s.to_dict() for cid, s in store.items()} == {cid: d for cid, (_, d) in before.items()}
         if event.customer_id is not None:
             applied.add((event.customer_id, event.event_id))
         for cid, state in store.items():
-            lots_sum = sum(lot.points for lot in state.lots)
-            assert state.points_balance == ledger_sum.get(cid, 0) == lots_sum - state.debt_points
-            assert not (state.debt_points > 0 and state.lots)
-            assert state.debt_points >= 0 and all(lot.points > 0 for lot in state.lots)
-            assert [lot.expires_at_ms for lot in state.lots] == sorted({lot.expires_at_ms for lot in state.lots})
+            check_points(state, ledger_sum.get(cid, 0))
             window_ms = 365 * DAY_MS  # the incrementally kept trailing spend equals a full recount
             assert state.window_spend_minor == sum(order.paid_minor - order.refunded_minor
                                                    for order in state.orders.values()

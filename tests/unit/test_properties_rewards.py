@@ -21,7 +21,7 @@ from projections.views import customer_view
 from schemas.events import EventBase
 from schemas.policy import Policy
 from schemas.validate import Rejection, validate_document
-from tests.unit.helpers import check_effect
+from tests.support.invariants import check_effect
 from tests.unit.test_properties import DETERMINISTIC
 
 POLICY = Policy.model_validate({

@@ -10,7 +10,7 @@ from projections.partition import MemoryStore, PartitionFold
 from schemas.events import EventBase
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS, format_ms
-from tests.unit.helpers import tick
+from tests.support.events import tick
 from tests.unit.test_properties import DETERMINISTIC, histories
 
 POLICY = Policy()

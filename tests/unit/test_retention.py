@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import projections.customer
 from projections.partition import MemoryStore, PartitionFold
 from projections.views import customer_view
-from tests.unit.helpers import day, ev
+from tests.support.events import day, ev
 from tests.unit.test_properties import DETERMINISTIC, histories
 
 

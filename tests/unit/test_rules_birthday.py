@@ -1,7 +1,8 @@
 """docs/rules.md, birthday campaign: once a year at local midnight, up to 3 days late."""
 from __future__ import annotations
 
-from tests.unit.helpers import day, ev, given, tick
+from tests.support.events import day, ev, tick
+from tests.support.scenario import given
 
 
 def born(birthday: str = "05-20", **kw):

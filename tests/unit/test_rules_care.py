@@ -5,7 +5,8 @@ import pytest
 
 from projections.partition import MemoryStore, PartitionFold
 from schemas.policy import CAMPAIGNS, Policy
-from tests.unit.helpers import day, ev, given, tick
+from tests.support.events import day, ev, paid, refund, tick
+from tests.support.scenario import given
 
 # T0 = 2026-01-01T10:00+08:00 = 2026-01-01T02:00Z; default time zone Asia/Shanghai (UTC+8, no DST).
 
@@ -121,16 +122,8 @@ def test_points_refunded_by_a_reversal_leave_the_reminder_cancelled():
 
 # ---- tier_upgraded -------------------------------------------------------------------------------------
 
-def order(order_id: str, amount: str, at: str):
-    return ev("order.paid", at, order_id=order_id, amount=amount)
-
-
-def refund(order_id: str, amount: str, at: str):
-    return ev("order.refunded", at, order_id=order_id, amount=amount)
-
-
 def test_a_rise_of_tier_is_congratulated_once_with_the_customer_as_they_now_are():
-    s = given().when(order("o1", "1000.00", day(0)))
+    s = given().when(paid("o1", "1000.00", day(0)))
     assert s.campaigns() == [{
         "trigger_id": "tier_upgraded:c1:2026-01-01:premium", "campaign": "tier_upgraded", "customer_id": "c1",
         "at": "2026-01-01T02:00:00Z", "tier": "premium", "status": "active", "points_balance": 1000,
@@ -138,48 +131,48 @@ def test_a_rise_of_tier_is_congratulated_once_with_the_customer_as_they_now_are(
 
 
 def test_a_jump_of_two_tiers_is_one_congratulation():
-    s = given().when(order("o1", "5000.00", day(0)))
+    s = given().when(paid("o1", "5000.00", day(0)))
     assert ids(s, "tier_upgraded") == ["tier_upgraded:c1:2026-01-01:vip"]
 
 
 def test_two_rises_on_one_day_have_two_ids():
-    s = given().when(order("o1", "1000.00", day(0)), order("o2", "4000.00", day(0, 1)))
+    s = given().when(paid("o1", "1000.00", day(0)), paid("o2", "4000.00", day(0, 1)))
     assert ids(s, "tier_upgraded") == ["tier_upgraded:c1:2026-01-01:premium", "tier_upgraded:c1:2026-01-01:vip"]
 
 
 def test_a_fall_is_not_congratulated():
-    s = given(order("o1", "1000.00", day(0))).when(refund("o1", "1.00", day(1)))
+    s = given(paid("o1", "1000.00", day(0))).when(refund("o1", "1.00", day(1)))
     assert s.updates(kind="tier_changed") and s.campaigns() == []
 
 
 def test_a_return_within_the_cooldown_to_a_congratulated_tier_is_not_congratulated():
-    s = given(order("o1", "1000.00", day(0)), refund("o1", "1.00", day(1)))   # left premium on day 1
-    assert s.when(order("o2", "1.00", day(30, -1))).campaigns() == []         # back 29 days 23 h later
+    s = given(paid("o1", "1000.00", day(0)), refund("o1", "1.00", day(1)))   # left premium on day 1
+    assert s.when(paid("o2", "1.00", day(30, -1))).campaigns() == []         # back 29 days 23 h later
     assert s.updates(kind="tier_changed")[0]["to"] == "premium"
 
 
 def test_a_return_after_the_cooldown_is_congratulated_again():
-    s = given(order("o1", "1000.00", day(0)), refund("o1", "1.00", day(1)))
-    s.when(order("o2", "1.00", day(31)))   # exactly 30 days after leaving
+    s = given(paid("o1", "1000.00", day(0)), refund("o1", "1.00", day(1)))
+    s.when(paid("o2", "1.00", day(31)))   # exactly 30 days after leaving
     assert ids(s, "tier_upgraded") == ["tier_upgraded:c1:2026-02-01:premium"]
 
 
 def test_the_cooldown_is_the_policys():
-    s = given(order("o1", "1000.00", day(0)), refund("o1", "1.00", day(1)),
+    s = given(paid("o1", "1000.00", day(0)), refund("o1", "1.00", day(1)),
               policy=policy(tier_upgrade_cooldown_days=60))
-    assert s.when(order("o2", "1.00", day(31))).campaigns() == []
+    assert s.when(paid("o2", "1.00", day(31))).campaigns() == []
 
 
 def test_a_rise_to_a_tier_never_congratulated_is_congratulated_within_the_cooldown():
-    s = given(order("o1", "5000.00", day(0)), refund("o1", "4500.00", day(1)))   # vip, then standard
-    s.when(order("o2", "500.00", day(2)))                                         # premium: new to them
+    s = given(paid("o1", "5000.00", day(0)), refund("o1", "4500.00", day(1)))   # vip, then standard
+    s.when(paid("o2", "500.00", day(2)))                                         # premium: new to them
     assert ids(s, "tier_upgraded") == ["tier_upgraded:c1:2026-01-03:premium"]
 
 
 def test_a_bounce_does_not_restart_the_cooldown_from_the_skipped_return():
-    s = given(order("o1", "1000.00", day(0)), refund("o1", "1.00", day(1)), order("o2", "1.00", day(5)),
+    s = given(paid("o1", "1000.00", day(0)), refund("o1", "1.00", day(1)), paid("o2", "1.00", day(5)),
               refund("o2", "1.00", day(6)))   # back to premium on day 5 (no trigger), left again on day 6
-    assert s.when(order("o3", "1.00", day(40))).campaigns(campaign="tier_upgraded") != []  # 34 days after day 6
+    assert s.when(paid("o3", "1.00", day(40))).campaigns(campaign="tier_upgraded") != []  # 34 days after day 6
 
 
 # ---- member_day ----------------------------------------------------------------------------------------
@@ -241,7 +234,7 @@ def test_a_partition_catching_up_fires_a_member_day_at_most_birthday_grace_days_
 
 def test_a_customer_who_qualifies_only_after_midnight_waits_for_the_next_member_day():
     s = given(ev("customer.registered", day(0)), tick(day(190)), policy=MEMBER_DAYS)   # dormant
-    s.when(order("o1", "10.00", "2026-07-18T02:00:00Z"))                              # active at 10:00 local
+    s.when(paid("o1", "10.00", "2026-07-18T02:00:00Z"))                              # active at 10:00 local
     assert ids(s, "member_day") == []
     assert ids(s.when(tick(day(229))), "member_day") == ["member_day:c1:2026-08-18"]
 
@@ -289,7 +282,7 @@ def every_campaign_history(p: Policy):
     """A history in which each of the five campaigns fires once."""
     return given(
         ev("customer.registered", day(0), birthday="02-01"),
-        order("o1", "1000.00", day(0, 1)),                  # tier_upgraded (premium)
+        paid("o1", "1000.00", day(0, 1)),                  # tier_upgraded (premium)
         tick(day(17)),                                      # member_day 2026-01-18 (active)
         tick(day(31)),                                      # birthday 2026-02-01
         tick(day(250)),                                     # dormant: win_back

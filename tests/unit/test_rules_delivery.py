@@ -7,7 +7,8 @@ import pytest
 
 from projections.customer import pass_time, evolve
 from projections.partition import MemoryStore, PartitionFold
-from tests.unit.helpers import Scenario, day, ev, given, tick
+from tests.support.events import day, ev, tick
+from tests.support.scenario import Scenario, given
 
 HISTORY = [
     ev("customer.registered", day(0), birthday="1990-12-01"),

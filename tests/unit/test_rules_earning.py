@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.helpers import day, ev, given
-
-
-def paid(order_id: str, amount, at: str = day(0), **kw):
-    return ev("order.paid", at, order_id=order_id, amount=amount, **kw)
+from tests.support.events import day, ev, paid
+from tests.support.scenario import given
 
 
 def test_paid_order_earns_its_amount_at_standard_as_an_earn_entry():

@@ -1,7 +1,8 @@
 """docs/events.md, customer.erased: personal data goes, points, tier and ledger stay."""
 from __future__ import annotations
 
-from tests.unit.helpers import day, ev, given, tick
+from tests.support.events import day, ev, tick
+from tests.support.scenario import given
 
 
 def profiled():

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 from projections.points import points_expiring
-from tests.unit.helpers import day, ev, given, tick
-
-
-def paid(order_id: str, amount, at: str = day(0)):
-    return ev("order.paid", at, order_id=order_id, amount=amount)
+from tests.support.events import day, ev, paid, tick
+from tests.support.scenario import given
 
 
 def test_a_credit_becomes_a_lot_expiring_365_days_after_its_occurred_at():

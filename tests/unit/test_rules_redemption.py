@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.helpers import day, ev, given
+from tests.support.events import day, ev
+from tests.support.scenario import given
 
 
 def redeem(redemption_id: str, points: int, at: str = day(1), **kw):

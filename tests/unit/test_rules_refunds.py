@@ -1,15 +1,8 @@
 """docs/rules.md, refund: cumulative floor reversals, capped, unknown orders, debt."""
 from __future__ import annotations
 
-from tests.unit.helpers import day, ev, given
-
-
-def paid(order_id: str, amount, at: str = day(0)):
-    return ev("order.paid", at, order_id=order_id, amount=amount)
-
-
-def refund(order_id: str, amount, at: str = day(1)):
-    return ev("order.refunded", at, order_id=order_id, amount=amount)
+from tests.support.events import day, ev, paid, refund
+from tests.support.scenario import given
 
 
 def test_partial_refund_reverses_floor_of_earned_times_refunded_over_paid():

@@ -5,7 +5,8 @@ import pytest
 
 from projections.views import customer_view
 from schemas.policy import Policy
-from tests.unit.helpers import day, ev, given, tick
+from tests.support.events import day, ev, tick
+from tests.support.scenario import given
 
 POLICY = Policy.model_validate({"rewards": {
     "mug": {"points": 100, "coupon_value": "20.00", "min_order": "50.00", "valid_days": 30},

@@ -1,13 +1,10 @@
 """docs/rules.md, activity status and the win-back campaign."""
 from __future__ import annotations
 
-from tests.unit.helpers import day, ev, given, tick
+from tests.support.events import day, ev, paid, tick
+from tests.support.scenario import given
 
 MS = 1 / 3600_000  # one millisecond in hours
-
-
-def paid(order_id: str, amount="10.00", at: str = day(0)):
-    return ev("order.paid", at, order_id=order_id, amount=amount)
 
 
 def statuses(s):
@@ -21,7 +18,7 @@ def test_a_new_customer_without_a_purchase_is_potential():
 
 
 def test_a_purchase_makes_a_customer_active():
-    s = given(ev("customer.registered")).when(paid("o1", at=day(1)))
+    s = given(ev("customer.registered")).when(paid("o1", "10.00", day(1)))
     assert s.updates(kind="status_changed") == [{
         "customer_id": "c1", "kind": "status_changed", "from": "potential", "to": "active",
         "at": "2026-01-02T02:00:00Z", "source_event_id": s.effects[0].record["source_event_id"],
@@ -29,21 +26,21 @@ def test_a_purchase_makes_a_customer_active():
 
 
 def test_active_lasts_until_30_days_after_the_last_interaction():
-    s = given(paid("o1")).when(tick(day(30, hours=-MS)))
+    s = given(paid("o1", "10.00")).when(tick(day(30, hours=-MS)))
     assert statuses(s) == []
     s.when(tick(day(30)))
     assert statuses(s) == [("active", "potential")]
 
 
 def test_any_interaction_keeps_a_buyer_active():
-    s = given(paid("o1"), ev("customer.visited", day(25))).when(tick(day(54)))
+    s = given(paid("o1", "10.00"), ev("customer.visited", day(25))).when(tick(day(54)))
     s.then(status="active")
     s.when(tick(day(55)))
     s.then(status="potential")
 
 
 def test_active_needs_a_purchase_in_the_last_365_days():
-    s = given(paid("o1"), ev("customer.visited", day(340)), ev("customer.checked_in", day(360)))
+    s = given(paid("o1", "10.00"), ev("customer.visited", day(340)), ev("customer.checked_in", day(360)))
     s.when(tick(day(365, hours=-MS)))
     s.then(status="active")
     s.when(tick(day(365)))
@@ -76,7 +73,7 @@ def test_a_new_customer_without_any_interaction_turns_dormant_180_days_after_fir
 
 
 def test_events_that_are_not_interactions_do_not_postpone_dormancy():
-    s = given(paid("o1"), ev("points.adjusted", day(100), points=5, reason="x"),
+    s = given(paid("o1", "10.00"), ev("points.adjusted", day(100), points=5, reason="x"),
               ev("order.refunded", day(150), order_id="o1", amount="1"), ev("customer.erased", day(170)))
     s.when(tick(day(180)))
     s.then(status="dormant")
@@ -85,7 +82,7 @@ def test_events_that_are_not_interactions_do_not_postpone_dormancy():
 def test_an_interaction_wakes_a_dormant_customer():
     s = given(ev("customer.registered"), tick(day(200))).then(status="dormant")
     assert statuses(s.when(ev("customer.visited", day(201)))) == [("dormant", "potential")]
-    assert statuses(s.when(paid("o1", at=day(202)))) == [("potential", "active")]
+    assert statuses(s.when(paid("o1", "10.00", day(202)))) == [("potential", "active")]
 
 
 def test_no_second_win_back_within_90_days_even_after_waking():

@@ -3,15 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.helpers import day, ev, given, tick
-
-
-def paid(order_id: str, amount, at: str = day(0)):
-    return ev("order.paid", at, order_id=order_id, amount=amount)
-
-
-def refund(order_id: str, amount, at: str = day(1)):
-    return ev("order.refunded", at, order_id=order_id, amount=amount)
+from tests.support.events import day, ev, paid, refund, tick
+from tests.support.scenario import given
 
 
 @pytest.mark.parametrize("amount, tier", [

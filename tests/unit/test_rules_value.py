@@ -8,19 +8,12 @@ from projections.partition import PartitionFold, SavedStateStore
 from projections.views import customer_view
 from schemas.policy import Policy, PolicyError, RfmPolicy, ValuePolicy, load_policy
 from schemas.timeutil import parse_rfc3339_ms
-from tests.unit.helpers import day, doc, ev, given, tick
+from tests.support.events import day, doc, ev, paid, refund, tick
+from tests.support.scenario import given
 from tools.replay import LogRecord, fold_log
 
 MS = 1 / 3600_000  # one millisecond in hours
-T0_UTC = "2026-01-01T02:00:00Z"  # helpers.T0 (10:00 +08:00) in UTC; day(n) is n days later
-
-
-def paid(order_id: str, amount="100.00", at: str = day(0)):
-    return ev("order.paid", at, order_id=order_id, amount=amount)
-
-
-def refund(order_id: str, amount, at: str = day(1)):
-    return ev("order.refunded", at, order_id=order_id, amount=amount)
+T0_UTC = "2026-01-01T02:00:00Z"  # tests.support.events.T0 (10:00 +08:00) in UTC; day(n) is n days later
 
 
 def small_orders(count: int, at: str = day(0)):

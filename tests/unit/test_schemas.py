@@ -5,11 +5,12 @@ from decimal import Decimal
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from schemas.events import EVENT_TYPES, EventBase
 from schemas.policy import Policy, PolicyError, load_policy
 from schemas.validate import Rejection, validate_document, validate_message
-from tests.unit.helpers import doc
+from tests.support.events import doc
 
 VALID = [
     doc("customer.registered", birthday="1990-05-20", timezone="Europe/Berlin"),
@@ -208,8 +209,9 @@ def test_unknown_payload_fields_are_ignored_for_forward_compatibility():
 
 def test_events_are_frozen():
     event = validate_document(doc("customer.visited"))
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen_instance"):
         event.customer_id = "c2"
+    assert event.customer_id == "c1"
 
 
 # ---- policy --------------------------------------------------------------------------------

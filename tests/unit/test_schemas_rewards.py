@@ -11,8 +11,8 @@ from schemas.validate import Rejection, validate_document, validate_record
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
 from streams.settings import Settings
-from tests.e2e.promtext import samples, value
-from tests.unit.helpers import doc
+from tests.support.events import doc
+from tests.support.promtext import samples, value
 
 
 @pytest.mark.parametrize("document, reason, field", [

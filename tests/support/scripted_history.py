@@ -90,12 +90,7 @@ points outstanding 161 + 256 + 1205 = 1622; events applied 8 + 16 + 3 = 27 (tick
 """
 from __future__ import annotations
 
-import orjson
-
-
-def _event(event_id: str, event_type: str, customer_id, occurred_at: str, **payload) -> bytes:
-    return orjson.dumps({"event_id": event_id, "event_type": event_type, "customer_id": customer_id,
-                         "occurred_at": occurred_at, "schema_version": 1, "payload": payload})
+from tests.support.events import event_line as _event
 
 
 def _tick(event_id: str, at: str) -> bytes:
@@ -249,7 +244,7 @@ def run_history(cluster):
 
     Return the worker.
     """
-    from tests.e2e.topics import record_count
+    from tests.support.topics import record_count
     from tests.fixtures.kafka import wait_for
 
     worker = cluster.worker()

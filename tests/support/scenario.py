@@ -1,56 +1,14 @@
-"""Given/when/then helpers for the pure domain: build events, fold them, check every effect."""
+"""Given/when/then for the pure domain: fold events in a partition, check every effect and the invariants."""
 from __future__ import annotations
 
-import itertools
-from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import Any
 
 from projections.customer import DEFAULT_POLICY
 from projections.partition import MemoryStore, PartitionFold
 from projections.state import CustomerState, Effect
 from schemas.events import EventBase
-from schemas.outputs import CampaignTrigger, CouponRecord, CustomerUpdate, LedgerEntry
 from schemas.policy import Policy
-from schemas.validate import Rejection, validate_document
-
-T0 = "2026-01-01T10:00:00+08:00"
-_T0 = datetime.fromisoformat(T0)
-_ids = itertools.count(1)
-_OUTPUT_MODELS = {"ledger": LedgerEntry, "update": CustomerUpdate, "campaign": CampaignTrigger,
-                  "coupon": CouponRecord}
-
-
-def day(days: float, hours: float = 0, base: str = T0) -> str:
-    """Return the RFC 3339 time `days` days (and `hours` hours) after base, in base's offset."""
-    return (datetime.fromisoformat(base) + timedelta(days=days, hours=hours)).isoformat()
-
-
-def doc(event_type: str, at: str = T0, customer: Optional[str] = "c1", id: Optional[str] = None,
-        **payload: Any) -> dict:
-    """Build a raw event document with a fresh event id."""
-    return {"event_id": f"e{next(_ids)}" if id is None else id, "event_type": event_type, "customer_id": customer,
-            "occurred_at": at, "payload": payload}
-
-
-def ev(event_type: str, at: str = T0, customer: Optional[str] = "c1", id: Optional[str] = None,
-       **payload: Any) -> EventBase:
-    """Build a validated event (fails the test if the document is rejected)."""
-    event = validate_document(doc(event_type, at, customer, id, **payload))
-    assert not isinstance(event, Rejection), event
-    return event
-
-
-def tick(at: str) -> EventBase:
-    """Build a clock.tick at that time."""
-    return ev("clock.tick", at, customer=None)
-
-
-def check_effect(effect: Effect) -> None:
-    """Fail unless the effect record is a valid output record (docs/outputs.md)."""
-    if effect.kind == "notice":
-        assert isinstance(effect.record.get("notice"), str), effect
-        return
-    _OUTPUT_MODELS[effect.kind].model_validate(effect.record)
+from tests.support.invariants import check_effect, check_points, ledger_sums
 
 
 class Scenario:
@@ -117,14 +75,10 @@ class Scenario:
         return [record["points"] for record in self.ledger(**match)]
 
     def check_invariants(self) -> None:
-        """Balance == sum of ledger entries == lots - debt, and no debt while lots are held."""
+        """Every customer's balance equals its ledger and its lots (tests.support.invariants.check_points)."""
+        sums = ledger_sums(e.record for e in self.history if e.kind == "ledger")
         for customer_id, state in self.store.items():
-            ledger_sum = sum(e.record["points"] for e in self.history
-                             if e.kind == "ledger" and e.record["customer_id"] == customer_id)
-            lots_sum = sum(lot.points for lot in state.lots)
-            assert state.points_balance == ledger_sum == lots_sum - state.debt_points, state
-            assert not (state.debt_points > 0 and state.lots), state
-            assert all(lot.points > 0 for lot in state.lots), state
+            check_points(state, sums.get(customer_id, 0))
 
 
 def given(*events: EventBase, policy: Policy = DEFAULT_POLICY) -> Scenario:

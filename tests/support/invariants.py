@@ -1,0 +1,49 @@
+"""What every history keeps: valid output records, and a points balance equal to its ledger and to its lots."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable, Optional
+
+from projections.state import CustomerState, Effect
+from schemas.outputs import CampaignTrigger, CouponRecord, CustomerUpdate, LedgerEntry
+
+_OUTPUT_MODELS = {"ledger": LedgerEntry, "update": CustomerUpdate, "campaign": CampaignTrigger,
+                  "coupon": CouponRecord}
+
+
+def check_effect(effect: Effect) -> None:
+    """Fail unless the effect record is a valid output record (docs/outputs.md)."""
+    if effect.kind == "notice":
+        assert isinstance(effect.record.get("notice"), str), effect
+        return
+    _OUTPUT_MODELS[effect.kind].model_validate(effect.record)
+
+
+def ledger_sums(entries: Iterable[dict]) -> dict[str, int]:
+    """Sum the points of ledger entries per customer."""
+    sums: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        sums[entry["customer_id"]] += entry["points"]
+    return dict(sums)
+
+
+def check_running_balances(entries: Iterable[dict], sums: Optional[dict[str, int]] = None) -> dict[str, int]:
+    """Fail unless each entry's balance_after is its customer's running sum (entries in log order); return the sums.
+
+    Pass the sums returned before to go on checking a ledger entry by entry.
+    """
+    sums = {} if sums is None else sums
+    for entry in entries:
+        customer_id = entry["customer_id"]
+        sums[customer_id] = sums.get(customer_id, 0) + entry["points"]
+        assert entry["balance_after"] == sums[customer_id], entry
+    return sums
+
+
+def check_points(state: CustomerState, ledger_sum: int) -> None:
+    """Balance == sum of the customer's ledger == lots - debt; no debt while lots are held; lots positive, by expiry."""
+    lots = state.to_dict()["lots"]  # as stored: [expires_at_ms, points] pairs, oldest first
+    assert state.points_balance == ledger_sum == sum(points for _, points in lots) - state.debt_points, state
+    assert state.debt_points >= 0 and not (state.debt_points > 0 and lots), state
+    assert all(points > 0 for _, points in lots), state
+    assert [expires for expires, _ in lots] == sorted({expires for expires, _ in lots}), state
