@@ -47,6 +47,10 @@ class LoyaltyMetrics:
         self.dlq_records = Counter(
             "loyalty_dlq_total", "Records sent to the dead-letter topic.",
             ["reason"], registry=reg)
+        self.redelivered = Counter(
+            "loyalty_redelivered_records_total",
+            "Input records skipped because the partition's saved states already include them (redelivered "
+            "from the committed offset after a restart or a rebalance).", registry=reg)
         self.points_moved = Counter(
             "loyalty_points_total", "Points moved by ledger kind (absolute).",
             ["kind"], registry=reg)

@@ -131,7 +131,9 @@ class Pipeline:
             folded_until = self.folded_until.get(partition)
             if folded_until is not None and part[0].offset < folded_until:
                 # Redelivered (Kafka commits lag the states): these events' effects are on their topics already.
+                fetched = len(part)
                 part = [record for record in part if record.offset >= folded_until]
+                self.metrics.redelivered.inc(fetched - len(part))
                 if not part:
                     continue
             self.positions[partition] = self.folded_until[partition] = part[-1].offset + 1

@@ -83,7 +83,7 @@ def test_records_redelivered_below_the_folded_offset_are_skipped_even_past_the_e
     In a backfill the clock may be far past `event_id_days` after the first events by then: their ids
     are forgotten, so only the offset (saved with the states) keeps them from being applied again.
     """
-    pipeline, _ = make_pipeline()
+    pipeline, metrics = make_pipeline()
     early = Record(0, 0, b"c1", event("e0", "order.paid", "c1", "2025-01-01T00:00:00Z", order_id="o1", amount="10.00"))
     late = Record(0, 1, b"c1", event("e1", "customer.visited", "c1", "2026-06-01T00:00:00Z"))
     assert pipeline.process([early, late])  # a ledger entry for the order
@@ -93,6 +93,9 @@ def test_records_redelivered_below_the_folded_offset_are_skipped_even_past_the_e
     fresh = Record(0, 2, b"c1", event("e2", "customer.visited", "c1", "2026-06-02T00:00:00Z"))
     pipeline.process([late, fresh])
     assert pipeline.totals().events_applied == 3 and pipeline.folded_until[0] == 3
+    text = samples(metrics.render().decode())
+    assert value(text, "loyalty_redelivered_records_total") == 3  # early and late again, then late once more
+    assert not [labels for name, labels in text if name == "loyalty_events_total" and ("outcome", "duplicate") in labels]
 
 
 def test_a_partition_loaded_from_its_store_skips_what_the_store_has_folded():
