@@ -116,14 +116,21 @@ def validate_message(value: Optional[bytes], key: Optional[bytes] = None, curren
     try:
         return _checked(value, key, currency, max_amount_minor, timestamp_ms, max_future_ms, reference)
     except Exception as exc:  # e.g. RecursionError: no input may stop the worker, it goes to the DLQ instead
-        return Rejection("invalid_field", f"event: cannot be validated ({type(exc).__name__})")
+        return _unforeseen(exc)
 
 
 def validate_record(value: Optional[bytes], key: Optional[bytes], policy: Policy,
                     timestamp_ms: Optional[int] = None, reference: bool = False) -> Union[EventBase, Rejection]:
     """Validate a Kafka record as the worker and replay do: with the policy's currency and [limits]."""
     limits = policy.limits
-    # A customer event without a key landed on an arbitrary partition: b"" makes it a key_mismatch.
-    return validate_message(value, key if key is not None else b"", policy.currency,
-                            max_amount_minor=limits.max_amount_minor, timestamp_ms=timestamp_ms,
-                            max_future_ms=limits.max_future_ms, reference=reference)
+    try:  # validate_message's work without its call: this runs once per record
+        # A customer event without a key landed on an arbitrary partition: b"" makes it a key_mismatch.
+        return _checked(value, key if key is not None else b"", policy.currency, limits.max_amount_minor,
+                        timestamp_ms, limits.max_future_ms, reference)
+    except Exception as exc:  # as in validate_message
+        return _unforeseen(exc)
+
+
+def _unforeseen(exc: Exception) -> Rejection:
+    """Reject an input that made validation raise."""
+    return Rejection("invalid_field", f"event: cannot be validated ({type(exc).__name__})")
