@@ -218,6 +218,15 @@ def test_the_fast_path_leaves_unusual_documents_to_pydantic():
         assert fast_event(odd) is None, odd
 
 
+def test_a_shared_payload_is_what_pydantic_gives_for_an_equal_payload():
+    base = {"event_id": "e1", "event_type": "content.shared", "customer_id": "c1", "occurred_at": "2026-01-01T00:00:00Z"}
+    first = validate_document({**base, "payload": {"channel": "app"}})
+    for payload in ({"channel": "app"}, {"channel": Text("app")}, {Text("channel"): "app"}, {"channel": None},
+                    {"channel": 1}, {"channel": True}, {}):
+        assert_same({**base, "payload": payload})
+    assert validate_document({**base, "payload": {"channel": "app"}}).payload is first.payload
+
+
 def test_the_snapshot_tells_apart_what_the_fast_path_could_get_wrong():
     # The comparison must see a wrong fields set and a copied default payload, not only the field values.
     event = validate_document_reference({"event_id": "e1", "event_type": "customer.visited", "customer_id": "c1",
