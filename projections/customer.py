@@ -23,7 +23,7 @@ from schemas.timeutil import DAY_MS, format_ms, local_date
 
 DEFAULT_POLICY = Policy()
 _PRUNE_EVERY_EVENTS = 32  # prune old redemption ids, orders and counters every this many events (amortised)
-# Event ids go once the oldest is this far past its window: a customer's ids are rebuilt at most once a day.
+# Event ids go in bulk once the oldest is this far past its window: a customer's are rebuilt at most daily.
 _EVENT_ID_SLACK_MS = DAY_MS
 
 
@@ -79,8 +79,10 @@ def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: 
         effects = []
     else:
         effects = walk_due_times(state, clock_ms, policy, event.event_id)
-    state.seen_event_ids[event.event_id] = event.occurred_at_ms
-    _forget_event_ids(state, policy)
+    ids = state.seen_event_ids
+    ids[event.event_id] = event.occurred_at_ms
+    if next(iter(ids.values())) < state.as_of_ms - policy.retention.event_id_days * DAY_MS - _EVENT_ID_SLACK_MS:
+        _forget_event_ids(state, policy)
     state.events_applied += 1
     if event.event_type in INTERACTION_TYPES and (state.last_interaction_ms is None
                                                    or event.occurred_at_ms > state.last_interaction_ms):
@@ -258,7 +260,7 @@ def _prune(state: CustomerState, policy: Policy) -> None:
 
 
 def _forget_event_ids(state: CustomerState, policy: Policy) -> None:
-    """Drop the event ids past their window, once the oldest is _EVENT_ID_SLACK_MS past it (one look per event)."""
+    """Drop the event ids past their window, once the oldest is _EVENT_ID_SLACK_MS past it."""
     ids = state.seen_event_ids
     since_ms = state.as_of_ms - policy.retention.event_id_days * DAY_MS
     first = next(iter(ids.values()), None)

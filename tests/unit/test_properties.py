@@ -21,7 +21,8 @@ T0 = datetime(2026, 1, 1, 2, 0, tzinfo=timezone.utc)
 T0_MS = int(T0.timestamp() * 1000)
 CUSTOMER_WEIGHTS = ("c1", "c1", "c1", "c1", "c2", "c3")  # c1 gets enough events to be pruned
 OFFSETS = (timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5)))
-STEP_MINUTES = (0, 1, 60, 12 * 60, 24 * 60, 7 * 24 * 60, 29 * 24 * 60, 31 * 24 * 60, 91 * 24 * 60, 181 * 24 * 60)
+STEP_MINUTES = (0, 1, 60, 12 * 60, 24 * 60, 6 * 24 * 60, 7 * 24 * 60, 8 * 24 * 60, 29 * 24 * 60, 31 * 24 * 60,
+                91 * 24 * 60, 181 * 24 * 60)  # 6 to 8 days: around the edge of the default event_id_days (7)
 LATE_MINUTES = (30, 24 * 60, 41 * 24 * 60, 200 * 24 * 60, 370 * 24 * 60)
 ORDER_IDS = ("o1", "o2", "o3", "o4", "o5")
 TIMEZONES = (None, "Asia/Shanghai", "America/New_York", "Europe/London", "Pacific/Kiritimati")

@@ -64,6 +64,18 @@ def test_an_event_id_is_a_duplicate_exactly_until_its_retention_ends():
     assert partition.store["c1"].points_balance == 100        # a producer's resend this late is applied again
 
 
+def test_forgetting_old_event_ids_keeps_every_id_within_its_window():
+    partition = PartitionFold(MemoryStore())
+    first, second = (ev("points.adjusted", day(n), id=f"adj-{n}", points=10, reason="ops") for n in (0, 3))
+    partition.apply(first)
+    partition.apply(second)
+    partition.apply(ev("customer.visited", day(9.5), id="visit"))  # day 0 is over 7 + 1 days back: ids go
+    assert set(partition.store["c1"].seen_event_ids) == {"adj-3", "visit"}
+    partition.apply(ev("clock.tick", day(9.9), customer=None))
+    assert partition.apply(second)[0] == "duplicate"         # day 3 + 7 days is not reached yet
+    assert partition.apply(first)[0] == "applied"
+
+
 def test_a_longer_event_id_window_is_the_policys():
     partition = PartitionFold(MemoryStore(), LONG_IDS)
     adjust = ev("points.adjusted", day(0), id="adj-1", points=50, reason="ops")
