@@ -23,6 +23,7 @@ class HeavyState(NamedTuple):
     at_end: int
     largest_field: str
     largest_field_bytes: int
+    fields: dict[str, int]  # bytes of each field's JSON at the end
 
 
 def heavy_state(policy: Policy, days: int = 730) -> HeavyState:
@@ -42,4 +43,4 @@ def heavy_state(policy: Policy, days: int = 730) -> HeavyState:
     state = fold.store[_CUSTOMER]
     fields = {name: len(orjson.dumps(value)) for name, value in state.to_dict().items()}
     largest = max(fields, key=fields.get)
-    return HeavyState(one_year, len(state.to_bytes()), largest, fields[largest])
+    return HeavyState(one_year, len(state.to_bytes()), largest, fields[largest], fields)

@@ -22,7 +22,9 @@ from schemas.policy import Policy
 from schemas.timeutil import DAY_MS, format_ms, local_date
 
 DEFAULT_POLICY = Policy()
-_PRUNE_EVERY_EVENTS = 32  # prune old ids, orders and counters every this many events (amortised)
+_PRUNE_EVERY_EVENTS = 32  # prune old redemption ids, orders and counters every this many events (amortised)
+# Event ids go in bulk once the oldest is this far past its window: a customer's are rebuilt at most daily.
+_EVENT_ID_SLACK_MS = DAY_MS
 
 
 def initial_state(customer_id: str, first_seen_ms: int) -> CustomerState:
@@ -52,9 +54,9 @@ def known_order(state: CustomerState, order_id: str, policy: Policy) -> Optional
 
 
 def _remembered_id(ids: dict[str, int], key: str, state: CustomerState, policy: Policy) -> bool:
-    """Tell whether a redemption id is still remembered (clock < its time + event_id_days)."""
+    """Tell whether a redemption id is still remembered (clock < its time + redemption_id_days)."""
     seen_ms = ids.get(key)
-    return seen_ms is not None and state.as_of_ms < seen_ms + policy.retention.event_id_days * DAY_MS
+    return seen_ms is not None and state.as_of_ms < seen_ms + policy.retention.redemption_id_days * DAY_MS
 
 
 def evolve(state: Optional[CustomerState], event: EventBase, clock_ms: int,
@@ -77,7 +79,10 @@ def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: 
         effects = []
     else:
         effects = walk_due_times(state, clock_ms, policy, event.event_id)
-    state.seen_event_ids[event.event_id] = event.occurred_at_ms
+    ids = state.seen_event_ids
+    ids[event.event_id] = event.occurred_at_ms
+    if next(iter(ids.values())) < state.as_of_ms - policy.retention.event_id_days * DAY_MS - _EVENT_ID_SLACK_MS:
+        _forget_event_ids(state, policy)
     state.events_applied += 1
     if event.event_type in INTERACTION_TYPES and (state.last_interaction_ms is None
                                                    or event.occurred_at_ms > state.last_interaction_ms):
@@ -105,7 +110,9 @@ def pass_time_in_place(state: CustomerState, clock_ms: int, policy: Policy = DEF
     """Like pass_time, but change `state` itself (for the fold, which owns it)."""
     if state.next_due_ms is None or state.next_due_ms > clock_ms:
         return state, []
-    return state, walk_due_times(state, clock_ms, policy, source_event_id)
+    effects = walk_due_times(state, clock_ms, policy, source_event_id)
+    _forget_event_ids(state, policy)  # the state is written anyway: a quiet customer's old ids go too
+    return state, effects
 
 
 # ---- the handlers, one per event class (each sees its own payload) ----------------------------------------
@@ -241,9 +248,8 @@ def _prune(state: CustomerState, policy: Policy) -> None:
     """Drop memory older than the retention policy, so a customer's state stays bounded."""
     now = state.as_of_ms
     retention = policy.retention
-    ids_since = now - retention.event_id_days * DAY_MS
-    state.seen_event_ids = _drop_older(state.seen_event_ids, ids_since, lambda t: t)
-    state.redemption_ids = _drop_older(state.redemption_ids, ids_since, lambda t: t)
+    state.redemption_ids = _drop_older(state.redemption_ids, now - retention.redemption_id_days * DAY_MS,
+                                       lambda t: t)
     state.orders = _drop_older(state.orders, now - retention.order_days * DAY_MS, lambda order: order.paid_at_ms)
     # Two spare days: a later change of time zone may move the first counted day back by one.
     days_since = _first_counted_day(state, policy, state.timezone or policy.campaigns.default_timezone, 2)
@@ -251,6 +257,15 @@ def _prune(state: CustomerState, policy: Policy) -> None:
     if counts and next(iter(counts)).split("|", 1)[1] < days_since:
         state.daily_counts = {k: n for k, n in counts.items() if k.split("|", 1)[1] >= days_since}
     prune_rewards(state, policy)
+
+
+def _forget_event_ids(state: CustomerState, policy: Policy) -> None:
+    """Drop the event ids past their window, once the oldest is _EVENT_ID_SLACK_MS past it."""
+    ids = state.seen_event_ids
+    since_ms = state.as_of_ms - policy.retention.event_id_days * DAY_MS
+    first = next(iter(ids.values()), None)
+    if first is not None and first < since_ms - _EVENT_ID_SLACK_MS:
+        state.seen_event_ids = {key: at_ms for key, at_ms in ids.items() if at_ms >= since_ms}
 
 
 def _first_counted_day(state: CustomerState, policy: Policy, tz_name: str, spare_days: int) -> str:

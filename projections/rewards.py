@@ -17,11 +17,11 @@ def coupon_id_of(customer_id: str, claim_id: str) -> str:
 
 
 def known_coupon(state: CustomerState, coupon_id: str, policy: Policy) -> Optional[Coupon]:
-    """Return the coupon if open, or closed less than event_id_days ago (clock < closed_at + event_id_days)."""
+    """Return the coupon if open, or closed recently (clock < closed_at + redemption_id_days)."""
     coupon = state.coupons.get(coupon_id)
     if coupon is None or coupon.closed_at_ms is None:
         return coupon
-    if state.as_of_ms >= coupon.closed_at_ms + policy.retention.event_id_days * DAY_MS:
+    if state.as_of_ms >= coupon.closed_at_ms + policy.retention.redemption_id_days * DAY_MS:
         return None
     return coupon
 
@@ -51,7 +51,7 @@ def claim_reward(state: CustomerState, event: RewardClaimed, policy: Policy) -> 
     payload = event.payload
     coupon_id = coupon_id_of(state.customer_id, payload.claim_id)
     seen_ms = state.claim_ids.get(payload.claim_id)
-    if (seen_ms is not None and state.as_of_ms < seen_ms + policy.retention.event_id_days * DAY_MS) \
+    if (seen_ms is not None and state.as_of_ms < seen_ms + policy.retention.redemption_id_days * DAY_MS) \
             or known_coupon(state, coupon_id, policy) is not None:
         return []
     state.claim_ids[payload.claim_id] = event.occurred_at_ms
@@ -153,7 +153,7 @@ def _refresh_coupon_due(state: CustomerState) -> None:
 
 def prune_rewards(state: CustomerState, policy: Policy) -> None:
     """Forget claim ids, closed coupons and yearly counts past their retention (no outcome depends on them)."""
-    since_ms = state.as_of_ms - policy.retention.event_id_days * DAY_MS
+    since_ms = state.as_of_ms - policy.retention.redemption_id_days * DAY_MS
     if state.claim_ids and min(state.claim_ids.values()) < since_ms:
         state.claim_ids = {k: t for k, t in state.claim_ids.items() if t >= since_ms}
     if any(c.closed_at_ms is not None and c.closed_at_ms < since_ms for c in state.coupons.values()):

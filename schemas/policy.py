@@ -213,7 +213,11 @@ class ClockPolicy(Section):
 class RetentionPolicy(Section):
     """How long per-customer memory is kept (bounded state)."""
     order_days: int = Field(default=400, ge=1)
-    event_id_days: int = Field(default=400, ge=1)
+    # Event ids catch a producer's resend (webhook and outbox retries stop within days); Kafka's own
+    # redelivery after a crash is caught by the input offset saved with the states, however old.
+    event_id_days: int = Field(default=7, ge=1)
+    # Redemption and claim ids move points, and a customer has few: they are kept far longer.
+    redemption_id_days: int = Field(default=400, ge=1)
     daily_counter_days: int = Field(default=40, ge=1)
 
 
@@ -253,6 +257,8 @@ class Policy(Section):
             raise ValueError("tier.premium_min must not exceed tier.vip_min")
         if self.retention.order_days < max(self.tier.window_days, self.status.purchase_window_days):
             raise ValueError("retention.order_days must cover the tier window")
+        if self.retention.redemption_id_days < self.retention.event_id_days:
+            raise ValueError("retention.redemption_id_days must be at least retention.event_id_days")
         return self
 
 

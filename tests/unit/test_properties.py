@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from projections.customer import pass_time, evolve
+from projections.customer import DEFAULT_POLICY, pass_time, evolve
 from projections.partition import MemoryStore, PartitionFold
 from projections.state import CustomerState
 from schemas.events import EventBase
@@ -21,12 +21,13 @@ T0 = datetime(2026, 1, 1, 2, 0, tzinfo=timezone.utc)
 T0_MS = int(T0.timestamp() * 1000)
 CUSTOMER_WEIGHTS = ("c1", "c1", "c1", "c1", "c2", "c3")  # c1 gets enough events to be pruned
 OFFSETS = (timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5)))
-STEP_MINUTES = (0, 1, 60, 12 * 60, 24 * 60, 7 * 24 * 60, 29 * 24 * 60, 31 * 24 * 60, 91 * 24 * 60, 181 * 24 * 60)
+STEP_MINUTES = (0, 1, 60, 12 * 60, 24 * 60, 6 * 24 * 60, 7 * 24 * 60, 8 * 24 * 60, 29 * 24 * 60, 31 * 24 * 60,
+                91 * 24 * 60, 181 * 24 * 60)  # 6 to 8 days: around the edge of the default event_id_days (7)
 LATE_MINUTES = (30, 24 * 60, 41 * 24 * 60, 200 * 24 * 60, 370 * 24 * 60)
 ORDER_IDS = ("o1", "o2", "o3", "o4", "o5")
 TIMEZONES = (None, "Asia/Shanghai", "America/New_York", "Europe/London", "Pacific/Kiritimati")
 BIRTHDAYS = (None, "02-29", "1990-01-01", "12-31", "06-15", "1988-02-29")
-RETENTION_MS = 400 * DAY_MS  # policy.retention.event_id_days: ids older than this are forgotten
+RETENTION_MS = DEFAULT_POLICY.retention.event_id_days * DAY_MS  # ids older than this are forgotten
 HORIZON_MIN = 2 * 365 * 24 * 60
 
 amounts = st.tuples(st.one_of(st.integers(1, 300_000), st.sampled_from([99_999, 100_000, 499_999, 500_000])),
@@ -144,7 +145,7 @@ def test_a_fold_is_deterministic_and_redelivering_any_applied_event_changes_noth
     events_applied = sum(state.events_applied for state in first_store.values())
     assert events_applied == len({(e.customer_id, e.event_id) for e in log if e.customer_id is not None})
     for event in log:
-        if event.occurred_at_ms < partition.clock_ms - RETENTION_MS:
+        if event.occurred_at_ms <= partition.clock_ms - RETENTION_MS:  # clock >= occurred_at + window
             continue  # forgotten on purpose: per-customer memory is bounded by policy.retention
         outcome, effects = partition.apply(event)
         assert effects == []

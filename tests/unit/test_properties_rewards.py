@@ -33,7 +33,7 @@ POLICY = Policy.model_validate({
     },
     "campaigns": {"member_day": {"monthly_day": 18}, "points_expiring": {"remind_days": 20, "min_points": 50},
                   "tier_upgrade_cooldown_days": 10},
-    "retention": {"event_id_days": 120, "order_days": 400},
+    "retention": {"redemption_id_days": 120, "order_days": 400},  # claim ids and coupons forgotten within a history
 })
 T0 = datetime(2026, 1, 1, 2, 0, tzinfo=timezone.utc)
 CUSTOMERS = ("c1", "c1", "c1", "c2", "c3")
@@ -149,7 +149,7 @@ def test_a_coupon_is_used_at_most_once_and_only_while_open(log):
         history[record["coupon_id"]].append(record["kind"])
     lives: dict[str, list[list[str]]] = {}
     for coupon_id, kinds in history.items():
-        # A claim_id may come again once it and its closed coupon are forgotten (event_id_days after), and
+        # A claim_id may come again once it and its closed coupon are forgotten (redemption_id_days after), and
         # then issues a coupon of the same id again: each life is checked on its own.
         lives[coupon_id] = [["coupon_issued", *rest.split()] for rest in " ".join(kinds).split("coupon_issued")[1:]]
         assert " ".join(kinds).startswith("coupon_issued"), (coupon_id, kinds)

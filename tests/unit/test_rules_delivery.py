@@ -7,18 +7,20 @@ import pytest
 
 from projections.customer import pass_time, evolve
 from projections.partition import MemoryStore, PartitionFold
+from schemas.policy import Policy
 from tests.support.events import day, ev, tick
 from tests.support.scenario import Scenario, given
 
+# Half a day apart: the whole history is within the default event_id_days (7) of its end.
 HISTORY = [
     ev("customer.registered", day(0), birthday="1990-12-01"),
-    ev("order.paid", day(1), order_id="o1", amount="300.00"),
-    ev("customer.checked_in", day(2)),
-    ev("review.posted", day(3), order_id="o1", rating=5),
-    ev("redemption.requested", day(4), redemption_id="r1", points=50),
-    ev("order.refunded", day(5), order_id="o1", amount="100.00"),
-    ev("points.adjusted", day(6), points=-500, reason="clawback"),
-    ev("content.shared", day(7)),
+    ev("order.paid", day(0.5), order_id="o1", amount="300.00"),
+    ev("customer.checked_in", day(1)),
+    ev("review.posted", day(1.5), order_id="o1", rating=5),
+    ev("redemption.requested", day(2), redemption_id="r1", points=50),
+    ev("order.refunded", day(2.5), order_id="o1", amount="100.00"),
+    ev("points.adjusted", day(3), points=-500, reason="clawback"),
+    ev("content.shared", day(3.5)),
 ]
 
 
@@ -58,7 +60,7 @@ def test_a_repeated_order_id_under_a_new_event_id_earns_nothing_and_adds_no_spen
 
 
 def test_events_applied_counts_new_customer_events_only():
-    s = given(*HISTORY, tick(day(8)), HISTORY[0], tick(day(9)))
+    s = given(*HISTORY, tick(day(6)), HISTORY[0], tick(day(9)))  # HISTORY[0] again within its 7 days
     s.then(events_applied=len(HISTORY))
 
 
@@ -128,8 +130,9 @@ def test_evolve_does_not_mutate_its_input_state():
 
 def test_pruning_keeps_every_event_id_and_order_within_the_retention_window():
     first_order = ev("order.paid", day(0), order_id="o1", amount="100")
-    visits = [ev("customer.visited", day(n)) for n in range(1, 70)]  # prunes at every 32nd event
-    s = given(first_order, *visits, tick(day(390)))
+    visits = [ev("customer.visited", day(n)) for n in range(1, 70)]  # orders are pruned at every 32nd event
+    long_memory = Policy.model_validate({"retention": {"event_id_days": 400}})
+    s = given(first_order, *visits, tick(day(390)), policy=long_memory)
     assert s.when(first_order).outcomes == ["duplicate"]
     assert s.when(ev("order.paid", day(390), order_id="o1", amount="100")).ledger() == []
     assert s.when(visits[0], visits[-1]).outcomes == ["duplicate", "duplicate"]

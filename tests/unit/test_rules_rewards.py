@@ -327,11 +327,11 @@ def test_coupons_list_soonest_expiry_first():
 
 # ---- retention -----------------------------------------------------------------------------------------
 
-def test_a_closed_coupon_is_remembered_for_event_id_days_then_unknown():
-    policy = Policy.model_validate({**POLICY.model_dump(), "retention": {"event_id_days": 400}})
+def test_a_closed_coupon_is_remembered_for_redemption_id_days_then_unknown():
     s = given(ev("points.adjusted", day(0), points=500, reason="seed"), claim("k1"),
-              ev("coupon.used", day(2), coupon_id="c1:k1", order_id="o1", amount="60.00"), policy=policy)
-    # used 2026-01-03T02:00Z; remembered while the clock is before + 400 days = 2027-02-07T02:00Z
+              ev("coupon.used", day(2), coupon_id="c1:k1", order_id="o1", amount="60.00"), policy=POLICY)
+    # used 2026-01-03T02:00Z; remembered while the clock is before + 400 days (the default redemption_id_days)
+    # = 2027-02-07T02:00Z, long after its claim's event ids (event_id_days, 7 by default) are forgotten
     s.apply(tick("2027-02-07T01:59:59Z"))
     assert coupon_rejection(s.when(use(order_id="o2", amount="60.00", at="2027-02-07T01:59:59Z"))) == \
         "already_used"

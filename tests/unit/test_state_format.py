@@ -77,7 +77,7 @@ def test_folding_the_same_history_now_stores_exactly_what_main_stored():
     from schemas.policy import Policy
     from tests.support.events import day, ev, tick
     from tests.support.scenario import given
-    policy = Policy.model_validate({"rewards": {
+    policy = Policy.model_validate({"retention": {"event_id_days": 400}, "rewards": {  # ids kept as main kept them
         "mug": {"points": 100, "coupon_value": "20.00", "min_order": "50.00", "valid_days": 30},
         "tea": {"points": 50, "percent_off": 15, "valid_days": 10, "refund_points_on_expiry": True}}})
     s = given(
