@@ -66,9 +66,19 @@ class BatchSender:
         futures = []
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                futures.append(await _send_closed(producer, batch, topic, partition))
                 batch = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None)
         if batch.record_count():
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            futures.append(await _send_closed(producer, batch, topic, partition))
         return futures
+
+
+async def _send_closed(producer: Any, batch: Any, topic: str, partition: int) -> Any:
+    """Send a complete record batch now: aiokafka holds an open one for the producer's linger (5 ms) first.
+
+    Each batch of the worker waits for two sends in turn (outputs, then changelog), so the linger
+    added 10 ms to every batch and to the latency of every event.
+    """
+    batch.close()
+    return await producer.send_batch(batch, topic, partition=partition)

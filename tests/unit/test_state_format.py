@@ -94,3 +94,12 @@ def test_folding_the_same_history_now_stores_exactly_what_main_stored():
         ev("reward.claimed", day(15), id="e11", claim_id="k3", reward_id="mug"),
         tick(day(20)), policy=policy)
     assert s.state().to_bytes() == STORED_BY_MAIN
+
+
+def test_every_attribute_is_stored_under_its_key_in_slot_order():
+    from projections.state import _STORED
+    state = CustomerState.from_bytes(STORED_BY_MAIN)
+    assert list(state.to_dict()) == [key for key, _ in _STORED], "to_dict must list every slot, in slot order"
+    for key, name in _STORED:
+        if key not in ("lots", "orders", "coupons"):  # stored as lists and dicts, compared above
+            assert state.to_dict()[key] is getattr(state, name), key

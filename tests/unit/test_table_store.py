@@ -3,18 +3,27 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from rocksdict import Options, Rdict
+
 from projections.state import CustomerState
 from streams.settings import CLOCK_KEY
 from streams.tables import TablePartitionStore
 
 
-def table_with(db: dict) -> SimpleNamespace:
-    """A stand-in for Faust's table: one partition's RocksDB as a dict."""
+def rocksdb(path) -> Rdict:
+    """One partition's RocksDB, opened as Faust opens it (raw bytes keys and values)."""
+    return Rdict(str(path), options=Options(raw_mode=True))
+
+
+def table_with(db: Rdict) -> SimpleNamespace:
+    """A stand-in for Faust's table: one partition's RocksDB and the key index."""
     return SimpleNamespace(data=SimpleNamespace(_db_for_partition=lambda partition: db, _key_index={}))
 
 
-def test_customer_ids_that_start_like_fausts_own_keys_are_loaded_after_a_restart():
-    db = {b"__faust\x00offset__": b"123", CLOCK_KEY: b'{"clock_ms": 5}'}
+def test_customer_ids_that_start_like_fausts_own_keys_are_loaded_after_a_restart(tmp_path):
+    db = rocksdb(tmp_path)
+    db[b"__faust\x00offset__"] = b"123"
+    db[CLOCK_KEY] = b'{"clock_ms": 5}'
     for customer_id in ("__faust", "__faustina", "c1"):
         db[customer_id.encode()] = CustomerState(customer_id, 0).to_bytes()
     store = TablePartitionStore(table_with(db), 0)
@@ -22,9 +31,10 @@ def test_customer_ids_that_start_like_fausts_own_keys_are_loaded_after_a_restart
     assert store.clock_ms() == 5
 
 
-def test_a_batch_reaches_rocksdb_only_when_saved_and_discard_returns_to_the_saved_state():
-    db: dict = {}
-    store = TablePartitionStore(table_with(db), 0)
+def test_a_batch_reaches_rocksdb_only_when_saved_and_discard_returns_to_the_saved_state(tmp_path):
+    db = rocksdb(tmp_path)
+    table = table_with(db)
+    store = TablePartitionStore(table, 0)
     saved = CustomerState("c1", 0)
     store.put("c1", saved)
     store.save(store.changelog(clock_ms=7))
@@ -39,3 +49,5 @@ def test_a_batch_reaches_rocksdb_only_when_saved_and_discard_returns_to_the_save
     assert store.get("c1").points_balance == 0
     store.save(records)
     assert store.next_offset() == 42 and store.clock_ms() == 8
+    assert CustomerState.from_bytes(db[b"c1"]).points_balance == 50
+    assert table.data._key_index == {b"c1": 0, CLOCK_KEY: 0}, "Faust's reads find the keys' partition"
