@@ -70,13 +70,24 @@ def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: 
     """Like evolve, but change `state` itself: for a caller that owns it and drops the old value (the fold)."""
     if is_duplicate(state, event, clock_ms, policy):
         return state, []
-    clock_ms = max(clock_ms, event.occurred_at_ms)
+    return evolve_unseen(state, event, clock_ms, policy)
+
+
+def evolve_unseen(state: Optional[CustomerState], event: EventBase, clock_ms: int,
+                  policy: Policy = DEFAULT_POLICY) -> tuple[CustomerState, list[Effect]]:
+    """Like evolve_in_place, for an event the caller has just found not to be a duplicate (checked once)."""
+    if event.occurred_at_ms > clock_ms:
+        clock_ms = event.occurred_at_ms
     if state is None:
         state = initial_state(event.customer_id, event.occurred_at_ms)
         state.as_of_ms = clock_ms  # nothing happened to a new customer before its first event: no time to walk
         effects = []
-    else:
+    elif state.next_due_ms is not None and state.next_due_ms <= clock_ms:
         effects = walk_due_times(state, clock_ms, policy, event.event_id)
+    else:  # nothing due: what walk_due_times does then, without the call (every event passes here)
+        effects = []
+        if clock_ms > state.as_of_ms:
+            state.as_of_ms = clock_ms
     state.seen_event_ids[event.event_id] = event.occurred_at_ms
     state.events_applied += 1
     if event.event_type in INTERACTION_TYPES and (state.last_interaction_ms is None

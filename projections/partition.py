@@ -4,7 +4,7 @@ from __future__ import annotations
 import heapq
 from typing import Iterable, Optional, Protocol
 
-from projections.customer import DEFAULT_POLICY, evolve_in_place, is_duplicate, pass_time_in_place
+from projections.customer import DEFAULT_POLICY, evolve_unseen, is_duplicate, pass_time_in_place
 from projections.state import CustomerState, Effect
 from projections.views import Totals
 from schemas.events import EventBase
@@ -80,6 +80,11 @@ class DueIndex:
         heapq.heappush(self._heap, (due_ms, customer_id))
         if len(self._heap) > 2 * len(self._due) + 1024:
             self._compact()
+
+    def any_due(self, clock_ms: int) -> bool:
+        """Tell whether a heap entry (maybe a stale one) is due at or before clock_ms: most clock moves have none."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= clock_ms
 
     def pop_due(self, clock_ms: int) -> list[str]:
         """Remove and return the customers due at or before clock_ms, earliest first."""
@@ -170,24 +175,59 @@ class PartitionFold:
                 if is_now is not None:
                     self.segments.setdefault(is_now, set()).add(customer_id)
 
+    def _shift(self, customer_id: str, state: CustomerState, status: Optional[str], tier: str, balance: int,
+               value: str) -> None:
+        """Move a customer's contribution from what it was (status None: not counted yet) to `state` (as _move)."""
+        # Field by field, without a _summary tuple per event: most events change the balance only.
+        totals, segments = self.totals, self.segments
+        if status is None:
+            totals.add_values(state.status, state.tier, state.points_balance, 0, value=state.value)
+            for name in (state.status, state.tier, state.value):
+                segments.setdefault(name, set()).add(customer_id)
+            return
+        if state.points_balance != balance:
+            totals.points_outstanding += state.points_balance - balance
+        if state.status != status:
+            totals.by_status[status] -= 1
+            totals.by_status[state.status] += 1
+            segments[status].discard(customer_id)
+            segments.setdefault(state.status, set()).add(customer_id)
+        if state.tier != tier:
+            totals.by_tier[tier] -= 1
+            totals.by_tier[state.tier] += 1
+            segments[tier].discard(customer_id)
+            segments.setdefault(state.tier, set()).add(customer_id)
+        if state.value != value:
+            totals.by_value[value] -= 1
+            totals.by_value[state.value] += 1
+            segments[value].discard(customer_id)
+            segments.setdefault(state.value, set()).add(customer_id)
+
     def apply(self, event: EventBase) -> tuple[str, list[Effect]]:
         """Apply one valid event or tick; return its outcome (applied, duplicate, tick) and effects."""
-        effects = self.advance_clock(event.occurred_at_ms, event.event_id)
-        if event.customer_id is None:
+        at_ms = event.occurred_at_ms
+        effects = self.advance_clock(at_ms, event.event_id) if at_ms > self.clock_ms else []
+        customer_id = event.customer_id
+        if customer_id is None:
             return "tick", effects
-        state = self.store.get(event.customer_id)
-        if is_duplicate(state, event, self.clock_ms, self.policy):
-            return "duplicate", effects
-        self._remember(event.customer_id, state)
-        before = _summary(state) if state is not None else None
-        state, more = evolve_in_place(state, event, self.clock_ms, self.policy)
+        state = self.store.get(customer_id)
+        if state is None:
+            status = tier = balance = value = None
+        else:
+            if is_duplicate(state, event, self.clock_ms, self.policy):
+                return "duplicate", effects
+            status, tier, balance, value = state.status, state.tier, state.points_balance, state.value
+        if self._undo is not None:
+            self._remember(customer_id, state)
+        state, more = evolve_unseen(state, event, self.clock_ms, self.policy)
         if not -BALANCE_LIMIT < state.points_balance < BALANCE_LIMIT:
             raise OverflowError(f"the points balance would leave ±{BALANCE_LIMIT}")
         self.totals.events_applied += 1
-        self._move(event.customer_id, before, _summary(state))
-        self.store.put(event.customer_id, state)
-        self.due.schedule(event.customer_id, state.next_due_ms)
-        effects.extend(more)
+        self._shift(customer_id, state, status, tier, balance, value)
+        self.store.put(customer_id, state)
+        self.due.schedule(customer_id, state.next_due_ms)
+        if more:
+            effects.extend(more)
         return "applied", effects
 
     def advance_clock(self, at_ms: int, source_event_id: Optional[str]) -> list[Effect]:
@@ -196,18 +236,23 @@ class PartitionFold:
             return []
         self.clock_ms = at_ms
         effects: list[Effect] = []
-        for customer_id in self.due.pop_due(at_ms):
+        due = self.due
+        if not due.any_due(at_ms):
+            return effects
+        for customer_id in due.pop_due(at_ms):
             state = self.store.get(customer_id)
             if state is None:
                 continue
-            self._remember(customer_id, state)
-            before = _summary(state)
+            if self._undo is not None:
+                self._remember(customer_id, state)
+            status, tier, balance, value = state.status, state.tier, state.points_balance, state.value
             state, more = pass_time_in_place(state, at_ms, self.policy, source_event_id)
             # Time moved the state on (as_of and due times at least), so it is stored even without effects.
-            self._move(customer_id, before, _summary(state))
+            self._shift(customer_id, state, status, tier, balance, value)
             self.store.put(customer_id, state)
-            self.due.schedule(customer_id, state.next_due_ms)
-            effects.extend(more)
+            due.schedule(customer_id, state.next_due_ms)
+            if more:
+                effects.extend(more)
         return effects
 
 
