@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from projections.care import forget_member_day, forget_reminder_time
+from projections.days import local_day
 from projections.points import credit, debit
 from projections.rewards import claim_reward, prune_rewards, use_coupon
 from projections.state import CustomerState, Effect, Order
@@ -19,7 +20,7 @@ from schemas.events import (
 )
 from schemas.outputs import redemption_rejected
 from schemas.policy import Policy
-from schemas.timeutil import DAY_MS, format_ms, local_date
+from schemas.timeutil import DAY_MS, format_ms
 
 DEFAULT_POLICY = Policy()
 _PRUNE_EVERY_EVENTS = 32  # prune old ids, orders and counters every this many events (amortised)
@@ -210,7 +211,7 @@ def _daily_bonus(state: CustomerState, event: EventBase, policy: Policy, counter
                  daily_max: int) -> list[Effect]:
     """Credit a bonus unless the counter reached daily_max on the customer-local day of the event."""
     tz_name = state.timezone or policy.campaigns.default_timezone
-    day = local_date(event.occurred_at_ms, tz_name).isoformat()
+    day = local_day(event.occurred_at_ms, tz_name).isoformat()
     if day < _first_counted_day(state, policy, tz_name, 0):
         return []  # a day whose count is no longer kept: the cap cannot be checked, so no bonus
     key = f"{counter}|{day}"
@@ -266,7 +267,7 @@ def _prune(state: CustomerState, policy: Policy) -> None:
 
 def _first_counted_day(state: CustomerState, policy: Policy, tz_name: str, spare_days: int) -> str:
     """Return the first local day whose bonus count is kept (the daily_counter_days before as_of)."""
-    return local_date(state.as_of_ms - (policy.retention.daily_counter_days + spare_days) * DAY_MS,
+    return local_day(state.as_of_ms - (policy.retention.daily_counter_days + spare_days) * DAY_MS,
                       tz_name).isoformat()
 
 

@@ -5,6 +5,7 @@ from datetime import date
 from typing import Optional
 
 from projections.care import celebrate_member_day, member_day_due_ms, remind_expiring, reminder_due_ms, tier_moved
+from projections.days import local_day
 from projections.points import expire_lots
 from projections.rewards import expire_coupons
 from projections.state import CustomerState, Effect
@@ -12,7 +13,7 @@ from projections.value import recency_due_ms, rfm_for, value_for
 from projections.triggers import campaign
 from schemas.outputs import transition
 from schemas.policy import Policy
-from schemas.timeutil import DAY_MS, format_ms, local_date, local_midnight_ms
+from schemas.timeutil import DAY_MS, format_ms, local_midnight_ms
 
 
 def tier_for(spend_minor: int, policy: Policy) -> str:
@@ -54,7 +55,7 @@ def refresh_birthday_due(state: CustomerState, policy: Policy) -> None:
         state.birthday_due_ms = None
         return
     tz_name = state.timezone or policy.campaigns.default_timezone
-    year = max(local_date(state.as_of_ms, tz_name).year - 1, state.birthday_done_year + 1)
+    year = max(local_day(state.as_of_ms, tz_name).year - 1, state.birthday_done_year + 1)
     state.birthday_due_ms = birthday_midnight_ms(state, year, policy)
 
 
@@ -194,7 +195,7 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
         return effects
     tz_name = state.timezone or policy.campaigns.default_timezone
     grace_ms = policy.campaigns.birthday_grace_days * DAY_MS
-    year = local_date(clock_ms, tz_name).year
+    year = local_day(clock_ms, tz_name).year
     for candidate in (year - 1, year):
         if candidate <= state.birthday_done_year:
             continue
@@ -208,7 +209,7 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
             at_ms = max(midnight_ms, state.as_of_ms)
             # The campaign's local date, never the time zone: output topics are not erased (personal data stays
             # in the customer's state only).
-            details = {"local_date": local_date(midnight_ms, tz_name).isoformat()}
+            details = {"local_date": local_day(midnight_ms, tz_name).isoformat()}
             effects.append(campaign(state, "birthday", str(candidate), at_ms, details))
     return effects
 
