@@ -96,30 +96,52 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     now = state.as_of_ms
     rules = policy.status
     last_interaction = state.last_interaction_ms
-    last_purchase = state.last_purchase_ms
-    quiet_since = last_interaction if last_interaction is not None else state.first_seen_ms
-    # Written out without a list of candidates: this runs for every event. R falls as days pass
-    # (rfm_due_ms); F and M change when an order leaves the window (tier_due_ms).
-    best = quiet_since + rules.dormant_after_days * DAY_MS
+    # Written out candidate by candidate, without tuples: this runs for every event and every due visit.
+    # R falls as days pass (rfm_due_ms); F and M change when an order leaves the window (tier_due_ms).
+    if last_interaction is None:
+        best = state.first_seen_ms + rules.dormant_after_days * DAY_MS
+    else:
+        best = last_interaction + rules.dormant_after_days * DAY_MS
+        t = last_interaction + rules.active_interaction_days * DAY_MS
+        if now < t < best or best <= now < t:
+            best = t
     if best <= now:
         best = None
-    for t in (state.tier_due_ms, state.rfm_due_ms,
-              None if last_interaction is None else last_interaction + rules.active_interaction_days * DAY_MS,
-              None if last_purchase is None else last_purchase + rules.purchase_window_days * DAY_MS):
-        if t is not None and t > now and (best is None or t < best):
+    t = state.last_purchase_ms
+    if t is not None:
+        t += rules.purchase_window_days * DAY_MS
+        if t > now and (best is None or t < best):
             best = t
+    t = state.tier_due_ms
+    if t is not None and t > now and (best is None or t < best):
+        best = t
+    t = state.rfm_due_ms
+    if t is not None and t > now and (best is None or t < best):
+        best = t
     # A late credit may land already expired, and a birthday may be in reach now: those are due at once;
     # so are a coupon of a late claim, an expiry reminder whose time has passed, a member day just reached.
+    lots = state.lots
+    soonest = lots[0].expires_at_ms if lots else None
+    t = state.birthday_due_ms
+    if t is not None and (soonest is None or t < soonest):
+        soonest = t
+    t = state.coupon_due_ms
+    if t is not None and (soonest is None or t < soonest):
+        soonest = t
     campaigns = policy.campaigns
-    soonest = state.lots[0].expires_at_ms if state.lots else None
-    for t in (state.birthday_due_ms, state.coupon_due_ms,
-              (state.remind_due_ms if state.remind_due_ms is not None or state.remind_lot_ms is None
-               else reminder_due_ms(state, policy)) if campaigns.reminders_on else None,
-              member_day_due_ms(state, policy) if campaigns.member_days_on else None):
+    if campaigns.reminders_on:
+        t = state.remind_due_ms
+        if t is None and state.remind_lot_ms is not None:
+            t = reminder_due_ms(state, policy)
+        if t is not None and (soonest is None or t < soonest):
+            soonest = t
+    if campaigns.member_days_on:
+        t = member_day_due_ms(state, policy)
         if t is not None and (soonest is None or t < soonest):
             soonest = t
     if soonest is not None:
-        soonest = max(soonest, now)  # the latest of "at once" and the soonest of them
+        if soonest < now:
+            soonest = now  # the latest of "at once" and the soonest of them
         if best is None or soonest < best:
             best = soonest
     return best
