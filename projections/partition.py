@@ -63,47 +63,64 @@ class SavedStateStore:
 
 
 class DueIndex:
-    """Customers by next due time, so a tick visits only the customers that are due."""
+    """Customers by next due time, so a tick visits only the customers that are due.
+
+    A customer's due time moves later with almost every event (a new interaction), so the heap is not
+    told of a later time: the entry it holds (`_queued`, never later than the due time) comes up first
+    and is then put back at the due time. Only an earlier due time is pushed at once.
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, str]] = []
         self._due: dict[str, int] = {}
+        self._queued: dict[str, int] = {}  # customer -> its live heap entry's time (<= its due time, if any)
 
     def schedule(self, customer_id: str, due_ms: Optional[int]) -> None:
         """Set (or clear) a customer's next due time."""
-        if self._due.get(customer_id) == due_ms:
-            return
         if due_ms is None:
-            self._due.pop(customer_id, None)
+            self._due.pop(customer_id, None)  # its heap entry, if any, comes up and is dropped
             return
         self._due[customer_id] = due_ms
-        heapq.heappush(self._heap, (due_ms, customer_id))
-        if len(self._heap) > 2 * len(self._due) + 1024:
-            self._compact()
+        queued = self._queued.get(customer_id)
+        if queued is None or due_ms < queued:
+            self._queued[customer_id] = due_ms
+            heapq.heappush(self._heap, (due_ms, customer_id))
+            if len(self._heap) > 2 * len(self._due) + 1024:
+                self._compact()
 
     def any_due(self, clock_ms: int) -> bool:
-        """Tell whether a heap entry (maybe a stale one) is due at or before clock_ms: most clock moves have none."""
+        """Tell whether a heap entry (maybe one to put back later) is due at or before clock_ms: most clock moves have none."""
         heap = self._heap
         return bool(heap) and heap[0][0] <= clock_ms
 
     def pop_due(self, clock_ms: int) -> list[str]:
-        """Remove and return the customers due at or before clock_ms, earliest first."""
+        """Remove and return the customers due at or before clock_ms, earliest first (by due time, then id)."""
         due = []
-        heap = self._heap
+        heap, queued, times = self._heap, self._queued, self._due
         while heap and heap[0][0] <= clock_ms:
-            due_ms, customer_id = heapq.heappop(heap)
-            if self._due.get(customer_id) == due_ms:  # else a stale entry for an old due time
-                del self._due[customer_id]
+            entry_ms, customer_id = heapq.heappop(heap)
+            if queued.get(customer_id) != entry_ms:
+                continue  # an entry an earlier one replaced
+            del queued[customer_id]
+            due_ms = times.get(customer_id)
+            if due_ms is None:
+                continue  # no longer due at all
+            if due_ms == entry_ms:
+                del times[customer_id]
                 due.append(customer_id)
+            else:  # due later than the entry: put back at its due time (this round, if it is due by clock_ms)
+                queued[customer_id] = due_ms
+                heapq.heappush(heap, (due_ms, customer_id))
         return due
 
     def __len__(self) -> int:
         return len(self._due)
 
     def _compact(self) -> None:
-        """Drop stale heap entries."""
+        """Drop stale heap entries: one entry per customer, at its due time."""
         self._heap = [(due_ms, cid) for cid, due_ms in self._due.items()]
         heapq.heapify(self._heap)
+        self._queued = dict(self._due)
 
 
 class PartitionFold:
