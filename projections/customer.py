@@ -12,7 +12,7 @@ from projections.days import local_day
 from projections.points import credit, debit
 from projections.rewards import claim_reward, prune_rewards, use_coupon
 from projections.state import CustomerState, Effect, Order
-from projections.timeline import count_order_spend, next_due_ms, reevaluate, refresh_birthday_due, walk_due_times
+from projections.timeline import count_order_spend, next_due_ms, reevaluate_into, refresh_birthday_due, walk_due_times
 from schemas.events import (
     INTERACTION_TYPES, ContentShared, CouponUsed, CustomerCheckedIn, CustomerErased, CustomerProfileUpdated,
     CustomerRegistered, CustomerVisited, EventBase, OrderPaid, OrderRefunded, PointsAdjusted, RedemptionRequested,
@@ -97,7 +97,7 @@ def evolve_unseen(state: Optional[CustomerState], event: EventBase, clock_ms: in
     effects.extend(_HANDLERS[type(event)](state, event, policy))
     if state.events_applied % _PRUNE_EVERY_EVENTS == 0:
         _prune(state, policy)
-    effects.extend(reevaluate(state, state.as_of_ms, policy, event.event_id))
+    reevaluate_into(effects, state, state.as_of_ms, policy, event.event_id)
     due_ms = state.next_due_ms = next_due_ms(state, policy)
     if due_ms is not None and due_ms <= clock_ms:  # e.g. a late lot already expired (skipped when not: hot path)
         effects.extend(walk_due_times(state, clock_ms, policy, event.event_id))

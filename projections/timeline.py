@@ -147,18 +147,32 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     return best
 
 
-def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
-    """Recompute tier, status and value at at_ms and report their changes (win-back on becoming dormant)."""
-    effects = []
+def reevaluate_into(effects: list[Effect], state: CustomerState, at_ms: int, policy: Policy,
+                    source_event_id: Optional[str]) -> None:
+    """Recompute tier, status and value at at_ms and append their changes to effects (win-back on becoming dormant).
+
+    Every event and every due visit passes here: tier_for and status_for are written out (the same rules;
+    tests/unit/test_rules_status.py checks they agree).
+    """
     tier_before = state.tier
     if state.tier_due_ms is not None and at_ms >= state.tier_due_ms:
         refresh_orders(state, at_ms, policy)  # an order left the window (order events update it themselves)
-    tier = tier_for(state.window_spend_minor, policy)
+    spend, tiers = state.window_spend_minor, policy.tier
+    tier = "vip" if spend >= tiers.vip_min_minor else "premium" if spend >= tiers.premium_min_minor else "standard"
     old_tier = state.tier
     if tier != old_tier:
         effects.append(_update(state, "tier_changed", old_tier, tier, at_ms, source_event_id))
         state.tier = tier
-    status = status_for(state, at_ms, policy)
+    rules = policy.status
+    last_interaction, last_purchase = state.last_interaction_ms, state.last_purchase_ms
+    if last_purchase is not None and at_ms < last_purchase + rules.purchase_window_days * DAY_MS \
+            and last_interaction is not None and at_ms < last_interaction + rules.active_interaction_days * DAY_MS:
+        status = "active"
+    elif at_ms >= (last_interaction if last_interaction is not None else state.first_seen_ms) \
+            + rules.dormant_after_days * DAY_MS:
+        status = "dormant"
+    else:
+        status = "potential"
     if status != state.status:
         effects.append(_update(state, "status_changed", state.status, status, at_ms, source_event_id))
         state.status = status
@@ -171,7 +185,6 @@ def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id
         effects.extend(_rescore(state, at_ms, policy, source_event_id))
     if tier != old_tier:  # after the status, so a congratulation shows the customer as they now are
         effects.extend(tier_moved(state, old_tier, tier, at_ms, policy))
-    return effects
 
 
 def _rescore(state: CustomerState, at_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
@@ -239,19 +252,23 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
 def walk_due_times(state: CustomerState, clock_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
     """Walk the state through every due time up to clock_ms, in time order (state is being built)."""
     effects: list[Effect] = []
-    while state.next_due_ms is not None and state.next_due_ms <= clock_ms:
-        at_ms = max(state.next_due_ms, state.as_of_ms)
-        effects.extend(expire_lots(state, at_ms, source_event_id))
+    due_ms = state.next_due_ms
+    while due_ms is not None and due_ms <= clock_ms:
+        at_ms = due_ms if due_ms > state.as_of_ms else state.as_of_ms
+        # Each rule is called only when its own due time has come (each returns nothing otherwise).
+        if state.lots and state.lots[0].expires_at_ms <= at_ms:
+            effects.extend(expire_lots(state, at_ms, source_event_id))
         if state.coupon_due_ms is not None and state.coupon_due_ms <= at_ms:
             effects.extend(expire_coupons(state, at_ms, policy, source_event_id))
-        effects.extend(reevaluate(state, at_ms, policy, source_event_id))
+        reevaluate_into(effects, state, at_ms, policy, source_event_id)
         state.as_of_ms = at_ms
-        effects.extend(_birthday(state, clock_ms, policy))
+        if state.birthday_due_ms is not None and state.birthday_due_ms <= clock_ms:
+            effects.extend(_birthday(state, clock_ms, policy))
         if state.remind_due_ms is not None and state.remind_due_ms <= at_ms:
             effects.extend(remind_expiring(state, at_ms, clock_ms, policy))
         if state.member_day_due_ms is not None and state.member_day_due_ms <= at_ms:
             effects.extend(celebrate_member_day(state, at_ms, clock_ms, policy))
-        state.next_due_ms = next_due_ms(state, policy)
+        due_ms = state.next_due_ms = next_due_ms(state, policy)
     if clock_ms > state.as_of_ms:
         state.as_of_ms = clock_ms
     return effects
