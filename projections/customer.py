@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from projections.care import forget_member_day, forget_reminder_time
-from projections.days import local_day
+from projections.days import format_ms, local_day
 from projections.points import credit, debit
 from projections.rewards import claim_reward, prune_rewards, use_coupon
 from projections.state import CustomerState, Effect, Order
@@ -20,7 +20,7 @@ from schemas.events import (
 )
 from schemas.outputs import redemption_rejected
 from schemas.policy import Policy
-from schemas.timeutil import DAY_MS, format_ms
+from schemas.timeutil import DAY_MS
 
 DEFAULT_POLICY = Policy()
 _PRUNE_EVERY_EVENTS = 32  # prune old ids, orders and counters every this many events (amortised)

@@ -4,9 +4,10 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Optional
 
+from projections.days import format_ms
 from projections.state import LOT_EXPIRY, CustomerState, Effect, Lot
 from schemas.outputs import ledger_entry
-from schemas.timeutil import DAY_MS, format_ms
+from schemas.timeutil import DAY_MS
 
 
 def ledger_effect(state: CustomerState, kind: str, points: int, at_ms: int, source_event_id: Optional[str],
