@@ -211,8 +211,12 @@ def _daily_bonus(state: CustomerState, event: EventBase, policy: Policy, counter
                  daily_max: int) -> list[Effect]:
     """Credit a bonus unless the counter reached daily_max on the customer-local day of the event."""
     tz_name = state.timezone or policy.campaigns.default_timezone
-    day = local_day(event.occurred_at_ms, tz_name).isoformat()
-    if day < _first_counted_day(state, policy, tz_name, 0):
+    at_ms = event.occurred_at_ms
+    day = local_day(at_ms, tz_name).isoformat()
+    # Two days inside the kept days, the event's local date is too (a local date lags its instant by less
+    # than two days): only a very late event needs the first counted day.
+    if at_ms < state.as_of_ms - (policy.retention.daily_counter_days - 2) * DAY_MS \
+            and day < _first_counted_day(state, policy, tz_name, 0):
         return []  # a day whose count is no longer kept: the cap cannot be checked, so no bonus
     key = f"{counter}|{day}"
     count = state.daily_counts.get(key, 0)
