@@ -5,6 +5,7 @@ from datetime import date
 from typing import Optional
 
 from projections.care import celebrate_member_day, member_day_due_ms, remind_expiring, reminder_due_ms, tier_moved
+from projections.constants import figures
 from projections.days import format_ms, local_day
 from projections.points import expire_lots
 from projections.rewards import expire_coupons
@@ -94,22 +95,22 @@ def refresh_orders(state: CustomerState, at_ms: int, policy: Policy) -> None:
 def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     """Return the earliest time after as_of at which a time rule may change this customer."""
     now = state.as_of_ms
-    rules = policy.status
+    rules = figures(policy)
     last_interaction = state.last_interaction_ms
     # Written out candidate by candidate, without tuples: this runs for every event and every due visit.
     # R falls as days pass (rfm_due_ms); F and M change when an order leaves the window (tier_due_ms).
     if last_interaction is None:
-        best = state.first_seen_ms + rules.dormant_after_days * DAY_MS
+        best = state.first_seen_ms + rules.dormant_ms
     else:
-        best = last_interaction + rules.dormant_after_days * DAY_MS
-        t = last_interaction + rules.active_interaction_days * DAY_MS
+        best = last_interaction + rules.dormant_ms
+        t = last_interaction + rules.active_ms
         if now < t < best or best <= now < t:
             best = t
     if best <= now:
         best = None
     t = state.last_purchase_ms
     if t is not None:
-        t += rules.purchase_window_days * DAY_MS
+        t += rules.purchase_ms
         if t > now and (best is None or t < best):
             best = t
     t = state.tier_due_ms
@@ -128,14 +129,13 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     t = state.coupon_due_ms
     if t is not None and (soonest is None or t < soonest):
         soonest = t
-    campaigns = policy.campaigns
-    if campaigns.reminders_on:
+    if rules.reminders_on:
         t = state.remind_due_ms
         if t is None and state.remind_lot_ms is not None:
             t = reminder_due_ms(state, policy)
         if t is not None and (soonest is None or t < soonest):
             soonest = t
-    if campaigns.member_days_on:
+    if rules.member_days_on:
         t = member_day_due_ms(state, policy)
         if t is not None and (soonest is None or t < soonest):
             soonest = t
@@ -157,19 +157,17 @@ def reevaluate_into(effects: list[Effect], state: CustomerState, at_ms: int, pol
     tier_before = state.tier
     if state.tier_due_ms is not None and at_ms >= state.tier_due_ms:
         refresh_orders(state, at_ms, policy)  # an order left the window (order events update it themselves)
-    spend, tiers = state.window_spend_minor, policy.tier
-    tier = "vip" if spend >= tiers.vip_min_minor else "premium" if spend >= tiers.premium_min_minor else "standard"
+    spend, rules = state.window_spend_minor, figures(policy)
+    tier = "vip" if spend >= rules.vip_min_minor else "premium" if spend >= rules.premium_min_minor else "standard"
     old_tier = state.tier
     if tier != old_tier:
         effects.append(_update(state, "tier_changed", old_tier, tier, at_ms, source_event_id))
         state.tier = tier
-    rules = policy.status
     last_interaction, last_purchase = state.last_interaction_ms, state.last_purchase_ms
-    if last_purchase is not None and at_ms < last_purchase + rules.purchase_window_days * DAY_MS \
-            and last_interaction is not None and at_ms < last_interaction + rules.active_interaction_days * DAY_MS:
+    if last_purchase is not None and at_ms < last_purchase + rules.purchase_ms \
+            and last_interaction is not None and at_ms < last_interaction + rules.active_ms:
         status = "active"
-    elif at_ms >= (last_interaction if last_interaction is not None else state.first_seen_ms) \
-            + rules.dormant_after_days * DAY_MS:
+    elif at_ms >= (last_interaction if last_interaction is not None else state.first_seen_ms) + rules.dormant_ms:
         status = "dormant"
     else:
         status = "potential"
