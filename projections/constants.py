@@ -15,7 +15,7 @@ class PolicyFigures:
 
     __slots__ = ("policy", "dormant_ms", "active_ms", "purchase_ms", "window_ms", "vip_min_minor",
                  "premium_min_minor", "reminders_on", "member_days_on", "default_timezone", "counted_days_ms",
-                 "order_days_ms")
+                 "order_days_ms", "earn_ratio", "expiry_days")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -31,6 +31,9 @@ class PolicyFigures:
         self.default_timezone = policy.campaigns.default_timezone
         self.counted_days_ms = policy.retention.daily_counter_days * DAY_MS
         self.order_days_ms = policy.retention.order_days * DAY_MS
+        # tier -> (numerator, denominator) of its earn multiplier: exact, as the rule's integer arithmetic needs
+        self.earn_ratio = {tier: m.as_integer_ratio() for tier, m in policy.earn.multiplier.items()}
+        self.expiry_days = policy.lots.expiry_days
 
 
 _last: Optional[PolicyFigures] = None  # a process folds with one policy: the last one asked for is kept

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from projections.care import forget_member_day, forget_reminder_time
+from projections.constants import figures
 from projections.days import format_ms, local_day
 from projections.points import credit, debit
 from projections.rewards import claim_reward, prune_rewards, use_coupon
@@ -89,18 +90,21 @@ def evolve_unseen(state: Optional[CustomerState], event: EventBase, clock_ms: in
         effects = []
         if clock_ms > state.as_of_ms:
             state.as_of_ms = clock_ms
-    state.seen_event_ids[event.event_id] = event.occurred_at_ms
+    event_id, occurred_ms = event.event_id, event.occurred_at_ms  # read once: a model's attribute costs more
+    state.seen_event_ids[event_id] = occurred_ms
     state.events_applied += 1
     if event.event_type in INTERACTION_TYPES and (state.last_interaction_ms is None
-                                                   or event.occurred_at_ms > state.last_interaction_ms):
-        state.last_interaction_ms = event.occurred_at_ms
-    effects.extend(_HANDLERS[type(event)](state, event, policy))
+                                                   or occurred_ms > state.last_interaction_ms):
+        state.last_interaction_ms = occurred_ms
+    more = _HANDLERS[type(event)](state, event, policy)
+    if more:
+        effects.extend(more)
     if state.events_applied % _PRUNE_EVERY_EVENTS == 0:
         _prune(state, policy)
-    reevaluate_into(effects, state, state.as_of_ms, policy, event.event_id)
+    reevaluate_into(effects, state, state.as_of_ms, policy, event_id)
     due_ms = state.next_due_ms = next_due_ms(state, policy)
     if due_ms is not None and due_ms <= clock_ms:  # e.g. a late lot already expired (skipped when not: hot path)
-        effects.extend(walk_due_times(state, clock_ms, policy, event.event_id))
+        effects.extend(walk_due_times(state, clock_ms, policy, event_id))
     return state, effects
 
 
@@ -152,7 +156,7 @@ def _pay_order(state: CustomerState, event: OrderPaid, policy: Policy) -> list[E
     payload = event.payload
     if known_order(state, payload.order_id, policy) is not None:
         return []
-    numerator, denominator = policy.earn.multiplier[state.tier].as_integer_ratio()
+    numerator, denominator = figures(policy).earn_ratio[state.tier]
     points = payload.amount_minor * numerator // (denominator * 100)
     state.orders[payload.order_id] = Order(event.occurred_at_ms, payload.amount_minor, 0, points, 0, False)
     state.lifetime_spend_minor += payload.amount_minor

@@ -29,11 +29,14 @@ def credit(state: CustomerState, points: int, at_ms: int, expiry_days: int, kind
     if rest:
         expires_ms = at_ms + expiry_days * DAY_MS
         lots = state.lots
-        index = bisect_left(lots, expires_ms, key=LOT_EXPIRY)
-        if index < len(lots) and lots[index].expires_at_ms == expires_ms:
-            lots[index].points += rest
+        if not lots or lots[-1].expires_at_ms < expires_ms:
+            lots.append(Lot(expires_ms, rest))  # the usual case: credits come in time order, so the lot is the last
         else:
-            lots.insert(index, Lot(expires_ms, rest))
+            index = bisect_left(lots, expires_ms, key=LOT_EXPIRY)
+            if index < len(lots) and lots[index].expires_at_ms == expires_ms:
+                lots[index].points += rest
+            else:
+                lots.insert(index, Lot(expires_ms, rest))
         # A lot on a date not yet checked, before the one the next expiry reminder is set for (or with
         # none set), makes it be chosen again (projections/care.py); a later lot cannot change it.
         if expires_ms >= state.reminded_until_ms and (state.remind_lot_ms is None or expires_ms < state.remind_lot_ms):
