@@ -11,3 +11,8 @@ def test_figures_follow_each_policy_asked_for():
         rules = figures(policy)
         assert (rules.dormant_ms, rules.vip_min_minor) == (dormant_days * DAY_MS, vip_minor)
         assert rules.window_ms == policy.tier.window_days * DAY_MS
+
+
+def test_earn_ratios_are_the_exact_multipliers():
+    policy = Policy.model_validate({"earn": {"multiplier": {"standard": "1.0", "premium": "1.25", "vip": "1.333"}}})
+    assert figures(policy).earn_ratio == {"standard": (1, 1), "premium": (5, 4), "vip": (1333, 1000)}
