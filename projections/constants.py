@@ -15,7 +15,8 @@ class PolicyFigures:
 
     __slots__ = ("policy", "dormant_ms", "active_ms", "purchase_ms", "window_ms", "vip_min_minor",
                  "premium_min_minor", "reminders_on", "member_days_on", "default_timezone", "counted_days_ms",
-                 "order_days_ms", "earn_ratio", "expiry_days")
+                 "order_days_ms", "earn_ratio", "expiry_days", "recency_days",
+                 "frequency_rising", "monetary_rising_minor")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -34,6 +35,9 @@ class PolicyFigures:
         # tier -> (numerator, denominator) of its earn multiplier: exact, as the rule's integer arithmetic needs
         self.earn_ratio = {tier: m.as_integer_ratio() for tier, m in policy.earn.multiplier.items()}
         self.expiry_days = policy.lots.expiry_days
+        self.recency_days = policy.rfm.recency_days
+        self.frequency_rising = policy.rfm.frequency_rising
+        self.monetary_rising_minor = policy.rfm.monetary_rising_minor
 
 
 _last: Optional[PolicyFigures] = None  # a process folds with one policy: the last one asked for is kept

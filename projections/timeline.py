@@ -1,6 +1,7 @@
 """Time rules (status, tier, expiry, birthdays, coupons, care campaigns), fired as the clock passes their due times."""
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from datetime import date
 from typing import Optional
 
@@ -10,7 +11,7 @@ from projections.days import format_ms, local_day
 from projections.points import expire_lots
 from projections.rewards import expire_coupons
 from projections.state import CustomerState, Effect
-from projections.value import recency_due_ms, rfm_for, value_for
+from projections.value import value_for
 from projections.triggers import campaign
 from schemas.outputs import transition
 from schemas.policy import Policy
@@ -187,8 +188,17 @@ def reevaluate_into(effects: list[Effect], state: CustomerState, at_ms: int, pol
 
 def _rescore(state: CustomerState, at_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
     """Recompute R, F and M and the value class (when R falls, or after an order event); report a class change."""
-    state.rfm_due_ms = recency_due_ms(state.last_purchase_ms, at_ms, policy)
-    rfm = rfm_for(state, at_ms, policy)
+    last_purchase = state.last_purchase_ms
+    if last_purchase is None:
+        state.rfm_due_ms = rfm = None
+    else:  # recency_due_ms and rfm_at written out, sharing R's threshold (tests/unit/test_rules_value.py)
+        rules = figures(policy)
+        limits = rules.recency_days
+        index = bisect_left(limits, (at_ms - last_purchase) // DAY_MS)
+        # R holds while the whole days since the purchase are at most limits[index]: it falls on day limit + 1.
+        state.rfm_due_ms = last_purchase + (limits[index] + 1) * DAY_MS if index < len(limits) else None
+        rfm = [5 - index, 1 + bisect_right(rules.frequency_rising, state.window_orders),
+               1 + bisect_right(rules.monetary_rising_minor, state.window_spend_minor)]
     if rfm == state.rfm:
         return []
     state.rfm = rfm  # a new list: clones share the old one, which is never changed in place
