@@ -240,8 +240,12 @@ class PartitionFold:
         state, more = evolve_unseen(state, event, self.clock_ms, self.policy)
         if not -BALANCE_LIMIT < state.points_balance < BALANCE_LIMIT:
             raise OverflowError(f"the points balance would leave ±{BALANCE_LIMIT}")
-        self.totals.events_applied += 1
-        self._shift(customer_id, state, status, tier, balance, value)
+        totals = self.totals
+        totals.events_applied += 1
+        if status is not None and state.status == status and state.tier == tier and state.value == value:
+            totals.points_outstanding += state.points_balance - balance  # most events: the balance at most
+        else:
+            self._shift(customer_id, state, status, tier, balance, value)
         self.store.put(customer_id, state)
         self.due.schedule(customer_id, state.next_due_ms)
         if more:
