@@ -90,7 +90,7 @@ class DueIndex:
                 self._compact()
 
     def any_due(self, clock_ms: int) -> bool:
-        """Tell whether a heap entry (maybe one to put back later) is due at or before clock_ms: most clock moves have none."""
+        """Tell whether a heap entry (maybe one to put back later) is due by clock_ms: most clock moves have none."""
         heap = self._heap
         return bool(heap) and heap[0][0] <= clock_ms
 

@@ -27,7 +27,8 @@ def test_local_day_around_transitions_and_midnights():
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.one_of(st.integers(MIN_OCCURRED_AT_MS, MAX_OCCURRED_AT_MS), st.integers(0, 253_402_300_799).map(lambda n: n * 1000)))
+@given(st.one_of(st.integers(MIN_OCCURRED_AT_MS, MAX_OCCURRED_AT_MS),
+                 st.integers(0, 253_402_300_799).map(lambda n: n * 1000)))  # whole seconds up to year 9999
 def test_the_folds_format_ms_is_format_ms(epoch_ms):
     assert days.format_ms(epoch_ms) == timeutil.format_ms(epoch_ms)
     assert days.format_ms(epoch_ms) == timeutil.format_ms(epoch_ms)  # again, from its cache

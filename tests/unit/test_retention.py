@@ -66,7 +66,7 @@ def test_a_refund_is_honoured_exactly_while_its_order_is_known():
 def test_a_late_check_in_earns_exactly_while_its_local_day_is_counted():
     partition = PartitionFold(MemoryStore())
     partition.apply(ev("customer.registered", day(0)))
-    partition.apply(ev("clock.tick", day(45), customer=None))  # as_of 2026-02-15 10:00 local: 6 Jan is the first counted day
+    partition.apply(ev("clock.tick", day(45), customer=None))  # 15 Feb 10:00 local: 6 Jan is the first counted day
 
     def bonus(at: str) -> int:
         _, effects = partition.apply(ev("customer.checked_in", at))
