@@ -78,14 +78,21 @@ def check_web_auth(settings: Settings, insecure_no_auth: bool = False) -> None:
                            f"--web-host 127.0.0.1, or give --insecure-no-auth")
 
 
+def check_faust() -> None:
+    """Refuse, in one line, a faust-streaming outside the tested range (before Faust is imported)."""
+    # Here, like Faust in run_worker: the CLI imports this module's checks without loading the Kafka clients.
+    from streams.faust_internals import UntestedFaustVersion, check_faust_version
+    try:
+        check_faust_version()
+    except UntestedFaustVersion as exc:
+        raise StartupError(str(exc)) from None
+
+
 def run_worker(settings: Settings, log_format: str = "text") -> None:
     """Run one worker until it is stopped (SIGTERM or Ctrl-C); the app logs what it committed."""
     # Here, like Faust below: the CLI imports this module's checks without loading either.
-    from streams.faust_internals import UntestedFaustVersion, check_faust_version, serve_on_socket
-    try:
-        check_faust_version()  # before Faust is imported: the worker relies on its internals
-    except UntestedFaustVersion as exc:
-        raise StartupError(str(exc)) from None
+    from streams.faust_internals import serve_on_socket
+    check_faust()
     # Bound here and handed to Faust's web server: no other process can take the port in between.
     web_socket = bind_web_port(settings.web_host, settings.web_port)
     import faust  # here, so that the CLI imports this module's checks without loading Faust

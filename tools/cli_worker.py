@@ -42,7 +42,7 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
     """Run a stream worker; several workers with one --app-id split the partitions."""
     # here, when the command runs: `loyalty --help` starts without the Kafka clients
     from schemas.policy import load_policy
-    from streams.worker import check_web_auth, check_web_port, lock_data_dir, run_worker
+    from streams.worker import check_faust, check_web_auth, check_web_port, lock_data_dir, run_worker
     from tools.broker import wait_for_broker
     settings = settings_from(broker, broker_kind, clock=clock, tick_seconds=tick_seconds, web_port=web_port,
                              web_host=web_host, data_dir=Path(data_dir), partitions=partitions, app_id=app_id,
@@ -52,6 +52,7 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
     # A second worker on this data dir or web port stops here, in one line, before anything waits.
     with lock_data_dir(settings.data_dir):  # held while the worker runs
         check_web_port(settings.web_host, settings.web_port)
+        check_faust()  # an untested Faust is said at once, not after waiting for the broker
         # and on a broker that is not there, saying what it waits for
         wait_for_broker(settings.broker, timeout_s=15, say=lambda line: click.echo(line, err=True))
         run_worker(settings, log_format)
