@@ -9,10 +9,11 @@ from bisect import bisect_left
 from datetime import date, timedelta
 from typing import Optional
 
+from projections.days import format_ms, local_day
 from projections.state import LOT_EXPIRY, CustomerState, Effect, Lot
 from projections.triggers import campaign
 from schemas.policy import TIERS, Policy
-from schemas.timeutil import DAY_MS, format_ms, local_date, local_midnight_ms
+from schemas.timeutil import DAY_MS, local_midnight_ms
 
 _ONE_DAY = timedelta(days=1)
 
@@ -28,7 +29,7 @@ def _tz(state: CustomerState, policy: Policy) -> str:
 
 def _remind_at_ms(lot_ms: int, tz_name: str, policy: Policy) -> int:
     """Return local midnight remind_days before the local date on which a lot expires."""
-    day = local_date(lot_ms, tz_name)
+    day = local_day(lot_ms, tz_name)
     return local_midnight_ms(day - timedelta(days=policy.campaigns.points_expiring.remind_days), tz_name)
 
 
@@ -64,7 +65,7 @@ _DATE_SPAN_MS = 25 * 3_600_000
 def _date_points(lots: list[Lot], index: int, since_ms: int, tz_name: str) -> tuple[date, int, int, int, int]:
     """Return the local date of lots[index], its points (of lots from since_ms), its first lot, the lot after it,
     and the end of the date."""
-    day = local_date(lots[index].expires_at_ms, tz_name)
+    day = local_day(lots[index].expires_at_ms, tz_name)
     first = bisect_left(lots, max(local_midnight_ms(day, tz_name), since_ms), key=LOT_EXPIRY)
     day_end_ms = local_midnight_ms(day + _ONE_DAY, tz_name)
     points, after = 0, first
@@ -186,7 +187,7 @@ def _next_member_day(from_day: date, policy: Policy) -> Optional[date]:
 def _member_day_from(state: CustomerState, from_ms: int, policy: Policy) -> Optional[int]:
     """Return the local midnight of the first member day at or after from_ms (None if there is none)."""
     tz_name = _tz(state, policy)
-    day = _next_member_day(local_date(from_ms, tz_name), policy)
+    day = _next_member_day(local_day(from_ms, tz_name), policy)
     if day is not None and local_midnight_ms(day, tz_name) < from_ms:
         day = _next_member_day(day + _ONE_DAY, policy)
     return None if day is None else local_midnight_ms(day, tz_name)
@@ -219,7 +220,7 @@ def celebrate_member_day(state: CustomerState, at_ms: int, clock_ms: int, policy
     if due_ms == at_ms and _qualifies(state, policy) \
             and clock_ms - due_ms <= policy.campaigns.birthday_grace_days * DAY_MS:
         tz_name = _tz(state, policy)
-        day = local_date(due_ms, tz_name).isoformat()
+        day = local_day(due_ms, tz_name).isoformat()
         effects.append(campaign(state, "member_day", day, at_ms, {"local_date": day}))  # no time zone: outputs carry no personal field
     state.member_day_due_ms = _member_day_from(state, max(due_ms + 1, at_ms), policy)
     return effects

@@ -8,10 +8,12 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from projections.care import forget_member_day, forget_reminder_time
+from projections.constants import figures
+from projections.days import format_ms, local_day
 from projections.points import credit, debit
 from projections.rewards import claim_reward, prune_rewards, use_coupon
 from projections.state import CustomerState, Effect, Order
-from projections.timeline import count_order_spend, next_due_ms, reevaluate, refresh_birthday_due, walk_due_times
+from projections.timeline import count_order_spend, next_due_ms, reevaluate_into, refresh_birthday_due, walk_due_times
 from schemas.events import (
     INTERACTION_TYPES, ContentShared, CouponUsed, CustomerCheckedIn, CustomerErased, CustomerProfileUpdated,
     CustomerRegistered, CustomerVisited, EventBase, OrderPaid, OrderRefunded, PointsAdjusted, RedemptionRequested,
@@ -19,7 +21,7 @@ from schemas.events import (
 )
 from schemas.outputs import redemption_rejected
 from schemas.policy import Policy
-from schemas.timeutil import DAY_MS, format_ms, local_date
+from schemas.timeutil import DAY_MS
 
 DEFAULT_POLICY = Policy()
 _PRUNE_EVERY_EVENTS = 32  # prune old redemption ids, orders and counters every this many events (amortised)
@@ -72,28 +74,42 @@ def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: 
     """Like evolve, but change `state` itself: for a caller that owns it and drops the old value (the fold)."""
     if is_duplicate(state, event, clock_ms, policy):
         return state, []
-    clock_ms = max(clock_ms, event.occurred_at_ms)
+    return evolve_unseen(state, event, clock_ms, policy)
+
+
+def evolve_unseen(state: Optional[CustomerState], event: EventBase, clock_ms: int,
+                  policy: Policy = DEFAULT_POLICY) -> tuple[CustomerState, list[Effect]]:
+    """Like evolve_in_place, for an event the caller has just found not to be a duplicate (checked once)."""
+    if event.occurred_at_ms > clock_ms:
+        clock_ms = event.occurred_at_ms
     if state is None:
         state = initial_state(event.customer_id, event.occurred_at_ms)
         state.as_of_ms = clock_ms  # nothing happened to a new customer before its first event: no time to walk
         effects = []
-    else:
+    elif state.next_due_ms is not None and state.next_due_ms <= clock_ms:
         effects = walk_due_times(state, clock_ms, policy, event.event_id)
+    else:  # nothing due: what walk_due_times does then, without the call (every event passes here)
+        effects = []
+        if clock_ms > state.as_of_ms:
+            state.as_of_ms = clock_ms
+    event_id, occurred_ms = event.event_id, event.occurred_at_ms  # read once: a model's attribute costs more
     ids = state.seen_event_ids
-    ids[event.event_id] = event.occurred_at_ms
+    ids[event_id] = occurred_ms
     if next(iter(ids.values())) < state.as_of_ms - policy.retention.event_id_days * DAY_MS - _EVENT_ID_SLACK_MS:
         _forget_event_ids(state, policy)
     state.events_applied += 1
     if event.event_type in INTERACTION_TYPES and (state.last_interaction_ms is None
-                                                   or event.occurred_at_ms > state.last_interaction_ms):
-        state.last_interaction_ms = event.occurred_at_ms
-    effects.extend(_HANDLERS[type(event)](state, event, policy))
+                                                   or occurred_ms > state.last_interaction_ms):
+        state.last_interaction_ms = occurred_ms
+    more = _HANDLERS[type(event)](state, event, policy)
+    if more:
+        effects.extend(more)
     if state.events_applied % _PRUNE_EVERY_EVENTS == 0:
         _prune(state, policy)
-    effects.extend(reevaluate(state, state.as_of_ms, policy, event.event_id))
+    reevaluate_into(effects, state, state.as_of_ms, policy, event_id)
     due_ms = state.next_due_ms = next_due_ms(state, policy)
     if due_ms is not None and due_ms <= clock_ms:  # e.g. a late lot already expired (skipped when not: hot path)
-        effects.extend(walk_due_times(state, clock_ms, policy, event.event_id))
+        effects.extend(walk_due_times(state, clock_ms, policy, event_id))
     return state, effects
 
 
@@ -147,7 +163,7 @@ def _pay_order(state: CustomerState, event: OrderPaid, policy: Policy) -> list[E
     payload = event.payload
     if known_order(state, payload.order_id, policy) is not None:
         return []
-    numerator, denominator = policy.earn.multiplier[state.tier].as_integer_ratio()
+    numerator, denominator = figures(policy).earn_ratio[state.tier]
     points = payload.amount_minor * numerator // (denominator * 100)
     state.orders[payload.order_id] = Order(event.occurred_at_ms, payload.amount_minor, 0, points, 0, False)
     state.lifetime_spend_minor += payload.amount_minor
@@ -206,8 +222,12 @@ def _daily_bonus(state: CustomerState, event: EventBase, policy: Policy, counter
                  daily_max: int) -> list[Effect]:
     """Credit a bonus unless the counter reached daily_max on the customer-local day of the event."""
     tz_name = state.timezone or policy.campaigns.default_timezone
-    day = local_date(event.occurred_at_ms, tz_name).isoformat()
-    if day < _first_counted_day(state, policy, tz_name, 0):
+    at_ms = event.occurred_at_ms
+    day = local_day(at_ms, tz_name).isoformat()
+    # Two days inside the kept days, the event's local date is too (a local date lags its instant by less
+    # than two days): only a very late event needs the first counted day.
+    if at_ms < state.as_of_ms - (policy.retention.daily_counter_days - 2) * DAY_MS \
+            and day < _first_counted_day(state, policy, tz_name, 0):
         return []  # a day whose count is no longer kept: the cap cannot be checked, so no bonus
     key = f"{counter}|{day}"
     count = state.daily_counts.get(key, 0)
@@ -270,7 +290,7 @@ def _forget_event_ids(state: CustomerState, policy: Policy) -> None:
 
 def _first_counted_day(state: CustomerState, policy: Policy, tz_name: str, spare_days: int) -> str:
     """Return the first local day whose bonus count is kept (the daily_counter_days before as_of)."""
-    return local_date(state.as_of_ms - (policy.retention.daily_counter_days + spare_days) * DAY_MS,
+    return local_day(state.as_of_ms - (policy.retention.daily_counter_days + spare_days) * DAY_MS,
                       tz_name).isoformat()
 
 

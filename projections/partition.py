@@ -4,7 +4,7 @@ from __future__ import annotations
 import heapq
 from typing import Iterable, Optional, Protocol
 
-from projections.customer import DEFAULT_POLICY, evolve_in_place, is_duplicate, pass_time_in_place
+from projections.customer import DEFAULT_POLICY, evolve_unseen, is_duplicate, pass_time_in_place
 from projections.state import CustomerState, Effect
 from projections.views import Totals
 from schemas.events import EventBase
@@ -63,42 +63,64 @@ class SavedStateStore:
 
 
 class DueIndex:
-    """Customers by next due time, so a tick visits only the customers that are due."""
+    """Customers by next due time, so a tick visits only the customers that are due.
+
+    A customer's due time moves later with almost every event (a new interaction), so the heap is not
+    told of a later time: the entry it holds (`_queued`, never later than the due time) comes up first
+    and is then put back at the due time. Only an earlier due time is pushed at once.
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, str]] = []
         self._due: dict[str, int] = {}
+        self._queued: dict[str, int] = {}  # customer -> its live heap entry's time (<= its due time, if any)
 
     def schedule(self, customer_id: str, due_ms: Optional[int]) -> None:
         """Set (or clear) a customer's next due time."""
-        if self._due.get(customer_id) == due_ms:
-            return
         if due_ms is None:
-            self._due.pop(customer_id, None)
+            self._due.pop(customer_id, None)  # its heap entry, if any, comes up and is dropped
             return
         self._due[customer_id] = due_ms
-        heapq.heappush(self._heap, (due_ms, customer_id))
-        if len(self._heap) > 2 * len(self._due) + 1024:
-            self._compact()
+        queued = self._queued.get(customer_id)
+        if queued is None or due_ms < queued:
+            self._queued[customer_id] = due_ms
+            heapq.heappush(self._heap, (due_ms, customer_id))
+            if len(self._heap) > 2 * len(self._due) + 1024:
+                self._compact()
+
+    def any_due(self, clock_ms: int) -> bool:
+        """Tell whether a heap entry (maybe one to put back later) is due by clock_ms: most clock moves have none."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= clock_ms
 
     def pop_due(self, clock_ms: int) -> list[str]:
-        """Remove and return the customers due at or before clock_ms, earliest first."""
+        """Remove and return the customers due at or before clock_ms, earliest first (by due time, then id)."""
         due = []
-        heap = self._heap
+        heap, queued, times = self._heap, self._queued, self._due
         while heap and heap[0][0] <= clock_ms:
-            due_ms, customer_id = heapq.heappop(heap)
-            if self._due.get(customer_id) == due_ms:  # else a stale entry for an old due time
-                del self._due[customer_id]
+            entry_ms, customer_id = heapq.heappop(heap)
+            if queued.get(customer_id) != entry_ms:
+                continue  # an entry an earlier one replaced
+            del queued[customer_id]
+            due_ms = times.get(customer_id)
+            if due_ms is None:
+                continue  # no longer due at all
+            if due_ms == entry_ms:
+                del times[customer_id]
                 due.append(customer_id)
+            else:  # due later than the entry: put back at its due time (this round, if it is due by clock_ms)
+                queued[customer_id] = due_ms
+                heapq.heappush(heap, (due_ms, customer_id))
         return due
 
     def __len__(self) -> int:
         return len(self._due)
 
     def _compact(self) -> None:
-        """Drop stale heap entries."""
+        """Drop stale heap entries: one entry per customer, at its due time."""
         self._heap = [(due_ms, cid) for cid, due_ms in self._due.items()]
         heapq.heapify(self._heap)
+        self._queued = dict(self._due)
 
 
 class PartitionFold:
@@ -170,24 +192,63 @@ class PartitionFold:
                 if is_now is not None:
                     self.segments.setdefault(is_now, set()).add(customer_id)
 
+    def _shift(self, customer_id: str, state: CustomerState, status: Optional[str], tier: str, balance: int,
+               value: str) -> None:
+        """Move a customer's contribution from what it was (status None: not counted yet) to `state` (as _move)."""
+        # Field by field, without a _summary tuple per event: most events change the balance only.
+        totals, segments = self.totals, self.segments
+        if status is None:
+            totals.add_values(state.status, state.tier, state.points_balance, 0, value=state.value)
+            for name in (state.status, state.tier, state.value):
+                segments.setdefault(name, set()).add(customer_id)
+            return
+        if state.points_balance != balance:
+            totals.points_outstanding += state.points_balance - balance
+        if state.status != status:
+            totals.by_status[status] -= 1
+            totals.by_status[state.status] += 1
+            segments[status].discard(customer_id)
+            segments.setdefault(state.status, set()).add(customer_id)
+        if state.tier != tier:
+            totals.by_tier[tier] -= 1
+            totals.by_tier[state.tier] += 1
+            segments[tier].discard(customer_id)
+            segments.setdefault(state.tier, set()).add(customer_id)
+        if state.value != value:
+            totals.by_value[value] -= 1
+            totals.by_value[state.value] += 1
+            segments[value].discard(customer_id)
+            segments.setdefault(state.value, set()).add(customer_id)
+
     def apply(self, event: EventBase) -> tuple[str, list[Effect]]:
         """Apply one valid event or tick; return its outcome (applied, duplicate, tick) and effects."""
-        effects = self.advance_clock(event.occurred_at_ms, event.event_id)
-        if event.customer_id is None:
+        at_ms = event.occurred_at_ms
+        effects = self.advance_clock(at_ms, event.event_id) if at_ms > self.clock_ms else []
+        customer_id = event.customer_id
+        if customer_id is None:
             return "tick", effects
-        state = self.store.get(event.customer_id)
-        if is_duplicate(state, event, self.clock_ms, self.policy):
-            return "duplicate", effects
-        self._remember(event.customer_id, state)
-        before = _summary(state) if state is not None else None
-        state, more = evolve_in_place(state, event, self.clock_ms, self.policy)
+        state = self.store.get(customer_id)
+        if state is None:
+            status = tier = balance = value = None
+        else:
+            if is_duplicate(state, event, self.clock_ms, self.policy):
+                return "duplicate", effects
+            status, tier, balance, value = state.status, state.tier, state.points_balance, state.value
+        if self._undo is not None:
+            self._remember(customer_id, state)
+        state, more = evolve_unseen(state, event, self.clock_ms, self.policy)
         if not -BALANCE_LIMIT < state.points_balance < BALANCE_LIMIT:
             raise OverflowError(f"the points balance would leave ±{BALANCE_LIMIT}")
-        self.totals.events_applied += 1
-        self._move(event.customer_id, before, _summary(state))
-        self.store.put(event.customer_id, state)
-        self.due.schedule(event.customer_id, state.next_due_ms)
-        effects.extend(more)
+        totals = self.totals
+        totals.events_applied += 1
+        if status is not None and state.status == status and state.tier == tier and state.value == value:
+            totals.points_outstanding += state.points_balance - balance  # most events: the balance at most
+        else:
+            self._shift(customer_id, state, status, tier, balance, value)
+        self.store.put(customer_id, state)
+        self.due.schedule(customer_id, state.next_due_ms)
+        if more:
+            effects.extend(more)
         return "applied", effects
 
     def advance_clock(self, at_ms: int, source_event_id: Optional[str]) -> list[Effect]:
@@ -196,18 +257,23 @@ class PartitionFold:
             return []
         self.clock_ms = at_ms
         effects: list[Effect] = []
-        for customer_id in self.due.pop_due(at_ms):
+        due = self.due
+        if not due.any_due(at_ms):
+            return effects
+        for customer_id in due.pop_due(at_ms):
             state = self.store.get(customer_id)
             if state is None:
                 continue
-            self._remember(customer_id, state)
-            before = _summary(state)
-            state, more = pass_time_in_place(state, at_ms, self.policy, source_event_id)
+            if self._undo is not None:
+                self._remember(customer_id, state)
+            status, tier, balance, value = state.status, state.tier, state.points_balance, state.value
+            more = pass_time_in_place(state, at_ms, self.policy, source_event_id)[1]  # also forgets old event ids
             # Time moved the state on (as_of and due times at least), so it is stored even without effects.
-            self._move(customer_id, before, _summary(state))
+            self._shift(customer_id, state, status, tier, balance, value)
             self.store.put(customer_id, state)
-            self.due.schedule(customer_id, state.next_due_ms)
-            effects.extend(more)
+            due.schedule(customer_id, state.next_due_ms)
+            if more:
+                effects.extend(more)
         return effects
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Optional
 
+from projections.days import format_ms
 from projections.state import LOT_EXPIRY, CustomerState, Effect, Lot
 from schemas.outputs import ledger_entry
-from schemas.timeutil import DAY_MS, format_ms
+from schemas.timeutil import DAY_MS
 
 
 def ledger_effect(state: CustomerState, kind: str, points: int, at_ms: int, source_event_id: Optional[str],
@@ -28,11 +29,14 @@ def credit(state: CustomerState, points: int, at_ms: int, expiry_days: int, kind
     if rest:
         expires_ms = at_ms + expiry_days * DAY_MS
         lots = state.lots
-        index = bisect_left(lots, expires_ms, key=LOT_EXPIRY)
-        if index < len(lots) and lots[index].expires_at_ms == expires_ms:
-            lots[index].points += rest
+        if not lots or lots[-1].expires_at_ms < expires_ms:
+            lots.append(Lot(expires_ms, rest))  # the usual case: credits come in time order, so the lot is the last
         else:
-            lots.insert(index, Lot(expires_ms, rest))
+            index = bisect_left(lots, expires_ms, key=LOT_EXPIRY)
+            if index < len(lots) and lots[index].expires_at_ms == expires_ms:
+                lots[index].points += rest
+            else:
+                lots.insert(index, Lot(expires_ms, rest))
         # A lot on a date not yet checked, before the one the next expiry reminder is set for (or with
         # none set), makes it be chosen again (projections/care.py); a later lot cannot change it.
         if expires_ms >= state.reminded_until_ms and (state.remind_lot_ms is None or expires_ms < state.remind_lot_ms):

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Optional
 
+from projections.days import format_ms, local_day
 from projections.points import credit, debit
 from projections.state import EXPIRED, OPEN, USED, Coupon, CustomerState, Effect
 from schemas.events import CouponUsed, RewardClaimed
 from schemas.outputs import claim_rejected, coupon_expired, coupon_issued, coupon_rejected, coupon_used
 from schemas.policy import TIERS, Policy, RewardPolicy
-from schemas.timeutil import DAY_MS, format_ms, local_date
+from schemas.timeutil import DAY_MS
 
 
 def coupon_id_of(customer_id: str, claim_id: str) -> str:
@@ -28,7 +29,7 @@ def known_coupon(state: CustomerState, coupon_id: str, policy: Policy) -> Option
 
 def _claim_year_key(state: CustomerState, reward_id: str, policy: Policy) -> str:
     """Return the key counting a reward's claims in the current local year (of the clock, like the balance)."""
-    year = local_date(state.as_of_ms, state.timezone or policy.campaigns.default_timezone).year
+    year = local_day(state.as_of_ms, state.timezone or policy.campaigns.default_timezone).year
     return f"{reward_id}|{year}"
 
 
@@ -160,7 +161,7 @@ def prune_rewards(state: CustomerState, policy: Policy) -> None:
         state.coupons = {k: c for k, c in state.coupons.items() if c.closed_at_ms is None or c.closed_at_ms >= since_ms}
     if state.claims_per_year:
         # Only the current local year's counts decide; the year before is kept for a change of time zone.
-        first_year = local_date(state.as_of_ms, state.timezone or policy.campaigns.default_timezone).year - 1
+        first_year = local_day(state.as_of_ms, state.timezone or policy.campaigns.default_timezone).year - 1
         state.claims_per_year = {k: n for k, n in state.claims_per_year.items()
                                  if int(k.rsplit("|", 1)[1]) >= first_year}
 

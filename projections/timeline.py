@@ -1,18 +1,21 @@
 """Time rules (status, tier, expiry, birthdays, coupons, care campaigns), fired as the clock passes their due times."""
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from datetime import date
 from typing import Optional
 
 from projections.care import celebrate_member_day, member_day_due_ms, remind_expiring, reminder_due_ms, tier_moved
+from projections.constants import figures
+from projections.days import format_ms, local_day
 from projections.points import expire_lots
 from projections.rewards import expire_coupons
 from projections.state import CustomerState, Effect
-from projections.value import recency_due_ms, rfm_for, value_for
+from projections.value import value_for
 from projections.triggers import campaign
 from schemas.outputs import transition
 from schemas.policy import Policy
-from schemas.timeutil import DAY_MS, format_ms, local_date, local_midnight_ms
+from schemas.timeutil import DAY_MS, local_midnight_ms
 
 
 def tier_for(spend_minor: int, policy: Policy) -> str:
@@ -54,7 +57,7 @@ def refresh_birthday_due(state: CustomerState, policy: Policy) -> None:
         state.birthday_due_ms = None
         return
     tz_name = state.timezone or policy.campaigns.default_timezone
-    year = max(local_date(state.as_of_ms, tz_name).year - 1, state.birthday_done_year + 1)
+    year = max(local_day(state.as_of_ms, tz_name).year - 1, state.birthday_done_year + 1)
     state.birthday_due_ms = birthday_midnight_ms(state, year, policy)
 
 
@@ -93,49 +96,82 @@ def refresh_orders(state: CustomerState, at_ms: int, policy: Policy) -> None:
 def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     """Return the earliest time after as_of at which a time rule may change this customer."""
     now = state.as_of_ms
-    rules = policy.status
+    rules = figures(policy)
     last_interaction = state.last_interaction_ms
-    last_purchase = state.last_purchase_ms
-    quiet_since = last_interaction if last_interaction is not None else state.first_seen_ms
-    # Written out without a list of candidates: this runs for every event. R falls as days pass
-    # (rfm_due_ms); F and M change when an order leaves the window (tier_due_ms).
-    best = quiet_since + rules.dormant_after_days * DAY_MS
+    # Written out candidate by candidate, without tuples: this runs for every event and every due visit.
+    # R falls as days pass (rfm_due_ms); F and M change when an order leaves the window (tier_due_ms).
+    if last_interaction is None:
+        best = state.first_seen_ms + rules.dormant_ms
+    else:
+        best = last_interaction + rules.dormant_ms
+        t = last_interaction + rules.active_ms
+        if now < t < best or best <= now < t:
+            best = t
     if best <= now:
         best = None
-    for t in (state.tier_due_ms, state.rfm_due_ms,
-              None if last_interaction is None else last_interaction + rules.active_interaction_days * DAY_MS,
-              None if last_purchase is None else last_purchase + rules.purchase_window_days * DAY_MS):
-        if t is not None and t > now and (best is None or t < best):
+    t = state.last_purchase_ms
+    if t is not None:
+        t += rules.purchase_ms
+        if t > now and (best is None or t < best):
             best = t
+    t = state.tier_due_ms
+    if t is not None and t > now and (best is None or t < best):
+        best = t
+    t = state.rfm_due_ms
+    if t is not None and t > now and (best is None or t < best):
+        best = t
     # A late credit may land already expired, and a birthday may be in reach now: those are due at once;
     # so are a coupon of a late claim, an expiry reminder whose time has passed, a member day just reached.
-    campaigns = policy.campaigns
-    soonest = state.lots[0].expires_at_ms if state.lots else None
-    for t in (state.birthday_due_ms, state.coupon_due_ms,
-              (state.remind_due_ms if state.remind_due_ms is not None or state.remind_lot_ms is None
-               else reminder_due_ms(state, policy)) if campaigns.reminders_on else None,
-              member_day_due_ms(state, policy) if campaigns.member_days_on else None):
+    lots = state.lots
+    soonest = lots[0].expires_at_ms if lots else None
+    t = state.birthday_due_ms
+    if t is not None and (soonest is None or t < soonest):
+        soonest = t
+    t = state.coupon_due_ms
+    if t is not None and (soonest is None or t < soonest):
+        soonest = t
+    if rules.reminders_on:
+        t = state.remind_due_ms
+        if t is None and state.remind_lot_ms is not None:
+            t = reminder_due_ms(state, policy)
+        if t is not None and (soonest is None or t < soonest):
+            soonest = t
+    if rules.member_days_on:
+        t = member_day_due_ms(state, policy)
         if t is not None and (soonest is None or t < soonest):
             soonest = t
     if soonest is not None:
-        soonest = max(soonest, now)  # the latest of "at once" and the soonest of them
+        if soonest < now:
+            soonest = now  # the latest of "at once" and the soonest of them
         if best is None or soonest < best:
             best = soonest
     return best
 
 
-def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
-    """Recompute tier, status and value at at_ms and report their changes (win-back on becoming dormant)."""
-    effects = []
+def reevaluate_into(effects: list[Effect], state: CustomerState, at_ms: int, policy: Policy,
+                    source_event_id: Optional[str]) -> None:
+    """Recompute tier, status and value at at_ms and append their changes to effects (win-back on becoming dormant).
+
+    Every event and every due visit passes here: tier_for and status_for are written out (the same rules;
+    tests/unit/test_rules_status.py checks they agree).
+    """
     tier_before = state.tier
     if state.tier_due_ms is not None and at_ms >= state.tier_due_ms:
         refresh_orders(state, at_ms, policy)  # an order left the window (order events update it themselves)
-    tier = tier_for(state.window_spend_minor, policy)
+    spend, rules = state.window_spend_minor, figures(policy)
+    tier = "vip" if spend >= rules.vip_min_minor else "premium" if spend >= rules.premium_min_minor else "standard"
     old_tier = state.tier
     if tier != old_tier:
         effects.append(_update(state, "tier_changed", old_tier, tier, at_ms, source_event_id))
         state.tier = tier
-    status = status_for(state, at_ms, policy)
+    last_interaction, last_purchase = state.last_interaction_ms, state.last_purchase_ms
+    if last_purchase is not None and at_ms < last_purchase + rules.purchase_ms \
+            and last_interaction is not None and at_ms < last_interaction + rules.active_ms:
+        status = "active"
+    elif at_ms >= (last_interaction if last_interaction is not None else state.first_seen_ms) + rules.dormant_ms:
+        status = "dormant"
+    else:
+        status = "potential"
     if status != state.status:
         effects.append(_update(state, "status_changed", state.status, status, at_ms, source_event_id))
         state.status = status
@@ -148,13 +184,21 @@ def reevaluate(state: CustomerState, at_ms: int, policy: Policy, source_event_id
         effects.extend(_rescore(state, at_ms, policy, source_event_id))
     if tier != old_tier:  # after the status, so a congratulation shows the customer as they now are
         effects.extend(tier_moved(state, old_tier, tier, at_ms, policy))
-    return effects
 
 
 def _rescore(state: CustomerState, at_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
     """Recompute R, F and M and the value class (when R falls, or after an order event); report a class change."""
-    state.rfm_due_ms = recency_due_ms(state.last_purchase_ms, at_ms, policy)
-    rfm = rfm_for(state, at_ms, policy)
+    last_purchase = state.last_purchase_ms
+    if last_purchase is None:
+        state.rfm_due_ms = rfm = None
+    else:  # recency_due_ms and rfm_at written out, sharing R's threshold (tests/unit/test_rules_value.py)
+        rules = figures(policy)
+        limits = rules.recency_days
+        index = bisect_left(limits, (at_ms - last_purchase) // DAY_MS)
+        # R holds while the whole days since the purchase are at most limits[index]: it falls on day limit + 1.
+        state.rfm_due_ms = last_purchase + (limits[index] + 1) * DAY_MS if index < len(limits) else None
+        rfm = [5 - index, 1 + bisect_right(rules.frequency_rising, state.window_orders),
+               1 + bisect_right(rules.monetary_rising_minor, state.window_spend_minor)]
     if rfm == state.rfm:
         return []
     state.rfm = rfm  # a new list: clones share the old one, which is never changed in place
@@ -194,7 +238,7 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
         return effects
     tz_name = state.timezone or policy.campaigns.default_timezone
     grace_ms = policy.campaigns.birthday_grace_days * DAY_MS
-    year = local_date(clock_ms, tz_name).year
+    year = local_day(clock_ms, tz_name).year
     for candidate in (year - 1, year):
         if candidate <= state.birthday_done_year:
             continue
@@ -208,7 +252,7 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
             at_ms = max(midnight_ms, state.as_of_ms)
             # The campaign's local date, never the time zone: output topics are not erased (personal data stays
             # in the customer's state only).
-            details = {"local_date": local_date(midnight_ms, tz_name).isoformat()}
+            details = {"local_date": local_day(midnight_ms, tz_name).isoformat()}
             effects.append(campaign(state, "birthday", str(candidate), at_ms, details))
     return effects
 
@@ -216,19 +260,23 @@ def _birthday(state: CustomerState, clock_ms: int, policy: Policy) -> list[Effec
 def walk_due_times(state: CustomerState, clock_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
     """Walk the state through every due time up to clock_ms, in time order (state is being built)."""
     effects: list[Effect] = []
-    while state.next_due_ms is not None and state.next_due_ms <= clock_ms:
-        at_ms = max(state.next_due_ms, state.as_of_ms)
-        effects.extend(expire_lots(state, at_ms, source_event_id))
+    due_ms = state.next_due_ms
+    while due_ms is not None and due_ms <= clock_ms:
+        at_ms = due_ms if due_ms > state.as_of_ms else state.as_of_ms
+        # Each rule is called only when its own due time has come (each returns nothing otherwise).
+        if state.lots and state.lots[0].expires_at_ms <= at_ms:
+            effects.extend(expire_lots(state, at_ms, source_event_id))
         if state.coupon_due_ms is not None and state.coupon_due_ms <= at_ms:
             effects.extend(expire_coupons(state, at_ms, policy, source_event_id))
-        effects.extend(reevaluate(state, at_ms, policy, source_event_id))
+        reevaluate_into(effects, state, at_ms, policy, source_event_id)
         state.as_of_ms = at_ms
-        effects.extend(_birthday(state, clock_ms, policy))
+        if state.birthday_due_ms is not None and state.birthday_due_ms <= clock_ms:
+            effects.extend(_birthday(state, clock_ms, policy))
         if state.remind_due_ms is not None and state.remind_due_ms <= at_ms:
             effects.extend(remind_expiring(state, at_ms, clock_ms, policy))
         if state.member_day_due_ms is not None and state.member_day_due_ms <= at_ms:
             effects.extend(celebrate_member_day(state, at_ms, clock_ms, policy))
-        state.next_due_ms = next_due_ms(state, policy)
+        due_ms = state.next_due_ms = next_due_ms(state, policy)
     if clock_ms > state.as_of_ms:
         state.as_of_ms = clock_ms
     return effects

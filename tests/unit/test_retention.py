@@ -150,3 +150,17 @@ def test_a_refund_is_honoured_exactly_while_its_order_is_known():
     partition.apply(ev("order.refunded", day(400), order_id="o1", amount="10.00"))   # paid_at + 400 days
     # The first refund is honoured (10.00 of 100.00), the second finds no known order: spend 100 - 10.
     assert partition.store["c1"].lifetime_spend_minor == 9000
+
+
+def test_a_late_check_in_earns_exactly_while_its_local_day_is_counted():
+    partition = PartitionFold(MemoryStore())
+    partition.apply(ev("customer.registered", day(0)))
+    partition.apply(ev("clock.tick", day(45), customer=None))  # 15 Feb 10:00 local: 6 Jan is the first counted day
+
+    def bonus(at: str) -> int:
+        _, effects = partition.apply(ev("customer.checked_in", at))
+        return sum(e.record["points"] for e in effects if e.kind == "ledger" and e.record["kind"] == "bonus")
+
+    assert bonus("2026-01-05T23:59:59+08:00") == 0   # a day no longer counted: no bonus
+    assert bonus("2026-01-06T00:00:00+08:00") > 0    # the first counted day
+    assert bonus("2026-01-08T12:00:00+08:00") > 0    # well inside (the check without time zones)

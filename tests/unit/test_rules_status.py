@@ -1,6 +1,12 @@
 """docs/rules.md, activity status and the win-back campaign."""
 from __future__ import annotations
 
+from hypothesis import given as given_h, settings, strategies as st
+
+from projections.customer import DEFAULT_POLICY
+from projections.state import CustomerState
+from projections.timeline import reevaluate_into, status_for, tier_for
+from schemas.timeutil import DAY_MS
 from tests.support.events import day, ev, paid, tick
 from tests.support.scenario import given
 
@@ -112,3 +118,18 @@ def test_win_back_fires_only_on_becoming_dormant_not_while_staying_dormant():
 def test_win_back_period_is_the_utc_date_of_becoming_dormant():
     s = given(ev("customer.registered", "2026-01-01T07:00:00+08:00")).when(tick(day(200)))
     assert [c["trigger_id"] for c in s.campaigns()] == ["win_back:c1:2026-06-29"]
+
+
+@settings(max_examples=300, deadline=None)
+@given_h(st.integers(0, 400), st.one_of(st.none(), st.integers(0, 400)), st.one_of(st.none(), st.integers(0, 400)),
+         st.integers(0, 800),
+         st.one_of(st.sampled_from([99_999, 100_000, 499_999, 500_000]), st.integers(0, 700_000)))
+def test_the_fold_computes_status_and_tier_as_status_for_and_tier_for(first, interaction, purchase, at, spend):
+    # reevaluate_into writes both rules out (it runs for every event and due visit); they must not drift apart.
+    state = CustomerState("c1", first * DAY_MS)
+    state.last_interaction_ms = None if interaction is None else interaction * DAY_MS
+    state.last_purchase_ms = None if purchase is None else purchase * DAY_MS
+    state.window_spend_minor = spend
+    at_ms = at * DAY_MS + (at % 3 - 1)  # around the boundaries, a millisecond either side
+    reevaluate_into([], state, at_ms, DEFAULT_POLICY, None)
+    assert (state.status, state.tier) == (status_for(state, at_ms, DEFAULT_POLICY), tier_for(spend, DEFAULT_POLICY))

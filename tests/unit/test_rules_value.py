@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given as h_given, settings, strategies as st
 
+from projections.customer import DEFAULT_POLICY
 from projections.partition import PartitionFold, SavedStateStore
+from projections.state import CustomerState
+from projections.timeline import _rescore
+from projections.value import recency_due_ms, rfm_at
 from projections.views import customer_view
 from schemas.policy import Policy, PolicyError, RfmPolicy, ValuePolicy, load_policy
-from schemas.timeutil import parse_rfc3339_ms
+from schemas.timeutil import DAY_MS, parse_rfc3339_ms
 from tests.support.events import day, doc, ev, paid, refund, tick
 from tests.support.scenario import given
 from tools.replay import LogRecord, fold_log
@@ -309,3 +314,17 @@ def test_the_readme_policy_section_lists_every_rfm_and_value_key_with_its_defaul
     listed = tomllib.loads(re.search(r"```toml\n(.*?)```", readme, re.S).group(1))
     assert set(listed["rfm"]) == set(RfmPolicy.model_fields) and set(listed["value"]) == set(ValuePolicy.model_fields)
     assert Policy.model_validate(listed) == Policy()
+
+
+@settings(max_examples=300, deadline=None)
+@h_given(st.one_of(st.none(), st.integers(0, 500)), st.integers(0, 900), st.integers(0, 20),
+         st.integers(0, 1_500_000))
+def test_the_folds_rescoring_agrees_with_rfm_at_and_recency_due_ms(purchase_day, at_day, orders, spend):
+    # _rescore writes both out (it runs after every order and each time R falls); they must not drift apart.
+    state = CustomerState("c1", 0)
+    state.last_purchase_ms = None if purchase_day is None else purchase_day * DAY_MS
+    state.window_orders, state.window_spend_minor = orders, spend
+    at_ms = (purchase_day or 0) * DAY_MS + at_day * DAY_MS + (at_day % 3 - 1)  # a millisecond either side of a day
+    _rescore(state, at_ms, DEFAULT_POLICY, None)
+    assert state.rfm == rfm_at(state.last_purchase_ms, orders, spend, at_ms, DEFAULT_POLICY)
+    assert state.rfm_due_ms == recency_due_ms(state.last_purchase_ms, at_ms, DEFAULT_POLICY)

@@ -1,0 +1,34 @@
+"""The fold's cached local dates and time text (projections/days.py) equal the uncached ones, DST days included."""
+import zoneinfo
+
+from hypothesis import given, settings, strategies as st
+
+from projections import days
+from projections.days import local_day
+from schemas import timeutil
+from schemas.timeutil import MAX_OCCURRED_AT_MS, MIN_OCCURRED_AT_MS, local_date
+
+_ZONES = sorted(zoneinfo.available_timezones())
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(MIN_OCCURRED_AT_MS, MAX_OCCURRED_AT_MS - 1), st.sampled_from(_ZONES))
+def test_local_day_is_local_date(epoch_ms, tz_name):
+    assert local_day(epoch_ms, tz_name) == local_date(epoch_ms, tz_name)
+
+
+def test_local_day_around_transitions_and_midnights():
+    # Every 30 minutes (less a millisecond, so every minute offset comes up) over 2020-2024, in zones whose
+    # clocks change at or near midnight, by half hours, or skipped a whole day.
+    for tz_name in ("America/New_York", "Europe/Berlin", "America/Santiago", "Asia/Beirut", "Australia/Lord_Howe",
+                    "Pacific/Apia", "America/Havana", "Asia/Kathmandu", "Asia/Shanghai"):
+        for epoch_ms in range(1_577_836_800_000, 1_735_689_600_000, 1_799_999):
+            assert local_day(epoch_ms, tz_name) == local_date(epoch_ms, tz_name), (tz_name, epoch_ms)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.integers(MIN_OCCURRED_AT_MS, MAX_OCCURRED_AT_MS),
+                 st.integers(0, 253_402_300_799).map(lambda n: n * 1000)))  # whole seconds up to year 9999
+def test_the_folds_format_ms_is_format_ms(epoch_ms):
+    assert days.format_ms(epoch_ms) == timeutil.format_ms(epoch_ms)
+    assert days.format_ms(epoch_ms) == timeutil.format_ms(epoch_ms)  # again, from its cache
