@@ -46,7 +46,7 @@ def main() -> None:
           f"{sum(len(f.store) for f in folds)} customers, {args.partitions} partitions")
     print(f"effects: {kinds['ledger']} ledger, {kinds['update']} updates, {kinds['campaign']} campaigns")
     print(f"{'stage':<28}{'seconds':>10}{'events/s':>14}{'target':>10}{'ratio':>8}")
-    for stage, seconds, target in (("validate (orjson+pydantic)", validate_s, None),
+    for stage, seconds, target in (("validate (orjson+fast path)", validate_s, None),
                                    ("evolve (PartitionFold)", fold_s, 100_000),
                                    ("validate + evolve", validate_s + fold_s, None)):
         rate = n / seconds

@@ -32,7 +32,7 @@ def _rows(tick_customers: int, tick_due: int, tick_small: int) -> list[Row]:
     """Every row of the table, in order, not measured yet."""
     return [
         Row("raw_read", "limits", "raw consumer read of customer-events (aiokafka getmany)", "records/s"),
-        Row("validation", "limits", "validation in process (orjson + pydantic, one core)", "records/s"),
+        Row("validation", "limits", "validation in process (orjson, fast path or pydantic, one core)", "records/s"),
         Row("fold", "limits", "fold in process (PartitionFold, one core)", "events/s"),
         Row("validation_fold", "limits", "validation + fold in process (one pass, one core)", "events/s"),
         Row("worker_1", "worker", "1 loyalty worker on the backlog, steady", "events/s"),
