@@ -10,6 +10,7 @@ import orjson
 
 from projections.partition import MemoryStore, PartitionFold
 from schemas.validate import validate_message
+from streams.gc_tuning import tune_gc
 from tools.synthetic import synthetic_history
 
 
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
+    tune_gc()  # the worker's collector settings: default collections over the kept events dominate otherwise
 
     raws = [orjson.dumps(doc) for doc in synthetic_history(args.events, args.customers, seed=7)]
     started = time.perf_counter()
