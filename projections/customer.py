@@ -1,7 +1,8 @@
 """The customer decider: evolve(state, event, clock) -> (state, effects), pure and deterministic.
 
 The handlers below change the state they are given: `evolve` hands them a clone, so it never changes
-its input; the partition fold, which owns its states, uses `evolve_in_place` and copies nothing.
+its input; the partition fold, which owns its states and checks duplicates itself, uses `evolve_unseen`
+and copies nothing.
 """
 from __future__ import annotations
 
@@ -66,20 +67,12 @@ def evolve(state: Optional[CustomerState], event: EventBase, clock_ms: int,
     """Apply one customer event at partition clock clock_ms; a duplicate returns the same state and no effects."""
     if is_duplicate(state, event, clock_ms, policy):
         return state, []
-    return evolve_in_place(state.clone() if state is not None else None, event, clock_ms, policy)
-
-
-def evolve_in_place(state: Optional[CustomerState], event: EventBase, clock_ms: int,
-                    policy: Policy = DEFAULT_POLICY) -> tuple[CustomerState, list[Effect]]:
-    """Like evolve, but change `state` itself: for a caller that owns it and drops the old value (the fold)."""
-    if is_duplicate(state, event, clock_ms, policy):
-        return state, []
-    return evolve_unseen(state, event, clock_ms, policy)
+    return evolve_unseen(state.clone() if state is not None else None, event, clock_ms, policy)
 
 
 def evolve_unseen(state: Optional[CustomerState], event: EventBase, clock_ms: int,
                   policy: Policy = DEFAULT_POLICY) -> tuple[CustomerState, list[Effect]]:
-    """Like evolve_in_place, for an event the caller has just found not to be a duplicate (checked once)."""
+    """Like evolve, but change `state` itself, for an event the caller found not to be a duplicate (the fold)."""
     if event.occurred_at_ms > clock_ms:
         clock_ms = event.occurred_at_ms
     if state is None:
@@ -258,7 +251,7 @@ def _adjust_points(state: CustomerState, event: PointsAdjusted, policy: Policy) 
 
 
 def _only_interaction(state: CustomerState, event: CustomerVisited, policy: Policy) -> list[Effect]:
-    """Change nothing more: a visit only counts as an interaction (evolve_in_place notes it)."""
+    """Change nothing more: a visit only counts as an interaction (evolve_unseen notes it)."""
     return []
 
 

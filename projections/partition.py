@@ -142,7 +142,7 @@ class PartitionFold:
         """Index the due times, totals and segments of states already in the store (after recovery)."""
         for state in states:
             self.due.schedule(state.customer_id, state.next_due_ms)
-            self._move(state.customer_id, None, _summary(state))
+            self._shift(state.customer_id, state, None, None, None, None)
             self.totals.events_applied += state.events_applied
 
     def begin_batch(self) -> None:
@@ -176,25 +176,9 @@ class PartitionFold:
         chosen = [self.segments.get(name, set()) for name in (status, tier, value) if name is not None]
         return set.intersection(*chosen) if chosen else set()
 
-    def _move(self, customer_id: str, before: Optional[tuple], now: Optional[tuple]) -> None:
-        """Move a customer's contribution to the totals and segments from `before` to `now` (_summary or None)."""
-        if before == now:
-            return
-        if before is not None:
-            self.totals.add_values(*before[:3], 0, sign=-1, value=before[3])
-        if now is not None:
-            self.totals.add_values(*now[:3], 0, value=now[3])
-        for index in _SEGMENT_FIELDS:
-            was, is_now = before[index] if before else None, now[index] if now else None
-            if was != is_now:
-                if was is not None:
-                    self.segments[was].discard(customer_id)
-                if is_now is not None:
-                    self.segments.setdefault(is_now, set()).add(customer_id)
-
     def _shift(self, customer_id: str, state: CustomerState, status: Optional[str], tier: str, balance: int,
                value: str) -> None:
-        """Move a customer's contribution from what it was (status None: not counted yet) to `state` (as _move)."""
+        """Move a customer's contribution from what it was (status None: not counted yet) to `state`."""
         # Field by field, without a _summary tuple per event: most events change the balance only.
         totals, segments = self.totals, self.segments
         if status is None:
@@ -202,23 +186,13 @@ class PartitionFold:
             for name in (state.status, state.tier, state.value):
                 segments.setdefault(name, set()).add(customer_id)
             return
-        if state.points_balance != balance:
-            totals.points_outstanding += state.points_balance - balance
+        totals.points_outstanding += state.points_balance - balance
         if state.status != status:
-            totals.by_status[status] -= 1
-            totals.by_status[state.status] += 1
-            segments[status].discard(customer_id)
-            segments.setdefault(state.status, set()).add(customer_id)
+            _swap(totals.by_status, segments, customer_id, status, state.status)
         if state.tier != tier:
-            totals.by_tier[tier] -= 1
-            totals.by_tier[state.tier] += 1
-            segments[tier].discard(customer_id)
-            segments.setdefault(state.tier, set()).add(customer_id)
+            _swap(totals.by_tier, segments, customer_id, tier, state.tier)
         if state.value != value:
-            totals.by_value[value] -= 1
-            totals.by_value[state.value] += 1
-            segments[value].discard(customer_id)
-            segments.setdefault(state.value, set()).add(customer_id)
+            _swap(totals.by_value, segments, customer_id, value, state.value)
 
     def apply(self, event: EventBase) -> tuple[str, list[Effect]]:
         """Apply one valid event or tick; return its outcome (applied, duplicate, tick) and effects."""
@@ -275,6 +249,14 @@ class PartitionFold:
             if more:
                 effects.extend(more)
         return effects
+
+
+def _swap(counts: dict, segments: dict[str, set[str]], customer_id: str, was: str, now: str) -> None:
+    """Move one customer from one status, tier or value class to another: its count and its segment."""
+    counts[was] -= 1
+    counts[now] += 1
+    segments[was].discard(customer_id)
+    segments.setdefault(now, set()).add(customer_id)
 
 
 def _summary(state: CustomerState) -> tuple:
