@@ -81,7 +81,7 @@ async def run(broker: str, group: str, records: int, state_dir: Path) -> PeerClo
                     event = validate_record(record.value, record.key, DEFAULT_POLICY, record.timestamp)
                     if isinstance(event, Rejection):
                         continue
-                    outcome, effects = fold.apply(event)
+                    outcome, effects = fold.apply(event, record.offset)
                     applied += outcome == "applied"
                     for effect in effects:
                         topic = LOOP_TOPICS.get(effect.kind)

@@ -66,7 +66,7 @@ class QuixPeer:
         event = validate_record(value, key, DEFAULT_POLICY, timestamp_ms)
         if isinstance(event, Rejection):
             return []
-        outcome, effects = fold.apply(event)
+        outcome, effects = fold.apply(event, message_context().offset)
         if outcome == "applied":
             self.clock.applied(1)
         return [orjson.dumps(effect.record) for effect in effects if effect.kind != "notice"]

@@ -194,8 +194,14 @@ class PartitionFold:
         if state.value != value:
             _swap(totals.by_value, segments, customer_id, value, state.value)
 
-    def apply(self, event: EventBase) -> tuple[str, list[Effect]]:
-        """Apply one valid event or tick; return its outcome (applied, duplicate, tick) and effects."""
+    def apply(self, event: EventBase, offset: Optional[int] = None) -> tuple[str, list[Effect]]:
+        """Apply one valid event or tick at its input offset; return its outcome and effects.
+
+        Outcomes: applied, duplicate, tick, and redelivered: the customer's state already holds the record
+        at `offset` (it was saved after a batch whose offsets were not committed, or only part of a batch's
+        states reached the changelog before a stop). A redelivered record still moves the clock, as it did
+        the first time, so that every other customer's time rules fire at the same moments.
+        """
         at_ms = event.occurred_at_ms
         effects = self.advance_clock(at_ms, event.event_id) if at_ms > self.clock_ms else []
         customer_id = event.customer_id
@@ -205,12 +211,22 @@ class PartitionFold:
         if state is None:
             status = tier = balance = value = None
         else:
+            folded = state.input_offset
+            if offset is not None and folded is not None and offset <= folded:
+                return "redelivered", effects
             if is_duplicate(state, event, self.clock_ms, self.policy):
+                if offset is not None:
+                    # Stored as read: a duplicate forgotten later (its id's window ends) is still this record.
+                    self._remember(customer_id, state)
+                    state.input_offset = offset
+                    self.store.put(customer_id, state)
                 return "duplicate", effects
             status, tier, balance, value = state.status, state.tier, state.points_balance, state.value
         if self._undo is not None:
             self._remember(customer_id, state)
         state, more = evolve_unseen(state, event, self.clock_ms, self.policy)
+        if offset is not None:
+            state.input_offset = offset
         if not -BALANCE_LIMIT < state.points_balance < BALANCE_LIMIT:
             raise OverflowError(f"the points balance would leave ±{BALANCE_LIMIT}")
         totals = self.totals

@@ -73,6 +73,8 @@ class CustomerState:
         # Rewards and care campaigns (docs/rules.md): coupons, expiry reminders, tier congratulations, member days.
         "claim_ids", "claims_per_year", "coupons", "coupon_due_ms", "remind_lot_ms", "remind_due_ms",
         "reminded_until_ms", "tier_left_ms", "member_day_due_ms",
+        # Where the customer's state stands in the input log (see PartitionFold.apply).
+        "input_offset",
     )
 
     def __init__(self, customer_id: str, first_seen_ms: int) -> None:
@@ -115,6 +117,7 @@ class CustomerState:
         self.reminded_until_ms = 0                    # lots expiring before this were checked for reminders
         self.tier_left_ms: dict[str, int] = {}        # congratulated tier -> when it was last left (0: held)
         self.member_day_due_ms: Optional[int] = None  # local midnight of the next member day not yet handled
+        self.input_offset: Optional[int] = None       # input offset of the last record of this customer folded in
 
     def clone(self) -> "CustomerState":
         """Return an independent copy (containers and records copied too), so the copy may be changed in place."""
@@ -159,6 +162,7 @@ class CustomerState:
             "coupon_due_ms": self.coupon_due_ms, "remind_lot_ms": self.remind_lot_ms,
             "remind_due_ms": self.remind_due_ms, "reminded_until_ms": self.reminded_until_ms,
             "tier_left_ms": self.tier_left_ms, "member_day_due_ms": self.member_day_due_ms,
+            "input_offset": self.input_offset,
         }
 
     @classmethod

@@ -84,6 +84,7 @@ class _Attempt:
         self.lags_s: list[float] = []
         self.durations_s: list[float] = []
         self.far_behind: Optional[tuple[int, int]] = None  # the first (clock, occurred_at) far behind the clock
+        self.redelivered = 0  # records the customer's saved state already holds
 
 
 class Pipeline:
@@ -191,7 +192,7 @@ class Pipeline:
             if attempt.far_behind is None and fold.clock_ms - occurred_at_ms > _FAR_BEHIND_MS:
                 attempt.far_behind = (fold.clock_ms, occurred_at_ms)  # as it arrives, not after the batch
             try:
-                outcome, effects = fold.apply(event)
+                outcome, effects = fold.apply(event, record.offset)
                 for effect in effects:  # a failed attempt is dropped whole, so messages go straight to `out`
                     kind = effect.kind
                     if kind != "notice":
@@ -200,7 +201,9 @@ class Pipeline:
             except Exception as exc:  # no input may stop a partition: isolate the event, keep the rest
                 raise PoisonedRecord(record.offset, exc) from exc
             all_effects.extend(effects)
-            if outcome != "tick":
+            if outcome == "redelivered":
+                attempt.redelivered += 1
+            elif outcome != "tick":
                 counted[event.event_type, outcome] += 1
                 if outcome == "applied":
                     lags_s.append(max(0.0, now_s - occurred_at_ms / _MS))
@@ -220,6 +223,7 @@ class Pipeline:
     def _count(self, attempt: _Attempt) -> None:
         """Add a kept attempt's events, effects and timings to the metrics (one call per label set)."""
         metrics = self.metrics
+        metrics.redelivered.inc(attempt.redelivered)
         for (event_type, outcome), count in attempt.counted.items():
             metrics.count_event(event_type, outcome, count)
         for reason, count in attempt.dlq_reasons.items():

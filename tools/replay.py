@@ -118,7 +118,7 @@ def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[
             stopped.add(partition)
             continue
         try:
-            _, effects = fold.apply(event)
+            _, effects = fold.apply(event, record.offset)
             if derived is not None:
                 derived.add(partition, effects)
         except Exception:  # the worker refuses it too (processing_error): fold this partition again without it

@@ -222,7 +222,7 @@ def _fold_partition(records: list, policy, validate, checkpoint_every: int = 500
             refused[offset] = event.reason
             continue
         try:
-            _, more = fold.apply(event)
+            _, more = fold.apply(event, offset)
         except Exception:  # the worker rolls the batch back and refuses this event (processing_error)
             poisoned.add(offset)
             index, saved, kept, refused_then = checkpoint

@@ -31,6 +31,8 @@ STORED_BY_MAIN = (
     b'"closed_at_ms":null,"order_id":null}},"coupon_due_ms":1771120800000,"remind_lot_ms":null,'
     b'"remind_due_ms":null,"reminded_until_ms":0,"tier_left_ms":{"premium":0},"member_day_due_ms":null}'
 )
+# The same state as stored since each state carries its input offset (null: folded without offsets).
+STORED_NOW = STORED_BY_MAIN[:-1] + b',"input_offset":null}'
 
 
 def test_a_state_stored_by_main_decodes_to_typed_records():
@@ -45,11 +47,18 @@ def test_a_state_stored_by_main_decodes_to_typed_records():
     assert (state.window_spend_minor, state.window_orders, state.points_balance) == (125050, 2, 76)
 
 
-def test_a_state_stored_by_main_encodes_back_to_the_same_bytes():
+def test_a_state_stored_by_main_encodes_back_to_the_same_bytes_with_its_input_offset_unknown():
     state = CustomerState.from_bytes(STORED_BY_MAIN)
-    assert state.to_dict() == orjson.loads(STORED_BY_MAIN)
-    assert state.to_bytes() == STORED_BY_MAIN
+    assert state.input_offset is None, "a state stored before input offsets skips no record by offset"
+    assert state.to_dict() == {**orjson.loads(STORED_BY_MAIN), "input_offset": None}
+    assert state.to_bytes() == STORED_NOW
     assert CustomerState.from_bytes(state.to_bytes()) == state
+
+
+def test_a_state_stored_with_its_input_offset_decodes_and_encodes_to_the_same_bytes():
+    stored = STORED_BY_MAIN[:-1] + b',"input_offset":1234567}'
+    state = CustomerState.from_bytes(stored)
+    assert state.input_offset == 1234567 and state.to_bytes() == stored
 
 
 def test_a_state_stored_before_rewards_decodes_with_no_coupons_and_typed_lots_and_orders():
@@ -69,7 +78,7 @@ def test_a_clone_shares_no_record_with_its_original():
     clone.lots[0].points += 1
     clone.orders["o1"].refunded_minor = 1
     clone.coupons["c1:k3"].state = USED
-    assert state.to_bytes() == STORED_BY_MAIN
+    assert state.to_bytes() == STORED_NOW
     assert clone != state
 
 
@@ -93,7 +102,7 @@ def test_folding_the_same_history_now_stores_exactly_what_main_stored():
         ev("points.adjusted", day(5), id="e10", points=-1000, reason="correction"),
         ev("reward.claimed", day(15), id="e11", claim_id="k3", reward_id="mug"),
         tick(day(20)), policy=policy)
-    assert s.state().to_bytes() == STORED_BY_MAIN
+    assert s.state().to_bytes() == STORED_NOW
 
 
 def test_every_attribute_is_stored_under_its_key_in_slot_order():
