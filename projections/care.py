@@ -134,8 +134,18 @@ def remind_expiring(state: CustomerState, at_ms: int, clock_ms: int, policy: Pol
     return effects
 
 
-def forget_reminder_time(state: CustomerState) -> None:
-    """Choose the next date to remind of again (the time zone changed, so the local dates did)."""
+def forget_reminder_time(state: CustomerState, old_tz: Optional[str], policy: Policy) -> None:
+    """Choose the next date to remind of again (the time zone changed, so the local dates did).
+
+    The dates checked so far end, in the old zone, on the local date of the last checked instant; in the
+    new zone, checking starts on the date after that one. A reminder id names a local date, so a date is
+    never reminded of twice (docs/rules.md): the lots of the rest of a date moved onto it expire unreminded.
+    """
+    if state.reminded_until_ms:
+        old_tz = old_tz or policy.campaigns.default_timezone
+        last_checked = local_day(state.reminded_until_ms - 1, old_tz)
+        state.reminded_until_ms = max(state.reminded_until_ms,
+                                      local_midnight_ms(last_checked + _ONE_DAY, _tz(state, policy)))
     index = bisect_left(state.lots, state.reminded_until_ms, key=LOT_EXPIRY)
     state.remind_lot_ms = state.lots[index].expires_at_ms if index < len(state.lots) else None
     state.remind_due_ms = None

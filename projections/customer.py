@@ -133,8 +133,8 @@ def _update_profile(state: CustomerState, event: CustomerRegistered | CustomerPr
     if "birthday" in payload.model_fields_set:
         state.birthday = payload.birthday
     if "timezone" in payload.model_fields_set and payload.timezone != state.timezone:
-        state.timezone = payload.timezone
-        forget_reminder_time(state)  # local dates moved
+        old_tz, state.timezone = state.timezone, payload.timezone
+        forget_reminder_time(state, old_tz, policy)  # local dates moved
         forget_member_day(state)
     refresh_birthday_due(state, policy)
     return []
@@ -144,8 +144,8 @@ def _erase(state: CustomerState, event: CustomerErased, policy: Policy) -> list[
     """Forget personal data; points, tier and ledger stay."""
     state.birthday = None
     if state.timezone is not None:
-        state.timezone = None
-        forget_reminder_time(state)  # local dates are now in the default time zone
+        old_tz, state.timezone = state.timezone, None
+        forget_reminder_time(state, old_tz, policy)  # local dates are now in the default time zone
         forget_member_day(state)
     state.birthday_due_ms = None
     return []

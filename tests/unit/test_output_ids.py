@@ -10,6 +10,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datetime import timezone
+
 from projections.partition import MemoryStore, PartitionFold
 from schemas.policy import Policy
 from tests.unit import test_properties, test_properties_rewards
@@ -36,6 +38,36 @@ def ids_with_two_contents(log, policy: Policy) -> dict[str, set[bytes]]:
     return {record_id: values for record_id, values in contents.items() if len(values) > 1}
 
 
+_CREDIT_STEP = st.tuples(
+    st.integers(0, 40 * 24 * 60),  # minutes the clock moves
+    st.sampled_from(["order.paid"] * 4 + ["clock.tick"] * 2 + ["customer.profile_updated"] * 2 + ["points.adjusted"]),
+    st.integers(0, 3), st.integers(0, 400 * 24 * 60),  # one event in four is late by up to 400 days
+    st.integers(100, 200_000), st.sampled_from(test_properties.TIMEZONES))
+
+
+@st.composite
+def credit_histories(draw) -> list:
+    """One customer's credits (some late), clock ticks and time zone changes, over months."""
+    log, clock_min = [], 0
+    for index, (step_min, event_type, late_roll, late_min, amount, zone) in enumerate(
+            draw(st.lists(_CREDIT_STEP, min_size=1, max_size=40))):
+        clock_min += step_min
+        payload = {"order.paid": {"order_id": f"o{index}", "amount": amount / 100}, "clock.tick": {},
+                   "customer.profile_updated": {"timezone": zone} if zone else {},
+                   "points.adjusted": {"points": amount // 100, "reason": "ops"}}[event_type]
+        log.append(test_properties.validated({
+            "event_id": f"h{index}", "event_type": event_type, "payload": payload,
+            "customer_id": None if event_type == "clock.tick" else "c1",
+            "occurred_at": test_properties.rfc3339(clock_min - (late_min if late_roll == 0 else 0), timezone.utc)}))
+    return log
+
+
+@settings(SEARCHING, max_examples=3000)  # each example is small: a wide search costs seconds
+@given(log=credit_histories(), policy=st.sampled_from([Policy(), REMINDING]))
+def test_one_reminder_per_local_date_over_late_credits_and_time_zone_changes(log, policy):
+    assert ids_with_two_contents(log, policy) == {}
+
+
 @SEARCHING
 @given(log=test_properties.histories(), policy=st.sampled_from([Policy(), REMINDING]))
 def test_every_output_id_has_one_content_over_late_events_and_time_zone_changes(log, policy):
@@ -52,3 +84,20 @@ REMEMBERING_CLAIMS = test_properties_rewards.POLICY.model_copy(update={
 @given(log=test_properties_rewards.histories())
 def test_every_coupon_ledger_and_trigger_id_has_one_content_with_rewards(log):
     assert ids_with_two_contents(log, REMEMBERING_CLAIMS) == {}
+
+
+def test_a_time_zone_change_never_reminds_of_a_local_date_twice():
+    # Lots on 10 Feb 02:00Z and 10 Feb 20:31Z: 10 and 11 Feb in Shanghai (the default zone); the 10th is
+    # reminded of on the 7th. In New York both lie on the 10th, which must not be reminded of again.
+    def event(index, event_type, at, payload, customer="c1"):
+        return test_properties.validated({"event_id": f"e{index}", "event_type": event_type, "payload": payload,
+                                          "customer_id": customer, "occurred_at": at})
+    log = [event(1, "order.paid", "2026-01-01T02:00:00Z", {"order_id": "o1", "amount": "1.00"}),
+           event(2, "order.paid", "2026-01-01T20:31:00Z", {"order_id": "o2", "amount": "1.00"}),
+           event(3, "clock.tick", "2026-02-07T00:00:00Z", {}, None),
+           event(4, "customer.profile_updated", "2026-02-07T05:00:00Z", {"timezone": "America/New_York"}),
+           event(5, "clock.tick", "2026-02-10T00:00:00Z", {}, None)]
+    partition = PartitionFold(MemoryStore(), REMINDING)
+    reminders = [effect.record["trigger_id"] for offset, e in enumerate(log)
+                 for effect in partition.apply(e, offset)[1] if effect.kind == "campaign"]
+    assert reminders == ["points_expiring:c1:2026-02-10"]
