@@ -23,6 +23,7 @@ from streams.metrics import LoyaltyMetrics
 from streams.output import BatchSender
 from streams.pipeline import Outgoing, Pipeline, Record
 from streams.settings import CUSTOMER_TABLE, DLQ_TOPIC, INPUT_TOPIC, OUTPUT_TOPICS, Settings
+from streams.stopping import run_to_the_end
 from streams.tables import TablePartitionStore
 from streams.views import register_views
 
@@ -121,7 +122,7 @@ def named(handler: Callable, *args: Any) -> Callable:
 
 class WorkerParts:
     """What the handlers share: the app, the settings, the pipeline, and the stores of the partitions owned."""
-    __slots__ = ("app", "settings", "metrics", "customers", "stores", "pipeline", "sender")
+    __slots__ = ("app", "settings", "metrics", "customers", "stores", "pipeline", "sender", "batch_at_stop")
 
     def __init__(self, app: faust.App, settings: Settings, policy: Policy, metrics: LoyaltyMetrics,
                  customers: Any) -> None:
@@ -129,6 +130,7 @@ class WorkerParts:
         self.stores: dict[int, TablePartitionStore] = {}
         self.pipeline = Pipeline(policy, metrics, partial(open_fold, self))
         self.sender = BatchSender(app, customers)
+        self.batch_at_stop = "none"  # the batch in flight when the fetch loop was cancelled: finished or abandoned
 
 
 # --- The fold ---
@@ -156,6 +158,12 @@ def _timestamp_ms(timestamp_ms: Optional[int]) -> Optional[int]:
 
 
 async def fold_fetched_records(parts: WorkerParts, fetched: dict) -> None:
+    """Fold one fetch and write it to the end, even when a stop or a rebalance cancels the fetch loop meanwhile."""
+    parts.batch_at_stop = "none"
+    await run_to_the_end(fold_and_write(parts, fetched), partial(setattr, parts, "batch_at_stop"))
+
+
+async def fold_and_write(parts: WorkerParts, fetched: dict) -> None:
     """Fold one fetch of customer events, write its effects and states, then mark its offsets done."""
     pipeline = parts.pipeline
     records = [Record(tp.partition, r.offset, r.key, r.value, _timestamp_ms(r.timestamp))
@@ -218,7 +226,7 @@ async def log_stopped(parts: WorkerParts, sender: Any, **kwargs: Any) -> None:
     except Exception as exc:  # e.g. stopped before the consumer started: still say that it stopped
         lifecycle("final commit failed", error=f"{type(exc).__name__}: {exc}")
     lifecycle("worker stopped", events_applied=parts.pipeline.totals().events_applied,
-              partitions=sorted(parts.pipeline.folds),
+              partitions=sorted(parts.pipeline.folds), batch_in_flight=parts.batch_at_stop,
               committed={str(tp.partition): offset for tp, offset in sorted(committed.items())
                          if tp.topic == INPUT_TOPIC and offset is not None})
 

@@ -48,6 +48,7 @@ def test_progress_lines_then_one_line_with_what_was_committed_on_sigterm(cluster
     assert len(stopped) == 1, log[-2000:]
     assert stopped[0]["events_applied"] == str(applied)
     assert stopped[0]["partitions"] == "0,1,2,3"
+    assert stopped[0]["batch_in_flight"] == "none"  # stopped while idle
     ends = high_watermarks(cluster.settings.broker, INPUT_TOPIC)
     assert {p: int(o) for p, o in pairs(stopped[0]["committed"]).items()} == {p: e for p, e in ends.items() if e}
     assert "\x1b" not in log and "\b" not in log, repr(log[-500:])
