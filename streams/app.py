@@ -143,7 +143,8 @@ async def subscribe_to_customer_events(stream: Any) -> None:
 
 def open_fold(parts: WorkerParts, partition: int) -> PartitionFold:
     """Load a partition's clock, due index and totals from its recovered store."""
-    store = parts.stores[partition] = TablePartitionStore(parts.customers, partition)
+    store = parts.stores[partition] = TablePartitionStore(parts.customers, partition,
+                                                                clock=parts.settings.clock)
     fold = PartitionFold(store, parts.pipeline.policy, clock_ms=store.clock_ms())
     parts.pipeline.folded_until[partition] = store.next_offset()
     fold.load(store.states())

@@ -100,9 +100,10 @@ def read_topic(broker: str, topic: str, timeout_s: Optional[float] = None) -> It
     return read_log(broker, topic, high_watermarks(broker, topic), timeout_s)
 
 
-def read_log(broker: str, topic: str, ends: Mapping[int, int],
-             timeout_s: Optional[float] = None) -> Iterator[LogRecord]:
-    """Yield every record below `ends` ({partition: end offset}), in log order per partition.
+def read_log(broker: str, topic: str, ends: Mapping[int, int], timeout_s: Optional[float] = None,
+             starts: Optional[Mapping[int, int]] = None) -> Iterator[LogRecord]:
+    """Yield every record below `ends` ({partition: end offset}), from `starts` (default: the beginning), in log
+    order per partition.
 
     A plain aiokafka consumer (no group, so no offsets are touched) fetches in a background thread: it reads
     about 15 times faster here than kafka-python's consumer. With timeout_s, a read not done by then raises
@@ -111,7 +112,7 @@ def read_log(broker: str, topic: str, ends: Mapping[int, int],
     batches: queue.Queue = queue.Queue(maxsize=_QUEUED_BATCHES)
     stop = threading.Event()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    fetch = _fetch(bootstrap_servers(broker), topic, dict(ends), batches, stop, deadline)
+    fetch = _fetch(bootstrap_servers(broker), topic, dict(ends), dict(starts or {}), batches, stop, deadline)
     thread = threading.Thread(target=asyncio.run, args=(fetch,), daemon=True)
     thread.start()
     try:
@@ -124,18 +125,21 @@ def read_log(broker: str, topic: str, ends: Mapping[int, int],
         thread.join(timeout=10)
 
 
-async def _fetch(servers: list[str], topic: str, ends: dict[int, int], batches: queue.Queue, stop: threading.Event,
-                 deadline: Optional[float]) -> None:
+async def _fetch(servers: list[str], topic: str, ends: dict[int, int], starts: dict[int, int], batches: queue.Queue,
+                 stop: threading.Event, deadline: Optional[float]) -> None:
     """Fetch records below `ends` into `batches` (lists of records), then None; an error is passed on."""
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
                                 fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
                                 **aiokafka_options())
     try:
         await consumer.start()
-        pending = {TopicPartition(topic, p): end for p, end in ends.items() if end > 0}
+        pending = {TopicPartition(topic, p): end for p, end in ends.items() if end > starts.get(p, 0)}
         consumer.assign(list(pending))
         if pending:
             await consumer.seek_to_beginning(*pending)
+        for tp in pending:
+            if starts.get(tp.partition):
+                consumer.seek(tp, starts[tp.partition])
         while pending and not stop.is_set():
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{topic}: partitions {sorted(tp.partition for tp in pending)} not read to "

@@ -25,9 +25,10 @@ class TablePartitionStore:
     as if Faust had written them).
     """
 
-    def __init__(self, table: Any, partition: int, cached_states: int = 20_000) -> None:
+    def __init__(self, table: Any, partition: int, cached_states: int = 20_000, clock: str = "event") -> None:
         self.table = table
         self.partition = partition
+        self.clock = clock  # the worker's --clock, written with the partition clock (streams/worker.py reads it)
         # States stay cached across batches: this worker is the partition's only writer while it owns it
         # (the store is dropped on revocation), and reading a busy customer's JSON again costs more than
         # anything else in a batch. The cache is emptied after a flush once it holds too many.
@@ -69,7 +70,8 @@ class TablePartitionStore:
         the batch's outputs and changelog (see save()), so a crash in between re-applies the batch.
         """
         changelog = [(customer_id.encode(), self._cache[customer_id].to_bytes()) for customer_id in self._dirty]
-        changelog.append((CLOCK_KEY, orjson.dumps({"clock_ms": clock_ms, "next_offset": next_offset})))
+        changelog.append((CLOCK_KEY, orjson.dumps({"clock_ms": clock_ms, "next_offset": next_offset,
+                                                   "clock": self.clock})))
         self._dirty.clear()
         return changelog
 

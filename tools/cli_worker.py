@@ -32,17 +32,21 @@ from tools.cli_common import broker_option, env_epilog, friendly, setting_option
 @setting_option("--progress-seconds", setting="progress_seconds", type=click.FloatRange(min=0),
                 envvar="LOYALTY_PROGRESS_SECONDS",
                 help="Log a progress line (events applied, events/s, lag, clocks) this often; 0: never.")
+@click.option("--switch-clock", is_flag=True, envvar="LOYALTY_SWITCH_CLOCK",
+              help="Start even though the group folds on the other --clock, moving the group over (stop every "
+                   "other worker of the group first).")
 @click.option("--insecure-no-auth", is_flag=True,
               help="Serve HTTP on a non-loopback --web-host without LOYALTY_API_TOKEN (anyone who reaches it can "
                    "read every customer).")
 @friendly
 def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[float], web_port: int, web_host: str,
            data_dir: str, partitions: int, app_id: str, policy_file: Optional[str], log_format: str,
-           progress_seconds: float, insecure_no_auth: bool) -> None:
+           progress_seconds: float, switch_clock: bool, insecure_no_auth: bool) -> None:
     """Run a stream worker; several workers with one --app-id split the partitions."""
     # here, when the command runs: `loyalty --help` starts without the Kafka clients
     from schemas.policy import load_policy
-    from streams.worker import check_faust, check_web_auth, check_web_port, lock_data_dir, run_worker
+    from streams.worker import (check_faust, check_group_clock, check_web_auth, check_web_port, lock_data_dir,
+                                run_worker)
     from tools.broker import wait_for_broker
     settings = settings_from(broker, broker_kind, clock=clock, tick_seconds=tick_seconds, web_port=web_port,
                              web_host=web_host, data_dir=Path(data_dir), partitions=partitions, app_id=app_id,
@@ -55,4 +59,5 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
         check_faust()  # an untested Faust is said at once, not after waiting for the broker
         # and on a broker that is not there, saying what it waits for
         wait_for_broker(settings.broker, timeout_s=15, say=lambda line: click.echo(line, err=True))
+        check_group_clock(settings, switch_clock)
         run_worker(settings, log_format)
