@@ -1,6 +1,8 @@
 """`loyalty worker`: run a stream worker in the foreground."""
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -53,11 +55,22 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
                              policy_file=policy_file, progress_seconds=progress_seconds)
     check_web_auth(settings, insecure_no_auth)
     load_policy(policy_file)  # fail fast with a clear message on a bad policy file
-    # A second worker on this data dir or web port stops here, in one line, before anything waits.
-    with lock_data_dir(settings.data_dir):  # held while the worker runs
-        check_web_port(settings.web_host, settings.web_port)
-        check_faust()  # an untested Faust is said at once, not after waiting for the broker
-        # and on a broker that is not there, saying what it waits for
-        wait_for_broker(settings.broker, timeout_s=15, say=lambda line: click.echo(line, err=True))
-        check_group_clock(settings, switch_clock)
-        run_worker(settings, log_format)
+    stopped_by: list[int] = []
+    # Until Faust installs its own handlers (which stop a running worker cleanly), SIGTERM is a Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda signum, _: stopped_by.append(signum) or _raise_interrupt())
+    try:
+        # A second worker on this data dir or web port stops here, in one line, before anything waits.
+        with lock_data_dir(settings.data_dir):  # held while the worker runs
+            check_web_port(settings.web_host, settings.web_port)
+            check_faust()  # an untested Faust is said at once, not after waiting for the broker
+            # and on a broker that is not there, saying what it waits for
+            wait_for_broker(settings.broker, timeout_s=15, say=lambda line: click.echo(line, err=True))
+            check_group_clock(settings, switch_clock)
+            run_worker(settings, log_format)
+    except KeyboardInterrupt:
+        click.echo("loyalty worker: stopped while starting, before it folded anything", err=True)
+        sys.exit(128 + (stopped_by[-1] if stopped_by else signal.SIGINT))  # as a shell reports the signal
+
+
+def _raise_interrupt() -> None:
+    raise KeyboardInterrupt

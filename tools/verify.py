@@ -102,7 +102,9 @@ def output_differences(settings: Settings, derived: dict[str, dict[str, bytes]],
     """Compare the output topics with the outputs derived from the log, and balances with the ledger.
 
     Records are matched by their deterministic ids (ledger entry_id, trigger_id; an update by its
-    bytes). A record sent twice with the same bytes is at-least-once delivery, not a difference.
+    bytes). A record sent twice with the same bytes is at-least-once delivery, not a difference; an id
+    sent with two different contents is a finding of its own (`two_contents`): a consumer that drops
+    repeats by id keeps only the first.
     """
     report: dict = {"topics": {}}
     ledger_sums: dict[str, int] = {}
@@ -118,15 +120,17 @@ def output_differences(settings: Settings, derived: dict[str, dict[str, bytes]],
         missing = sorted(set(expected) - set(seen))
         extra = sorted(set(seen) - set(expected))
         different = sorted(i for i in set(seen) & set(expected) if seen[i] != {expected[i]})
+        two_contents = sorted(i for i, digests in seen.items() if len(digests) > 1)
         report["topics"][topic] = {"expected": len(expected), "found": len(seen), "missing": len(missing),
-                                   "extra": len(extra), "different": len(different),
+                                   "extra": len(extra), "different": len(different), "two_contents": len(two_contents),
                                    "examples": {"missing": missing[:examples], "extra": extra[:examples],
-                                                "different": different[:examples]}}
+                                                "different": different[:examples],
+                                                "two_contents": two_contents[:examples]}}
     unbalanced = sorted(cid for cid, state in live.items() if state.points_balance != ledger_sums.get(cid, 0))
     unbalanced += sorted(cid for cid in ledger_sums if cid not in live and ledger_sums[cid] != 0)
     report["balance_not_ledger_sum"] = {"customers": len(unbalanced), "examples": unbalanced[:examples]}
     report["identical"] = not unbalanced and all(
-        t["missing"] == t["extra"] == t["different"] == 0 for t in report["topics"].values())
+        t["missing"] == t["extra"] == t["different"] == t["two_contents"] == 0 for t in report["topics"].values())
     return report
 
 
@@ -151,9 +155,13 @@ def print_differences(report: dict) -> None:
     if outputs is not None:
         for topic, found in outputs["topics"].items():
             if found["missing"] or found["extra"] or found["different"]:
+                shown = [i for kind in ("missing", "extra", "different") for i in found["examples"][kind]]
                 click.echo(f"verify: {topic}: {found['missing']} missing, {found['extra']} extra, "
                            f"{found['different']} different (of {found['expected']}); e.g. "
-                           f"{', '.join((found['examples']['missing'] + found['examples']['extra'])[:3])}", err=True)
+                           f"{', '.join(shown[:3])}", err=True)
+            if found["two_contents"]:
+                click.echo(f"verify: {topic}: {found['two_contents']} ids sent with two different contents, e.g. "
+                           f"{', '.join(found['examples']['two_contents'][:3])}", err=True)
         unbalanced = outputs["balance_not_ledger_sum"]
         if unbalanced["customers"]:
             click.echo(f"verify: {unbalanced['customers']} customers' balance differs from the sum of their "

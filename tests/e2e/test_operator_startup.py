@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -137,3 +138,21 @@ def test_the_embedded_broker_exiting_early_is_one_line(tmp_path, monkeypatch, ca
     assert "\n" not in message and "tansu" in message and "nope" in message, message
     out, err = capfd.readouterr()
     assert "panicked" not in out + err and "backtrace" not in out + err, (out, err)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_the_worker_waits_for_its_broker_is_one_line_and_the_signals_exit_code(tmp_path, sig):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    proc = subprocess.Popen([sys.executable, "-m", "tools", "worker", "--clock", "event", "--web-port",
+                             str(free_port()), "--broker", unreachable_broker(), "--data-dir", str(tmp_path / "d")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean)
+    try:
+        waiting = proc.stderr.readline().decode()  # the worker says what it waits for, then waits
+        assert "waiting" in waiting or "broker" in waiting, waiting
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + sig, (proc.returncode, stderr)
+    assert stderr.decode().strip() == "loyalty worker: stopped while starting, before it folded anything"

@@ -1,4 +1,4 @@
-"""Faults: kill -9 at random moments (also during recovery, also with the local state deleted), rebalances
+"""Faults: kill -9 (and SIGTERM, Ctrl-C) at random moments (also during recovery, also with the local state deleted), rebalances
 between two workers, every event delivered twice and shuffled, floods of hostile input, and a producer far
 faster than the worker. Each run must end in the state and the outputs of an uninterrupted run.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -202,6 +203,9 @@ def kill_schedule(rng: random.Random, kills: int, workers: int) -> list[dict]:
     rng.shuffle(tail)  # the first kill lands while running: there is no restart before it
     plan = head + tail
     for n, step in enumerate(plan):
+        # Mostly kill -9; every third stop is a SIGTERM or a Ctrl-C (SIGINT), which must end as cleanly.
+        step["signal"] = (signal.SIGKILL, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGKILL,
+                          signal.SIGINT)[n % 6]
         step["takeover"] = False
         if workers == 1:
             step["victim"] = 0
@@ -221,7 +225,7 @@ def owns_everything(worker: Worker) -> bool:
 
 
 def run_kills(workers: list[Worker], plan: list[dict], rng: random.Random) -> list[str]:
-    """Kill -9 and restart workers along the plan; return what was done (also printed)."""
+    """Stop (mostly kill -9) and restart workers along the plan; return what was done (also printed)."""
     done = []
     started_at = {worker.name: time.monotonic() for worker in workers}
     last_restart = time.monotonic()
@@ -239,15 +243,21 @@ def run_kills(workers: list[Worker], plan: list[dict], rng: random.Random) -> li
             moment = "while running"
         code = victim.proc.poll()
         assert code is None, f"worker {victim.name} exited by itself ({code}):\n{log_tail(victim)}"
-        victim.kill()
-        note(victim, f"kill -9 #{n + 1} ({moment})" + ("; data dir deleted" if step["wipe"] else ""))
+        how = "kill -9" if step["signal"] == signal.SIGKILL else signal.Signals(step["signal"]).name
+        victim.proc.send_signal(step["signal"])
+        code = victim.proc.wait(90)
+        if step["signal"] != signal.SIGKILL:  # a clean stop: after the stop line, or in one line while starting
+            clean = (code == 0 and "worker stopped" in log_tail(victim, 600)) or (
+                code == 128 + step["signal"] and "stopped while starting" in log_tail(victim, 600))
+            assert clean, f"{victim.name} exited {code} on {how}:\n{log_tail(victim)}"
+        note(victim, f"{how} #{n + 1} ({moment})" + ("; data dir deleted" if step["wipe"] else ""))
         if step["wipe"]:
             shutil.rmtree(victim.data_dir, ignore_errors=True)
         if step["takeover"]:
             survivor = workers[1 - step["victim"]]
             watch([survivor], lambda: owns_everything(survivor), 60, f"{survivor.name} to take every partition over",
                   interval_s=0.5)
-        done.append(f"#{n + 1} {victim.name} {moment}{' +wipe' if step['wipe'] else ''}"
+        done.append(f"#{n + 1} {how} {victim.name} {moment}{' +wipe' if step['wipe'] else ''}"
                     f"{' +takeover' if step['takeover'] else ''} "
                     f"(lived {time.monotonic() - started_at[victim.name]:.1f}s)")
         print("  kill", done[-1])

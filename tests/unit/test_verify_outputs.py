@@ -44,7 +44,8 @@ def test_the_same_outputs_sent_twice_are_identical(monkeypatch):
     report = compare(monkeypatch, outputs, twice, balance=15)
     assert report["identical"] is True
     assert report["topics"][LEDGER] == {"expected": 2, "found": 2, "missing": 0, "extra": 0, "different": 0,
-                                        "examples": {"missing": [], "extra": [], "different": []}}
+                                        "two_contents": 0, "examples": {"missing": [], "extra": [], "different": [],
+                                                                        "two_contents": []}}
 
 
 def test_missing_extra_and_different_records_and_a_balance_off_its_ledger_are_reported(monkeypatch):
@@ -54,7 +55,23 @@ def test_missing_extra_and_different_records_and_a_balance_off_its_ledger_are_re
                  UPDATES: []}
     report = compare(monkeypatch, expected, on_topics, balance=15)
     assert report["identical"] is False
-    assert report["topics"][LEDGER]["examples"] == {"missing": ["c1:2"], "extra": ["c1:3"], "different": []}
+    assert report["topics"][LEDGER]["examples"] == {"missing": ["c1:2"], "extra": ["c1:3"], "different": [],
+                                                    "two_contents": []}
     assert report["topics"][TRIGGERS]["examples"]["different"] == ["birthday:c1:2026"]
     assert report["topics"][UPDATES]["missing"] == 1
     assert report["balance_not_ledger_sum"] == {"customers": 1, "examples": ["c1"]}  # 15 != 10 + 7
+
+
+def test_an_id_sent_with_two_contents_is_its_own_finding_and_the_text_names_it(monkeypatch, capsys):
+    # The derived run sent the trigger with the first content only; the topic holds it twice, differently.
+    second = orjson.dumps({"trigger_id": "birthday:c1:2026", "campaign": "birthday", "customer_id": "c1", "x": 1})
+    expected = {TRIGGERS: [trigger("2026")]}
+    report = compare(monkeypatch, expected, {TRIGGERS: [trigger("2026"), second]}, balance=0)
+    assert report["identical"] is False
+    assert report["topics"][TRIGGERS]["two_contents"] == 1
+    assert report["topics"][TRIGGERS]["examples"]["two_contents"] == ["birthday:c1:2026"]
+    tools.verify.print_differences({"outputs": report, "identical": False, "differences": []})
+    lines = capsys.readouterr().err.splitlines()
+    assert any("1 ids sent with two different contents, e.g. birthday:c1:2026" in line for line in lines), lines
+    # a difference alone still names an example (the text once listed only missing and extra ones)
+    assert any(line.endswith("different (of 1); e.g. birthday:c1:2026") for line in lines), lines
