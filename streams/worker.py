@@ -9,8 +9,10 @@ import socket
 from pathlib import Path
 from typing import IO, Union
 
+import orjson
+
 from streams.gc_tuning import tune_gc
-from streams.settings import Settings
+from streams.settings import CLOCK_KEY, Settings
 
 LOCK_FILE = "worker.lock"
 
@@ -95,10 +97,8 @@ CLOCK_LOOKBACKS = (1, 6_000)
 
 def group_clocks(settings: Settings) -> set[str]:
     """Return the --clock the group's workers last wrote each changelog partition with (empty for a new group)."""
-    import orjson
-
+    # here, when the worker starts: the CLI imports this module's checks without loading the Kafka clients
     from streams.kafka_log import high_watermarks, read_log
-    from streams.settings import CLOCK_KEY
     try:
         ends = high_watermarks(settings.broker, settings.changelog_topic)
     except KeyError:  # no changelog yet: a new group
