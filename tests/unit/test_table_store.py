@@ -43,7 +43,7 @@ def test_a_batch_reaches_rocksdb_only_when_saved_and_discard_returns_to_the_save
     store.put("c1", changed)
     records = store.changelog(clock_ms=8, next_offset=42)
     assert CustomerState.from_bytes(db[b"c1"]).points_balance == 0, "nothing local before the broker has it"
-    assert dict(records)[b"c1"] == changed.to_bytes() and records[-1] == (CLOCK_KEY, b'{"clock_ms":8,"next_offset":42}')
+    assert dict(records)[b"c1"] == changed.to_bytes() and records[-1] == (CLOCK_KEY, b'{"clock_ms":8,"next_offset":42,"clock":"event"}')
     assert store.next_offset() is None, "the offset is saved with the states, not before"
     store.discard("c1")
     assert store.get("c1").points_balance == 0
