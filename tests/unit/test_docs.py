@@ -57,6 +57,76 @@ def test_every_link_to_a_doc_file_resolves():
             assert (path.parent / target).resolve().is_file(), f"{path.name} links to a missing {target}"
 
 
+def _anchor(heading: str) -> str:
+    """Return the anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    """Return the anchors of a Markdown file's headings (outside code blocks)."""
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    return {_anchor(heading) for heading in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)}
+
+
+def test_the_anchor_of_a_heading_is_the_one_github_makes():
+    assert _anchor("Query answers (`loyalty query ... --json`, and the HTTP API)") == \
+        "query-answers-loyalty-query----json-and-the-http-api"
+    assert _anchor("Explain: `loyalty explain` and `GET /customers/{id}/explain`") == \
+        "explain-loyalty-explain-and-get-customersidexplain"
+
+
+def test_every_link_to_a_heading_resolves():
+    for path in [README, *DOCS.glob("*.md")]:
+        for target, anchor in re.findall(r"\]\(([^)#:]*)#([^)]+)\)", path.read_text()):
+            linked = (path.parent / target).resolve() if target else path
+            assert linked.is_file() and anchor in _anchors(linked), f"{path.name} links to a missing {target}#{anchor}"
+
+
+def test_the_readme_is_at_most_300_lines():
+    assert len(README.read_text().splitlines()) <= 300
+
+
+def test_the_readme_guarantees_name_a_mechanism_and_existing_tests_for_each_guarantee_of_the_full_table():
+    readme = README.read_text().split("\n## Guarantees\n", 1)[1].split("\n## ", 1)[0]
+    rows = [row.split(" | ") for row in re.findall(r"^\| (.+) \|$", readme, flags=re.MULTILINE)][1:]
+    assert rows and all(len(row) == 3 for row in rows)
+    for guarantee, mechanism, proved_by in rows:
+        tests = re.findall(r"`(tests/[\w/]+\.py)(?:::\w+)?`", proved_by)
+        assert len(mechanism.split()) >= 5 and tests, guarantee
+        assert all((ROOT / test).is_file() for test in tests), (guarantee, tests)
+    full = (DOCS / "guarantees.md").read_text()
+    in_full = re.findall(r"^\| \*\*(.+?)\*\*", full, flags=re.MULTILINE)
+    assert len(in_full) == len(rows)
+    for (guarantee, _, proved_by), (full_guarantee, full_row) in zip(
+            rows, zip(in_full, re.findall(r"^\| \*\*.+$", full, flags=re.MULTILINE))):
+        assert guarantee.startswith(full_guarantee), (guarantee, full_guarantee)
+        # The short table cites no test the full table does not.
+        for test in re.findall(r"`(tests/[\w/]+\.py)", proved_by):
+            assert test in full_row, (guarantee, test)
+
+
+def test_each_hop_of_the_life_of_one_event_names_a_function_that_exists():
+    import importlib
+    section = README.read_text().split("\n## The life of one event\n", 1)[1].split("\n## ", 1)[0]
+    hops = re.findall(r"`([\w./]+):([\w.]+)`", section)
+    assert len(hops) >= 10
+    for module, name in hops:
+        module = module.removesuffix(".py").replace("/", ".")
+        found = importlib.import_module(module)
+        for part in name.split("."):
+            found = getattr(found, part, None)
+            assert found is not None, f"{module}:{name}"
+        assert callable(found), f"{module}:{name}"
+
+
+def test_the_readme_names_every_section_of_the_policy_file():
+    from schemas.policy import Policy
+    config = README.read_text().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    sections = {name for name, field in Policy.model_fields.items() if hasattr(field.annotation, "model_fields")}
+    named = set(re.findall(r"`\[(\w+)(?:\.\*)?\]`", config))
+    assert sections and sections <= named, sections - named
+
+
 def test_every_event_type_is_documented_with_its_payload():
     events = (DOCS / "events.md").read_text()
     for event_type, model in EVENT_TYPES.items():

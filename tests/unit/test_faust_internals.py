@@ -327,11 +327,11 @@ def test_fausts_web_server_listens_on_the_socket_bound_before_it():
     assert sock.fileno() == -1  # closed with the server
 
 
-# --- the README ---------------------------------------------------------------------------------------------
+# --- docs/faust.md -----------------------------------------------------------------------------------------
 
-def test_the_readme_lists_exactly_the_needs_of_the_internals_module():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("\n## Faust internals the worker relies on\n", 1)[1].split("\n## ", 1)[0]
+def test_the_faust_note_lists_exactly_the_needs_of_the_internals_module():
+    note = (ROOT / "docs" / "faust.md").read_text()
+    section = note.split("\n## Faust internals the worker relies on\n", 1)[1].split("\n## ", 1)[0]
     listed = re.findall(r"^- `(\w+)`", section, flags=re.MULTILINE)
     needs = [name for name, value in vars(internals).items()
              if inspect.isfunction(value) and value.__module__ == internals.__name__ and not name.startswith("_")]

@@ -306,12 +306,13 @@ def test_a_state_stored_before_customer_value_is_scored_at_the_next_clock():
     assert fold.segment(None, None, "medium") == {"c1"}
 
 
-def test_the_readme_policy_section_lists_every_rfm_and_value_key_with_its_default():
+def test_the_policy_file_of_the_rules_lists_every_rfm_and_value_key_with_its_default():
     import re
     import tomllib
     from pathlib import Path
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    listed = tomllib.loads(re.search(r"```toml\n(.*?)```", readme, re.S).group(1))
+    rules = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text()
+    section = rules.split("\n## The policy file (`loyalty.toml`)\n", 1)[1]
+    listed = tomllib.loads(re.search(r"```toml\n(.*?)```", section, re.S).group(1))
     assert set(listed["rfm"]) == set(RfmPolicy.model_fields) and set(listed["value"]) == set(ValuePolicy.model_fields)
     assert Policy.model_validate(listed) == Policy()
 
