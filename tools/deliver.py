@@ -21,7 +21,7 @@ from kafka.structs import OffsetAndMetadata
 
 from streams.kafka_log import group_consumer, group_lag
 from streams.settings import Settings
-from tools.broker import create_topics
+from tools.broker import create_topics, wait_for_broker
 from tools.delivery_attempts import ABANDONED, Attempts, DeliveryConfig, Job, Outcome, record_id
 from tools.delivery_metrics import DeliveryMetrics
 from tools.delivery_order import Lanes, Offsets
@@ -202,6 +202,7 @@ def _json(value: Optional[bytes]) -> Any:
 
 def run_deliverer(settings: Settings, config: DeliveryConfig, metrics_port: Optional[int], metrics_host: str) -> None:
     """Say what is delivered where, deliver until SIGINT or SIGTERM, then say what was done."""
+    wait_for_broker(settings.broker, timeout_s=10, say=lambda line: click.echo(f"deliver: {line}", err=True))
     metrics = DeliveryMetrics(config.topic)
     metrics.serve(metrics_port, metrics_host)
     deliverer = Deliverer(settings, config, metrics)
