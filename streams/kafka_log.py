@@ -150,9 +150,9 @@ async def _fetch(servers: list[str], topic: str, ends: dict[int, Optional[int]],
                                    f"their end in time")
             fetched = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for tp, records in fetched.items():
-                end = pending.get(tp)
-                if end is None:
+                if tp not in pending:
                     continue
+                end = pending[tp]
                 _put(batches, [LogRecord(tp.partition, r.offset, r.timestamp if r.timestamp >= 0 else None,
                                          r.key, r.value) for r in records if end is None or r.offset < end], stop)
                 if end is not None and await consumer.position(tp) >= end:
