@@ -15,7 +15,8 @@ from streams.kafka_log import high_watermarks
 from tests.fixtures.kafka import wait_for
 from tests.support.receiver import Receiver
 from tests.support.topics import read_topic
-from tools.broker import bootstrap_servers
+from tests.support.promtext import samples, scrape, series, value
+from tools.broker import bootstrap_servers, free_port
 from tools.processes import stop_process
 
 pytestmark = pytest.mark.broker
@@ -102,13 +103,16 @@ def test_hopeless_records_are_parked_and_the_rest_goes_on_and_only_the_chosen_ca
     records = [trigger(c, seq, campaign) for seq in range(2) for c in ("c-ok", "c-bad", "c-down")
                for campaign in ("win_back", "birthday", "member_day")]
     send(cluster, records)
+    metrics_url = f"http://127.0.0.1:{free_port()}"
     with Receiver(SECRET, choose=lambda body: answers.get(body["customer_id"], "ok")) as receiver:
         deliverer = start_deliverer(cluster, receiver, "deliver.log", "--only", "win_back,birthday",
-                                    "--max-attempts", "3", "--backoff", "0.01")
+                                    "--max-attempts", "3", "--backoff", "0.01",
+                                    "--metrics-port", metrics_url.rpartition(":")[2])
         try:
             park_topic = f"{TOPIC}-undelivered"
             wait_for(lambda: len(read_topic(cluster.settings.broker, park_topic)) == 8, 60, "8 records parked")
             wait_for(lambda: len(receiver.accepted()) == 4, 30, "c-ok's 4 records delivered")
+            metrics = wait_for(lambda: _all_counted(samples(scrape(metrics_url))), 30, "the metrics")
         finally:
             stop_process(deliverer, 30)
         log = (cluster.workdir / "deliver.log").read_text()
@@ -124,3 +128,15 @@ def test_hopeless_records_are_parked_and_the_rest_goes_on_and_only_the_chosen_ca
     assert {(r["reason"], r["attempts"]) for r in by_customer["c-down"]} == {("http_503", 3)}
     assert sum(1 for r in receiver.all() if r.body["customer_id"] == "c-down") == 4 * 3
     assert len(by_customer["c-bad"]) == len(by_customer["c-down"]) == 4
+    assert value(metrics, "loyalty_delivery_delivered_total", topic=TOPIC) == 4
+    assert value(metrics, "loyalty_delivery_skipped_total", topic=TOPIC) == 6  # member_day
+    assert series(metrics, "loyalty_delivery_parked_total", "reason") == {"http_400": 4, "http_503": 4}
+    assert series(metrics, "loyalty_delivery_retries_total", "reason") == {"http_503": 8}
+    assert value(metrics, "loyalty_delivery_seconds_count", topic=TOPIC) == 4
+    assert set(series(metrics, "loyalty_delivery_lag", "partition").values()) == {0}
+
+
+def _all_counted(metrics: dict):
+    """The metrics once the lag gauge says every record is done, else None."""
+    lags = series(metrics, "loyalty_delivery_lag", "partition")
+    return metrics if lags and set(lags.values()) == {0} else None
