@@ -84,6 +84,9 @@ def test_every_record_arrives_at_least_once_in_order_through_failures_and_a_kill
         log = (cluster.workdir / "deliver-2.log").read_text()
         assert second.returncode == 0, log
     requests = receiver.all()
+    accepted = receiver.accepted()
+    print(f"\n{len(records)} records: {len(requests)} requests ({killed_at} before the kill), "
+          f"{len(accepted)} answered 200, {len(accepted) - len({r.key for r in accepted})} of them duplicates")
     assert len(requests) > killed_at  # the second deliverer did the rest
     assert {r.behaviour for r in requests} >= {"ok", "error", "throttle", "slow", "reset"}
     assert all(r.signed for r in requests)
