@@ -2,7 +2,8 @@
 
 The end of a partition is the high watermark of a Fetch response, never ListOffsets(LATEST) alone: the
 embedded broker answers that one with the base offset of the newest batch + 1, short of the log end
-(docs/embedded-broker.md). On Apache Kafka both agree, so the same code serves both brokers.
+(docs/embedded-broker.md). On Apache Kafka both agree, so the same code serves both brokers. It also makes the
+group consumer of `loyalty deliver` (it commits only what it was told to) and follows a topic for `loyalty tail`.
 """
 from __future__ import annotations
 
