@@ -2,7 +2,8 @@
 
 The end of a partition is the high watermark of a Fetch response, never ListOffsets(LATEST) alone: the
 embedded broker answers that one with the base offset of the newest batch + 1, short of the log end
-(docs/embedded-broker.md). On Apache Kafka both agree, so the same code serves both brokers.
+(docs/embedded-broker.md). On Apache Kafka both agree, so the same code serves both brokers. It also makes the
+group consumer of `loyalty deliver` (it commits only what it was told to) and follows a topic for `loyalty tail`.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import time
 from typing import Any, Awaitable, Callable, Iterator, Mapping, NamedTuple, Optional, TypeVar, Union
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 
-from streams.kafka_auth import aiokafka_options
+from streams.kafka_auth import aiokafka_options, kafka_python_options
 from streams.settings import bootstrap_servers
 
 _QUEUED_BATCHES = 64  # fetched batches waiting for the reader (bounds memory)
@@ -100,19 +102,19 @@ def read_topic(broker: str, topic: str, timeout_s: Optional[float] = None) -> It
     return read_log(broker, topic, high_watermarks(broker, topic), timeout_s)
 
 
-def read_log(broker: str, topic: str, ends: Mapping[int, int], timeout_s: Optional[float] = None,
+def read_log(broker: str, topic: str, ends: Mapping[int, Optional[int]], timeout_s: Optional[float] = None,
              starts: Optional[Mapping[int, int]] = None) -> Iterator[LogRecord]:
-    """Yield every record below `ends` ({partition: end offset}), from `starts` (default: the beginning), in log
-    order per partition.
+    """Yield every record below `ends` ({partition: end offset}), in log order per partition.
 
     A plain aiokafka consumer (no group, so no offsets are touched) fetches in a background thread: it reads
     about 15 times faster here than kafka-python's consumer. With timeout_s, a read not done by then raises
-    TimeoutError.
+    TimeoutError. `starts` ({partition: offset}) skips what lies before; an end of None never ends (follows
+    the partition as records arrive, until the caller stops iterating).
     """
     batches: queue.Queue = queue.Queue(maxsize=_QUEUED_BATCHES)
     stop = threading.Event()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    fetch = _fetch(bootstrap_servers(broker), topic, dict(ends), dict(starts or {}), batches, stop, deadline)
+    fetch = _fetch(bootstrap_servers(broker), topic, dict(ends), batches, stop, deadline, dict(starts or {}))
     thread = threading.Thread(target=asyncio.run, args=(fetch,), daemon=True)
     thread.start()
     try:
@@ -125,20 +127,23 @@ def read_log(broker: str, topic: str, ends: Mapping[int, int], timeout_s: Option
         thread.join(timeout=10)
 
 
-async def _fetch(servers: list[str], topic: str, ends: dict[int, int], starts: dict[int, int], batches: queue.Queue,
-                 stop: threading.Event, deadline: Optional[float]) -> None:
+async def _fetch(servers: list[str], topic: str, ends: dict[int, Optional[int]], batches: queue.Queue,
+                 stop: threading.Event, deadline: Optional[float], starts: dict[int, int]) -> None:
     """Fetch records below `ends` into `batches` (lists of records), then None; an error is passed on."""
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
                                 fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
                                 **aiokafka_options())
     try:
         await consumer.start()
-        pending = {TopicPartition(topic, p): end for p, end in ends.items() if end > starts.get(p, 0)}
+        pending = {TopicPartition(topic, p): end for p, end in ends.items()
+                   if end is None or end > starts.get(p, 0)}
         consumer.assign(list(pending))
-        if pending:
-            await consumer.seek_to_beginning(*pending)
+        # From the log start unless told otherwise: retention may have removed offset 0 (the DLQ's 7 days)
+        fresh = [tp for tp in pending if tp.partition not in starts]
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
         for tp in pending:
-            if starts.get(tp.partition):
+            if tp.partition in starts:
                 consumer.seek(tp, starts[tp.partition])
         while pending and not stop.is_set():
             if deadline is not None and time.monotonic() > deadline:
@@ -146,12 +151,12 @@ async def _fetch(servers: list[str], topic: str, ends: dict[int, int], starts: d
                                    f"their end in time")
             fetched = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for tp, records in fetched.items():
-                end = pending.get(tp)
-                if end is None:
+                if tp not in pending:
                     continue
+                end = pending[tp]
                 _put(batches, [LogRecord(tp.partition, r.offset, r.timestamp if r.timestamp >= 0 else None,
-                                         r.key, r.value) for r in records if r.offset < end], stop)
-                if await consumer.position(tp) >= end:
+                                         r.key, r.value) for r in records if end is None or r.offset < end], stop)
+                if end is not None and await consumer.position(tp) >= end:
                     del pending[tp]
                     consumer.pause(tp)
         _put(batches, None, stop)
@@ -159,6 +164,29 @@ async def _fetch(servers: list[str], topic: str, ends: dict[int, int], starts: d
         _put(batches, exc, stop)
     finally:
         await stop_quietly(consumer)
+
+
+def group_consumer(broker: str, topic: str, group_id: str, listener: ConsumerRebalanceListener) -> KafkaConsumer:
+    """Return a consumer of `topic` in group `group_id` that commits only when told to, from the earliest record.
+
+    Earliest, not latest: a new group must not skip records, and `latest` lands inside the embedded broker's
+    last batch. A short session lets a restarted member in soon after a crash (the old one is waited out).
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers(broker), group_id=group_id,
+                             enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=10_000,
+                             heartbeat_interval_ms=1_000, max_poll_records=500, **kafka_python_options())
+    consumer.subscribe([topic], listener=listener)
+    return consumer
+
+
+def group_lag(consumer: KafkaConsumer, committed: Mapping[int, int]) -> dict[int, int]:
+    """Return {partition: records past `committed`} of the assigned partitions, from the fetched high watermark."""
+    lag = {}
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)  # None until a fetch of that partition answered
+        if end is not None:
+            lag[tp.partition] = max(0, end - committed.get(tp.partition, 0))
+    return lag
 
 
 def _put(batches: queue.Queue, item: object, stop: threading.Event) -> None:

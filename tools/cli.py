@@ -5,10 +5,13 @@ import click
 
 from bench.command import bench
 from tools.cli_broker import broker, topics
+from tools.cli_deliver import deliver
 from tools.cli_demo import demo
+from tools.cli_dlq import dlq
 from tools.cli_produce import produce, schema
 from tools.cli_query import explain, query
 from tools.cli_replay import replay
+from tools.cli_tail import tail
 from tools.cli_worker import worker
 
 
@@ -26,6 +29,7 @@ def _show_envvars(command: click.Command) -> None:
         _show_envvars(sub)
 
 
-for _command in (broker, topics, worker, produce, schema, query, explain, replay, demo, bench):
+for _command in (broker, topics, worker, produce, schema, query, explain, replay, tail, dlq, deliver, demo,
+                 bench):
     main.add_command(_command)
 _show_envvars(main)
