@@ -24,6 +24,7 @@ from streams.output import BatchSender
 from streams.pipeline import Outgoing, Pipeline, Record
 from streams.settings import CUSTOMER_TABLE, DLQ_TOPIC, INPUT_TOPIC, OUTPUT_TOPICS, Settings
 from streams.tables import TablePartitionStore
+from streams.checkout_views import register_checkout_views
 from streams.views import register_views
 
 
@@ -58,7 +59,8 @@ def create_app(settings: Settings) -> faust.App:
 
     # The views.
     serve_only_our_pages(app)
-    register_views(app, parts.pipeline, metrics, customers, settings)
+    views, errors = register_views(app, parts.pipeline, metrics, customers, settings)
+    register_checkout_views(app, views, errors)
     return app
 
 
