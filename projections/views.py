@@ -49,6 +49,17 @@ def customer_view(state: CustomerState) -> dict:
     }
 
 
+def ledger_page(state: CustomerState, limit: int, cursor: Optional[int] = None) -> dict:
+    """Return a member's ledger entries newest first, those before `cursor` (an entry's sequence number) if given."""
+    entries = [e for e in reversed(state.history) if cursor is None or e[0] < cursor][:limit]
+    more = bool(entries) and entries[-1][0] > state.history[0][0]
+    return {"customer_id": state.customer_id, "entries": [
+        {"entry_id": f"{state.customer_id}:{seq}", "occurred_at": format_ms(at_ms), "kind": kind, "points": points,
+         "balance_after": balance_after, "source_event_id": source}
+        for seq, at_ms, kind, points, balance_after, source in entries],
+        "next_cursor": str(entries[-1][0]) if more else None}
+
+
 class Totals:
     """Counts by status, tier and value class, points outstanding and events applied, kept up to date incrementally."""
 

@@ -8,7 +8,7 @@ from pydantic import TypeAdapter, ValidationError
 from typing_extensions import Annotated
 
 from projections.checkout import available_points, known_command, open_holds
-from schemas.timeutil import format_ms
+from projections.views import ledger_page
 from streams.commands import COMMAND_ID, COMMANDS, outcome_doc, run_command
 from streams.http_guard import ErrorLog, guarded, json_answer, quote_input
 from streams.views import Views, one_customer, read_tokens, valid_customer_id
@@ -84,17 +84,6 @@ async def get_command_outcome(views: Any, web: Any, request: Any, customer_id: s
     return await one_customer(views, web, request, customer_id, f"/commands/{kind}/{command_id}", render)
 
 
-def _ledger_page(state: Any, limit: int, cursor: Optional[int]) -> dict:
-    """Return the member's entries newest first, those before `cursor` (an entry's sequence number) if given."""
-    entries = [e for e in reversed(state.history) if cursor is None or e[0] < cursor][:limit]
-    more = bool(entries) and entries[-1][0] > state.history[0][0]
-    return {"customer_id": state.customer_id, "entries": [
-        {"entry_id": f"{state.customer_id}:{seq}", "occurred_at": format_ms(at_ms), "kind": kind, "points": points,
-         "balance_after": balance_after, "source_event_id": source}
-        for seq, at_ms, kind, points, balance_after, source in entries],
-        "next_cursor": str(entries[-1][0]) if more else None}
-
-
 async def get_ledger(views: Any, web: Any, request: Any, customer_id: str) -> Any:
     """Return a member's ledger entries, newest first, a page at a time (?limit=&cursor=)."""
     limit_text, cursor_text = request.query.get("limit", "20"), request.query.get("cursor") or None
@@ -104,7 +93,7 @@ async def get_ledger(views: Any, web: Any, request: Any, customer_id: str) -> An
     limit, cursor = int(limit_text), None if cursor_text is None else int(cursor_text)
     suffix = f"/ledger?limit={limit}" + ("" if cursor is None else f"&cursor={cursor}")
     return await one_customer(views, web, request, customer_id, suffix,
-                              lambda fold, state: _ledger_page(state, limit, cursor))
+                              lambda fold, state: ledger_page(state, limit, cursor))
 
 
 async def get_holds(views: Any, web: Any, request: Any, customer_id: str) -> Any:

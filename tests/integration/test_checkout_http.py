@@ -98,3 +98,14 @@ def test_the_read_token_reads_but_sends_no_command_and_the_command_token_does_bo
     assert (status, refused["reason"]) == (422, "unknown_reward")
     assert call(checkout, "GET", "/customers/m1", token=COMMAND_TOKEN)[0] == 200
     assert call(checkout, "GET", "/customers/m1/ledger", token=None)[0] == 401
+
+
+def test_loyalty_query_ledger_pages_the_members_history(checkout, module_cluster):
+    first = module_cluster.loyalty("query", "ledger", "m3", "--limit", "3", "--json", "--url", checkout.url,
+                                   env={"LOYALTY_API_TOKEN": READ_TOKEN})
+    assert first.returncode == 0, first.stderr
+    page = orjson.loads(first.stdout)
+    assert len(page["entries"]) == 3 and page["entries"][0]["balance_after"] == 100
+    text = module_cluster.loyalty("query", "ledger", "m3", "--cursor", page["next_cursor"], "--url", checkout.url,
+                                  env={"LOYALTY_API_TOKEN": READ_TOKEN})
+    assert text.returncode == 0 and b"adjust" in text.stdout and b"more:" not in text.stdout, text.stdout
