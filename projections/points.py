@@ -19,7 +19,9 @@ def ledger_effect(state: CustomerState, kind: str, points: int, at_ms: int, sour
     """Record a ledger entry with a deterministic id (customer id and per-customer sequence)."""
     seq = state.ledger_seq = state.ledger_seq + 1
     history = state.history
-    history.append([seq, at_ms, kind, points, state.points_balance, source_event_id])
+    # Without the source event: for a time rule it is whichever record moved the clock, so the state would
+    # depend on where ticks fall (the ledger topic has it, under the same entry id).
+    history.append([seq, at_ms, kind, points, state.points_balance])
     if len(history) > HISTORY_ENTRIES:
         del history[0]
     return Effect("ledger", ledger_entry(

@@ -141,7 +141,7 @@ class CustomerState:
         self.hold_due_ms: Optional[int] = None        # the earliest expiry of an open hold
         self.pending: list[Pending] = []              # by release time, earliest first
         self.pending_points = 0                       # always the sum of pending points
-        self.history: list[list] = []                 # the last ledger entries: [seq, at_ms, kind, points, balance_after, source]
+        self.history: list[list] = []                 # the last ledger entries: [seq, at_ms, kind, points, balance_after]
         self.commands: dict[str, list] = {}           # "redeem:ID" etc. -> [at_ms, request, outcome, detail], for answers
 
     def clone(self) -> "CustomerState":

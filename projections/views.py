@@ -55,8 +55,7 @@ def ledger_page(state: CustomerState, limit: int, cursor: Optional[int] = None) 
     more = bool(entries) and entries[-1][0] > state.history[0][0]
     return {"customer_id": state.customer_id, "entries": [
         {"entry_id": f"{state.customer_id}:{seq}", "occurred_at": format_ms(at_ms), "kind": kind, "points": points,
-         "balance_after": balance_after, "source_event_id": source}
-        for seq, at_ms, kind, points, balance_after, source in entries],
+         "balance_after": balance_after} for seq, at_ms, kind, points, balance_after in entries],
         "next_cursor": str(entries[-1][0]) if more else None}
 
 

@@ -108,7 +108,7 @@ def test_pure_evolve_agrees_with_the_fold_over_checkout_commands(log, policy):
         partition.apply(event)
         if event.occurred_at_ms > clock_ms:  # time passes for every customer, as the due index makes it
             clock_ms = event.occurred_at_ms
-            states = {cid: pass_time(state, clock_ms, policy, event.event_id)[0] for cid, state in states.items()}
+            states = {cid: pass_time(state, clock_ms, policy)[0] for cid, state in states.items()}
         if event.customer_id is not None:
             states[event.customer_id] = evolve(states.get(event.customer_id), event, clock_ms, policy)[0]
     assert {cid: s.to_dict() for cid, s in states.items()} == \

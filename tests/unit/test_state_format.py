@@ -75,7 +75,7 @@ def test_a_state_stored_before_checkout_decodes_with_nothing_held_pending_or_rem
 def test_a_state_with_holds_pending_points_and_history_encodes_back_to_the_same_bytes():
     stored = STORED_WITH_OFFSET[:-1] + (
         b',"holds":{"h1":[30,1768528800000,1768532400000]},"held_points":30,"hold_due_ms":1768532400000,'
-        b'"pending":[[1769738400000,12,"o3"]],"pending_points":12,"history":[[10,1768528800000,"redeem",-100,76,"e11"]],'
+        b'"pending":[[1769738400000,12,"o3"]],"pending_points":12,"history":[[10,1768528800000,"redeem",-100,76]],'
         b'"commands":{"hold:h1":[1768528800000,[30,3600],"accepted",{"points":30}]}}')
     state = CustomerState.from_bytes(stored)
     assert state.holds["h1"] == Hold(30, 1768528800000, 1768532400000)
