@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from projections.care import forget_member_day, forget_reminder_time
+from projections.checkout import (
+    ACCEPTED, REJECTED, add_pending, available_points, capture_hold, ledger_detail, place_hold, prune_commands,
+    release_hold, remember_outcome, take_back_pending,
+)
 from projections.constants import figures
 from projections.days import format_ms, local_day
 from projections.points import credit, debit
@@ -17,7 +21,7 @@ from projections.state import CustomerState, Effect, Order
 from projections.timeline import count_order_spend, next_due_ms, reevaluate_into, refresh_birthday_due, walk_due_times
 from schemas.events import (
     INTERACTION_TYPES, ContentShared, CouponUsed, CustomerCheckedIn, CustomerErased, CustomerProfileUpdated,
-    CustomerRegistered, CustomerVisited, EventBase, OrderPaid, OrderRefunded, PointsAdjusted, RedemptionRequested,
+    CustomerRegistered, CustomerVisited, EventBase, HoldCaptured, HoldReleased, HoldRequested, OrderPaid, OrderRefunded, PointsAdjusted, RedemptionRequested,
     RewardClaimed, ReviewPosted,
 )
 from schemas.outputs import redemption_rejected
@@ -165,6 +169,9 @@ def _pay_order(state: CustomerState, event: OrderPaid, policy: Policy) -> list[E
         state.last_purchase_ms = event.occurred_at_ms
     if not points:
         return []
+    if policy.earn.pending_days:
+        add_pending(state, payload.order_id, points, event.occurred_at_ms, policy)
+    # The lot counts from the order, not from the release: pending time is part of a lot's life (docs/rules.md).
     return [credit(state, points, event.occurred_at_ms, policy.lots.expiry_days, "earn", event.event_id)]
 
 
@@ -185,17 +192,23 @@ def _refund_order(state: CustomerState, event: OrderRefunded, policy: Policy) ->
     order.reversed_points += reversal
     if not reversal:
         return []
+    if state.pending:
+        take_back_pending(state, event.payload.order_id, reversal)
     return [debit(state, reversal, event.occurred_at_ms, "reverse", event.event_id)]
 
 
 def _redeem_points(state: CustomerState, event: RedemptionRequested, policy: Policy) -> list[Effect]:
-    """Redeem when the balance covers it, else reject; a repeated redemption_id changes nothing."""
+    """Redeem when the spendable points cover it, else reject; a repeated redemption_id changes nothing."""
     payload = event.payload
     if _remembered_id(state.redemption_ids, payload.redemption_id, state, policy):
         return []
     state.redemption_ids[payload.redemption_id] = event.occurred_at_ms
-    if payload.points <= state.points_balance:
-        return [debit(state, payload.points, event.occurred_at_ms, "redeem", event.event_id)]
+    key, request = f"redeem:{payload.redemption_id}", [payload.points]
+    if payload.points <= available_points(state):
+        entry = debit(state, payload.points, event.occurred_at_ms, "redeem", event.event_id)
+        remember_outcome(state, key, event.occurred_at_ms, request, ACCEPTED, ledger_detail(entry))
+        return [entry]
+    remember_outcome(state, key, event.occurred_at_ms, request, REJECTED, {"reason": "insufficient_points"})
     return [Effect("update", redemption_rejected(
         customer_id=state.customer_id, reason="insufficient_points", redemption_id=payload.redemption_id,
         points=payload.points, at=format_ms(event.occurred_at_ms), source_event_id=event.event_id))]
@@ -270,6 +283,7 @@ def _prune(state: CustomerState, policy: Policy) -> None:
     if counts and next(iter(counts)).split("|", 1)[1] < days_since:
         state.daily_counts = {k: n for k, n in counts.items() if k.split("|", 1)[1] >= days_since}
     prune_rewards(state, policy)
+    prune_commands(state, policy)
 
 
 def _forget_event_ids(state: CustomerState, policy: Policy) -> None:
@@ -311,4 +325,7 @@ _HANDLERS: dict[type[EventBase], Callable[[CustomerState, Any, Policy], list[Eff
     PointsAdjusted: _adjust_points,
     RewardClaimed: claim_reward,
     CouponUsed: use_coupon,
+    HoldRequested: place_hold,
+    HoldCaptured: capture_hold,
+    HoldReleased: release_hold,
 }

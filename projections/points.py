@@ -9,13 +9,23 @@ from projections.state import LOT_EXPIRY, CustomerState, Effect, Lot
 from schemas.outputs import ledger_entry
 from schemas.timeutil import DAY_MS
 
+# A member's readable history is their last entries, kept in the state (bounded); older ones are on the ledger
+# topic. Fixed, not a policy: replay under another policy must keep the same history.
+HISTORY_ENTRIES = 20
+
 
 def ledger_effect(state: CustomerState, kind: str, points: int, at_ms: int, source_event_id: Optional[str],
                   reward_id: Optional[str] = None, claim_id: Optional[str] = None) -> Effect:
     """Record a ledger entry with a deterministic id (customer id and per-customer sequence)."""
-    state.ledger_seq += 1
+    seq = state.ledger_seq = state.ledger_seq + 1
+    history = state.history
+    # Without the source event: for a time rule it is whichever record moved the clock, so the state would
+    # depend on where ticks fall (the ledger topic has it, under the same entry id).
+    history.append([seq, at_ms, kind, points, state.points_balance])
+    if len(history) > HISTORY_ENTRIES:
+        del history[0]
     return Effect("ledger", ledger_entry(
-        entry_id=f"{state.customer_id}:{state.ledger_seq}", customer_id=state.customer_id,
+        entry_id=f"{state.customer_id}:{seq}", customer_id=state.customer_id,
         occurred_at=format_ms(at_ms), kind=kind, points=points, balance_after=state.points_balance,
         source_event_id=source_event_id, reward_id=reward_id, claim_id=claim_id))
 

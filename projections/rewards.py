@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from projections.checkout import ACCEPTED, REJECTED, available_points, ledger_detail, remember_outcome
 from projections.days import format_ms, local_day
 from projections.points import credit, debit
 from projections.state import EXPIRED, OPEN, USED, Coupon, CustomerState, Effect
@@ -42,7 +43,7 @@ def _refusal(state: CustomerState, reward: Optional[RewardPolicy], year_key: str
     cap = reward.per_customer_per_year
     if cap is not None and state.claims_per_year.get(year_key, 0) >= cap:
         return "limit_reached"
-    if reward.points > state.points_balance:
+    if reward.points > available_points(state):
         return "insufficient_points"
     return None
 
@@ -59,7 +60,9 @@ def claim_reward(state: CustomerState, event: RewardClaimed, policy: Policy) -> 
     reward = policy.rewards.get(payload.reward_id)
     year_key = _claim_year_key(state, payload.reward_id, policy)
     reason = _refusal(state, reward, year_key)
+    key, request = f"claim:{payload.claim_id}", [payload.reward_id]
     if reason is not None:
+        remember_outcome(state, key, event.occurred_at_ms, request, REJECTED, {"reason": reason})
         return [Effect("update", claim_rejected(
             customer_id=state.customer_id, reason=reason, claim_id=payload.claim_id, reward_id=payload.reward_id,
             at=format_ms(event.occurred_at_ms), source_event_id=event.event_id))]
@@ -73,6 +76,8 @@ def claim_reward(state: CustomerState, event: RewardClaimed, policy: Policy) -> 
         percent_off=reward.percent_off, min_order_minor=reward.min_order_minor, refund=reward.refund_points_on_expiry)
     if state.coupon_due_ms is None or expires_ms < state.coupon_due_ms:
         state.coupon_due_ms = expires_ms
+    remember_outcome(state, key, event.occurred_at_ms, request, ACCEPTED,
+                     {**ledger_detail(entry), "coupon_id": coupon_id, "expires_at": format_ms(expires_ms)})
     return [entry, Effect("coupon", coupon_issued(
         customer_id=state.customer_id, coupon_id=coupon_id, reward_id=payload.reward_id, claim_id=payload.claim_id,
         points=reward.points, coupon_value=_money(reward.coupon_value_minor), percent_off=reward.percent_off,

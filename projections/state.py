@@ -1,4 +1,4 @@
-"""The per-customer projection and the records it holds (lots, orders, coupons), all changed in place.
+"""The per-customer projection and the records it holds (lots, orders, coupons, holds), all changed in place.
 
 `evolve` hands the rules a clone, the partition fold the state it owns. Stored (RocksDB, changelog) as
 JSON in which lots and orders are positional lists: to_dict and from_dict are the one mapping.
@@ -60,6 +60,22 @@ class Coupon:
     order_id: Optional[str] = None       # the order it was used on
 
 
+@dataclass(slots=True)
+class Hold:
+    """Points reserved at a checkout until captured, released or expired (stored as a list of these fields)."""
+    points: int
+    placed_at_ms: int
+    expires_at_ms: int
+
+
+@dataclass(slots=True)
+class Pending:
+    """Points an order earned that are not spendable before release_at_ms (stored as a list of these fields)."""
+    release_at_ms: int
+    points: int
+    order_id: str
+
+
 class CustomerState:
     """What the engine knows of one customer (all times are epoch milliseconds, money in minor units)."""
 
@@ -75,6 +91,8 @@ class CustomerState:
         "reminded_until_ms", "tier_left_ms", "member_day_due_ms",
         # Where the customer's state stands in the input log (see PartitionFold.apply).
         "input_offset",
+        # Checkout (docs/rules.md): open holds, pending points, the last ledger entries, command outcomes.
+        "holds", "held_points", "hold_due_ms", "pending", "pending_points", "history", "commands",
     )
 
     def __init__(self, customer_id: str, first_seen_ms: int) -> None:
@@ -118,6 +136,13 @@ class CustomerState:
         self.tier_left_ms: dict[str, int] = {}        # congratulated tier -> when it was last left (0: held)
         self.member_day_due_ms: Optional[int] = None  # local midnight of the next member day not yet handled
         self.input_offset: Optional[int] = None       # input offset of the last record of this customer folded in
+        self.holds: dict[str, Hold] = {}              # hold_id -> open holds only
+        self.held_points = 0                          # always the sum of the open holds' points
+        self.hold_due_ms: Optional[int] = None        # the earliest expiry of an open hold
+        self.pending: list[Pending] = []              # by release time, earliest first
+        self.pending_points = 0                       # always the sum of pending points
+        self.history: list[list] = []                 # the last ledger entries: [seq, at_ms, kind, points, balance_after]
+        self.commands: dict[str, list] = {}           # "redeem:ID" etc. -> [at_ms, request, outcome, detail], for answers
 
     def clone(self) -> "CustomerState":
         """Return an independent copy (containers and records copied too), so the copy may be changed in place."""
@@ -133,6 +158,10 @@ class CustomerState:
         clone.claims_per_year = dict(self.claims_per_year)
         clone.coupons = {coupon_id: replace(coupon) for coupon_id, coupon in self.coupons.items()}
         clone.tier_left_ms = dict(self.tier_left_ms)
+        clone.holds = {hold_id: replace(hold) for hold_id, hold in self.holds.items()}
+        clone.pending = [replace(entry) for entry in self.pending]
+        clone.history = list(self.history)      # its entries are never changed in place
+        clone.commands = dict(self.commands)    # nor are these
         return clone
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,6 +192,10 @@ class CustomerState:
             "remind_due_ms": self.remind_due_ms, "reminded_until_ms": self.reminded_until_ms,
             "tier_left_ms": self.tier_left_ms, "member_day_due_ms": self.member_day_due_ms,
             "input_offset": self.input_offset,
+            "holds": {hold_id: [h.points, h.placed_at_ms, h.expires_at_ms] for hold_id, h in self.holds.items()},
+            "held_points": self.held_points, "hold_due_ms": self.hold_due_ms,
+            "pending": [[p.release_at_ms, p.points, p.order_id] for p in self.pending],
+            "pending_points": self.pending_points, "history": self.history, "commands": self.commands,
         }
 
     @classmethod
@@ -215,6 +248,8 @@ def _load_records(state: CustomerState, data: dict[str, Any]) -> None:
                     for order_id, (paid_at, paid, refunded, earned, reversed_, reviewed)
                     in data.get("orders", {}).items()}
     state.coupons = {coupon_id: Coupon(**doc) for coupon_id, doc in data.get("coupons", {}).items()}
+    state.holds = {hold_id: Hold(*fields) for hold_id, fields in data.get("holds", {}).items()}
+    state.pending = [Pending(*fields) for fields in data.get("pending", ())]
 
 
 def _upgraded(data: dict[str, Any]) -> CustomerState:

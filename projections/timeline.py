@@ -6,6 +6,7 @@ from datetime import date
 from typing import Optional
 
 from projections.care import celebrate_member_day, member_day_due_ms, remind_expiring, reminder_due_ms, tier_moved
+from projections.checkout import expire_holds, release_pending
 from projections.constants import figures
 from projections.days import format_ms, local_day
 from projections.points import expire_lots
@@ -130,6 +131,13 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     t = state.coupon_due_ms
     if t is not None and (soonest is None or t < soonest):
         soonest = t
+    t = state.hold_due_ms
+    if t is not None and (soonest is None or t < soonest):
+        soonest = t
+    if state.pending:
+        t = state.pending[0].release_at_ms
+        if soonest is None or t < soonest:
+            soonest = t
     if rules.reminders_on:
         t = state.remind_due_ms
         if t is None and state.remind_lot_ms is not None:
@@ -268,6 +276,10 @@ def walk_due_times(state: CustomerState, clock_ms: int, policy: Policy, source_e
             effects.extend(expire_lots(state, at_ms, source_event_id))
         if state.coupon_due_ms is not None and state.coupon_due_ms <= at_ms:
             effects.extend(expire_coupons(state, at_ms, policy, source_event_id))
+        if state.hold_due_ms is not None and state.hold_due_ms <= at_ms:
+            effects.extend(expire_holds(state, at_ms, source_event_id))
+        if state.pending and state.pending[0].release_at_ms <= at_ms:
+            effects.extend(release_pending(state, at_ms, source_event_id))
         reevaluate_into(effects, state, at_ms, policy, source_event_id)
         state.as_of_ms = at_ms
         if state.birthday_due_ms is not None and state.birthday_due_ms <= clock_ms:

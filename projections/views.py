@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+from projections.checkout import available_points, open_holds, pending_points
 from projections.points import points_expiring
 from projections.rewards import open_coupons
 from projections.state import CustomerState
@@ -26,6 +27,9 @@ def customer_view(state: CustomerState) -> dict:
     return {
         "customer_id": state.customer_id,
         "points_balance": state.points_balance,
+        "points_available": available_points(state),   # balance - held - pending: what a checkout may spend
+        "points_held": state.held_points,
+        "points_pending": state.pending_points,
         "tier": state.tier,
         "status": state.status,
         "spend_12m": money(state.window_spend_minor),
@@ -36,11 +40,23 @@ def customer_view(state: CustomerState) -> dict:
         "timezone": state.timezone,
         "points_expiring": points_expiring(state),
         "coupons": open_coupons(state),
+        "holds": open_holds(state),
+        "pending": pending_points(state),
         "events_applied": state.events_applied,
         "as_of": format_ms(state.as_of_ms),
         "rfm": None if state.rfm is None else dict(zip("rfm", state.rfm)),
         "value": state.value,
     }
+
+
+def ledger_page(state: CustomerState, limit: int, cursor: Optional[int] = None) -> dict:
+    """Return a member's ledger entries newest first, those before `cursor` (an entry's sequence number) if given."""
+    entries = [e for e in reversed(state.history) if cursor is None or e[0] < cursor][:limit]
+    more = bool(entries) and entries[-1][0] > state.history[0][0]
+    return {"customer_id": state.customer_id, "entries": [
+        {"entry_id": f"{state.customer_id}:{seq}", "occurred_at": format_ms(at_ms), "kind": kind, "points": points,
+         "balance_after": balance_after} for seq, at_ms, kind, points, balance_after in entries],
+        "next_cursor": str(entries[-1][0]) if more else None}
 
 
 class Totals:

@@ -16,6 +16,7 @@ _BIRTHDAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 MAX_AMOUNT_MINOR = 10**12          # 10,000,000,000.00; the policy's [limits] max_amount is usually far lower
 POINTS_LIMIT = 10**12              # |points| of a redemption or an adjustment
 TEXT_MAX = 256                     # free text (reason, channel, reward)
+MAX_HOLD_SECONDS = 30 * 86_400     # a hold lasts at most 30 days: a checkout that takes longer holds again
 _MAX_AMOUNT = Decimal(MAX_AMOUNT_MINOR) / 100
 _CENT = Decimal("0.01")
 _PLAIN_AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,2}))?\Z", re.ASCII)
@@ -164,6 +165,21 @@ class CouponUsedPayload(Payload):
     amount_minor: Optional[AmountMinor] = Field(default=None, alias="amount")
 
 
+class HoldRequestedPayload(Payload):
+    hold_id: Id
+    points: int = Field(gt=0, le=POINTS_LIMIT, strict=True)
+    expires_in_s: int = Field(alias="expires_in", gt=0, le=MAX_HOLD_SECONDS, strict=True)  # seconds after occurred_at
+
+
+class HoldCapturedPayload(Payload):
+    hold_id: Id
+    points: Optional[int] = Field(default=None, gt=0, le=POINTS_LIMIT, strict=True)  # None: all the hold
+
+
+class HoldReleasedPayload(Payload):
+    hold_id: Id
+
+
 class EmptyPayload(Payload):
     pass
 
@@ -243,6 +259,21 @@ class CouponUsed(EventBase):
     payload: CouponUsedPayload
 
 
+class HoldRequested(EventBase):
+    event_type: Literal["hold.requested"]
+    payload: HoldRequestedPayload
+
+
+class HoldCaptured(EventBase):
+    event_type: Literal["hold.captured"]
+    payload: HoldCapturedPayload
+
+
+class HoldReleased(EventBase):
+    event_type: Literal["hold.released"]
+    payload: HoldReleasedPayload
+
+
 class ClockTicked(EventBase):
     event_type: Literal["clock.tick"]
     customer_id: None = None
@@ -252,7 +283,7 @@ class ClockTicked(EventBase):
 CustomerEvent = Union[
     CustomerRegistered, CustomerProfileUpdated, OrderPaid, OrderRefunded, RedemptionRequested,
     CustomerCheckedIn, ContentShared, ReviewPosted, CustomerVisited, PointsAdjusted, CustomerErased,
-    RewardClaimed, CouponUsed,
+    RewardClaimed, CouponUsed, HoldRequested, HoldCaptured, HoldReleased,
 ]
 Event = Annotated[Union[CustomerEvent, ClockTicked], Field(discriminator="event_type")]
 
@@ -261,4 +292,5 @@ EVENT_TYPES = {cls.model_fields["event_type"].annotation.__args__[0]: cls
 INTERACTION_TYPES = frozenset({
     "customer.registered", "customer.profile_updated", "order.paid", "redemption.requested",
     "customer.checked_in", "content.shared", "review.posted", "customer.visited", "reward.claimed", "coupon.used",
+    "hold.requested", "hold.captured",
 })

@@ -6,7 +6,8 @@ from typing import Callable, Optional
 from schemas.events import (
     POINTS_LIMIT, TEXT_MAX, AdjustmentPayload, ChannelPayload, ClockTicked, ContentShared, CouponUsed,
     CouponUsedPayload, CustomerCheckedIn, CustomerErased, CustomerProfileUpdated, CustomerRegistered,
-    CustomerVisited, EmptyPayload, EventBase, OrderPaid, OrderPaidPayload, OrderRefunded, OrderRefundedPayload,
+    CustomerVisited, EmptyPayload, EventBase, HoldCaptured, HoldCapturedPayload, HoldReleased, HoldReleasedPayload,
+    HoldRequested, HoldRequestedPayload, MAX_HOLD_SECONDS, OrderPaid, OrderPaidPayload, OrderRefunded, OrderRefundedPayload,
     Payload, PointsAdjusted, ProfilePayload, RedemptionPayload, RedemptionRequested, RewardClaimed,
     RewardClaimedPayload, ReviewPayload, ReviewPosted, _amount_to_minor, _check_birthday, _check_timezone,
 )
@@ -47,6 +48,11 @@ def _strict_int(low: int, high: int) -> Callable[[object], object]:
     def check(value: object) -> object:
         return value if type(value) is int and low <= value <= high else _BAD
     return check
+
+
+def _nullable(check: Callable[[object], object]) -> Callable[[object], object]:
+    """Let null through a checker (an optional field given as null)."""
+    return lambda value: None if value is None else check(value)
 
 
 def _calling(validator: Callable[[object], object], nullable: bool = False) -> Callable[[object], object]:
@@ -119,6 +125,13 @@ _SPECS: dict[str, tuple] = {
     "coupon.used": (CouponUsed, CouponUsedPayload, None, (
         ("coupon_id", "coupon_id", _text(200), _REQUIRED), ("order_id", "order_id", _ID, _REQUIRED),
         ("amount", "amount_minor", _calling(_amount_to_minor, nullable=True), None))),
+    "hold.requested": (HoldRequested, HoldRequestedPayload, None, (
+        ("hold_id", "hold_id", _ID, _REQUIRED), ("points", "points", _strict_int(1, POINTS_LIMIT), _REQUIRED),
+        ("expires_in", "expires_in_s", _strict_int(1, MAX_HOLD_SECONDS), _REQUIRED))),
+    "hold.captured": (HoldCaptured, HoldCapturedPayload, None, (
+        ("hold_id", "hold_id", _ID, _REQUIRED),
+        ("points", "points", _nullable(_strict_int(1, POINTS_LIMIT)), None))),
+    "hold.released": (HoldReleased, HoldReleasedPayload, None, (("hold_id", "hold_id", _ID, _REQUIRED),)),
     "clock.tick": (ClockTicked, EmptyPayload, _default(ClockTicked), ()),
 }
 

@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 UPDATE_TRANSITIONS = ("tier_changed", "status_changed", "value_changed")          # customer updates with from, to
 UPDATE_REJECTIONS = ("redemption_rejected", "claim_rejected", "coupon_rejected")  # customer updates with a reason
+# Holds at checkout and pending points (docs/outputs.md): a hold placed, captured, released or expired, a hold
+# command refused (with a reason), and an order's pending points becoming spendable.
+UPDATE_HOLDS = ("hold_placed", "hold_captured", "hold_released", "hold_expired", "hold_rejected", "capture_rejected",
+                "release_rejected", "points_released")
 LedgerKind = Literal["earn", "bonus", "redeem", "reverse", "expire", "adjust", "coupon_refund"]
 
 
@@ -37,7 +41,7 @@ class LedgerEntry(OutputRecord):
 
 class CustomerUpdate(OutputRecord):
     """A tier, status or value class change, or a rejected redemption, claim or coupon use (topic customer-updates)."""
-    kind: Literal[UPDATE_TRANSITIONS + UPDATE_REJECTIONS]
+    kind: Literal[UPDATE_TRANSITIONS + UPDATE_REJECTIONS + UPDATE_HOLDS]
     from_: Optional[str] = Field(default=None, alias="from")
     to: Optional[str] = None
     reason: Optional[str] = None
@@ -47,6 +51,9 @@ class CustomerUpdate(OutputRecord):
     reward_id: Optional[str] = None
     coupon_id: Optional[str] = None
     order_id: Optional[str] = None
+    hold_id: Optional[str] = None
+    expires_at: Optional[str] = None   # hold_placed
+    released: Optional[int] = None     # hold_captured: the points held but not captured, given back
     at: str
     source_event_id: Optional[str]
 
@@ -157,6 +164,30 @@ def coupon_rejected(*, customer_id: str, reason: str, coupon_id: str, order_id: 
     """Build the update refusing a coupon use."""
     return {"customer_id": customer_id, "kind": "coupon_rejected", "reason": reason, "coupon_id": coupon_id,
             "order_id": order_id, "at": at, "source_event_id": source_event_id}
+
+
+@_builds(CustomerUpdate)
+def hold_update(*, customer_id: str, kind: str, hold_id: str, points: int, at: str, source_event_id: Optional[str],
+                reason: Optional[str] = None, expires_at: Optional[str] = None,
+                released: Optional[int] = None) -> dict[str, Any]:
+    """Build an update of a hold (placed, captured, released, expired) or a refused hold command (with a reason)."""
+    record = {"customer_id": customer_id, "kind": kind, "hold_id": hold_id, "points": points, "at": at,
+              "source_event_id": source_event_id}
+    if reason is not None:
+        record["reason"] = reason
+    if expires_at is not None:
+        record["expires_at"] = expires_at
+    if released is not None:
+        record["released"] = released
+    return record
+
+
+@_builds(CustomerUpdate)
+def points_released(*, customer_id: str, order_id: str, points: int, at: str,
+                    source_event_id: Optional[str]) -> dict[str, Any]:
+    """Build the update saying an order's pending points became spendable."""
+    return {"customer_id": customer_id, "kind": "points_released", "order_id": order_id, "points": points, "at": at,
+            "source_event_id": source_event_id}
 
 
 @_builds(CampaignTrigger)

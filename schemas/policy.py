@@ -36,6 +36,8 @@ class EarnPolicy(Section):
     share_points: int = Field(default=2, ge=0)
     share_daily_max: int = Field(default=3, ge=0)
     review_points: int = Field(default=10, ge=0)
+    # An order's points become spendable this many days after it (the return window); 0: at once.
+    pending_days: int = Field(default=0, ge=0, le=365)
 
     @field_validator("multiplier")
     @classmethod

@@ -25,6 +25,7 @@ from streams.pipeline import Outgoing, Pipeline, Record
 from streams.settings import CUSTOMER_TABLE, DLQ_TOPIC, INPUT_TOPIC, OUTPUT_TOPICS, Settings
 from streams.stopping import run_to_the_end
 from streams.tables import TablePartitionStore
+from streams.checkout_views import register_checkout_views
 from streams.views import register_views
 
 
@@ -59,7 +60,8 @@ def create_app(settings: Settings) -> faust.App:
 
     # The views.
     serve_only_our_pages(app)
-    register_views(app, parts.pipeline, metrics, customers, settings)
+    views, errors = register_views(app, parts.pipeline, metrics, customers, settings)
+    register_checkout_views(app, views, errors)
     return app
 
 

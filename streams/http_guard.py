@@ -25,14 +25,15 @@ def quote_input(text: str, limit: int = QUOTE_CHARS) -> str:
     return repr(text[:limit]) + ("…" if len(text) > limit else "")
 
 
-def bearer_ok(header: Optional[str], token: Optional[str]) -> bool:
-    """True when no token is required, or when the Authorization header carries it (constant-time compare)."""
-    if token is None:
+def bearer_ok(header: Optional[str], token: Optional[str] | tuple[str, ...]) -> bool:
+    """True when no token is required, or when the Authorization header carries it (or one of them: scopes)."""
+    if token is None or token == ():
         return True
     scheme, _, given = (header or "").partition(" ")
+    given_bytes = given.strip().encode("utf-8", "replace")
     # compare_digest takes as long whatever prefix matches, so timing tells nothing about the token.
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "replace"),
-                                                              token.encode("utf-8"))
+    return scheme.lower() == "bearer" and any(hmac.compare_digest(given_bytes, one.encode("utf-8"))
+                                              for one in ((token,) if isinstance(token, str) else token))
 
 
 def auth_header(token: Optional[str]) -> dict[str, str]:

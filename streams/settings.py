@@ -50,7 +50,8 @@ def bootstrap_servers(broker: str) -> list[str]:
 DEFAULTS = {"broker": "kafka://127.0.0.1:9092", "broker_kind": "kafka", "partitions": 4, "replication": 1,
             "app_id": "loyalty-stream", "data_dir": "./data", "web_host": "127.0.0.1", "web_port": 6066,
             "clock": "wall", "faust_sensor": "1", "batch_max_events": 5000, "fetch_max_wait_ms": 20,
-            "commit_interval_s": 1.0, "progress_seconds": 30, "erasure_days": 7}
+            "commit_interval_s": 1.0, "progress_seconds": 30, "erasure_days": 7,
+            "command_timeout_s": 5.0}
 
 #: What a worker reads from the environment without a flag of its own (listed in `loyalty worker --help`).
 WORKER_ENV_WITHOUT_FLAG = {
@@ -67,6 +68,10 @@ WORKER_ENV_WITHOUT_FLAG = {
     "LOYALTY_SESSION_TIMEOUT_S": "embedded broker only: the consumer session timeout in seconds (default 10)",
     "LOYALTY_API_TOKEN": "bearer token every HTTP route but /metrics and /health requires (default: none)",
     "LOYALTY_METRICS_TOKEN": "bearer token /metrics requires (default: none)",
+    "LOYALTY_COMMAND_TOKEN": "bearer token the command routes (POST) require; it also reads (default: none, and "
+                             "commands are taken from 127.0.0.1 only)",
+    "LOYALTY_COMMAND_TIMEOUT_S": f"how long a command waits for its outcome before answering 202 "
+                                 f"(default {DEFAULTS['command_timeout_s']})",
     "LOYALTY_ERASURE_DAYS": f"days until erased or refused personal data leaves the changelog and DLQ "
                             f"(default {DEFAULTS['erasure_days']})",
 }
@@ -113,6 +118,11 @@ class Settings:
     api_token: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_API_TOKEN") or None, repr=False)
     metrics_token: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_METRICS_TOKEN") or None,
                                          repr=False)
+    # Commands (POST) want this token; without one, only callers on this host may send them.
+    command_token: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_COMMAND_TOKEN") or None,
+                                         repr=False)
+    command_timeout_s: float = field(
+        default_factory=lambda: float(_env("LOYALTY_COMMAND_TIMEOUT_S", "command_timeout_s")))
     # Personal data the engine wrote to Kafka is gone this many days after it was erased or refused: the DLQ
     # (raw bytes of refused records) keeps records this long, the changelog compacts older states within it.
     erasure_days: float = field(default_factory=lambda: float(_env("LOYALTY_ERASURE_DAYS", "erasure_days")))

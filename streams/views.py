@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import quote, urlencode
 
 from pydantic import TypeAdapter, ValidationError
@@ -34,15 +34,25 @@ def partial_answer(doc: dict, missing: list[int]) -> dict:
     return {**doc, "partial": True, "missing_partitions": missing} if missing else doc
 
 
-def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any, settings: Settings) -> None:
+def register_views(app: Any, pipeline: Pipeline, metrics: Any, customers: Any,
+                   settings: Settings) -> tuple["Views", ErrorLog]:
     """Add the HTTP API to the app's web server, every route but /metrics and /health behind the API token."""
     errors = ErrorLog()
     bound_server_errors(errors)
     peers = Peers(app, customers, settings.partitions, settings.api_token, errors)
     views = Views(app, pipeline, metrics, settings, peers)
-    tokens = {"api": settings.api_token, "metrics": settings.metrics_token, "none": None}
+    tokens = {"api": read_tokens(settings), "metrics": settings.metrics_token, "none": None}
     for route, handler, token in PAGES:
         app.page(route)(guarded(route, tokens[token], errors, views)(handler))
+    return views, errors
+
+
+def read_tokens(settings: Settings) -> Optional[tuple[str, ...]]:
+    """Return the tokens a read accepts: none wanted without an API token, else it or the command token."""
+    # The command token is the checkout's and reads too; the API token is the storefront's, read-only.
+    if settings.api_token is None:
+        return None
+    return tuple(t for t in (settings.api_token, settings.command_token) if t)
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,8 @@ async def one_customer(views: Views, web: Any, request: Any, customer_id: str, s
     for fold in list(views.pipeline.folds.values()):
         state = fold.store.get(customer_id)
         if state is not None:
-            return json_answer(web, render(fold, state))
+            doc = render(fold, state)  # a document, or a (document, status) pair
+            return json_answer(web, *doc) if isinstance(doc, tuple) else json_answer(web, doc)
     return json_answer(web, {"error": f"no customer {quote_input(customer_id)}"}, 404)
 
 

@@ -56,7 +56,11 @@ def query_customer(customer_id: str, url: str, store: Optional[str], as_json: bo
         echo_json(view)
         return
     click.echo(f"customer   {view['customer_id']}")
-    click.echo(f"points     {view['points_balance']}")
+    click.echo(f"points     {view['points_balance']}" + (
+        f" (available {view['points_available']}, held {view['points_held']}, pending {view['points_pending']})"
+        if view.get("points_held") or view.get("points_pending") else ""))  # a store before checkout has none
+    for pending in view.get("pending", ()):
+        click.echo(f"pending    {pending['points']:>8} from {pending['available_at']} (order {pending['order_id']})")
     click.echo(f"tier       {view['tier']} (spend 12m {view['spend_12m']}, lifetime {view['lifetime_spend']})")
     click.echo(f"status     {view['status']} (last purchase {view['last_purchase_at'] or '-'}, "
                f"last interaction {view['last_interaction_at'] or '-'})")
@@ -113,6 +117,25 @@ def explain(customer_id: str, url: str, store: Optional[str], as_json: bool, pol
     for topic in ("tier", "status", "value", "points", "campaigns"):
         for n, line in enumerate(why[topic]["why"]):
             click.echo(f"{topic if n == 0 else '':<11}{line}")
+
+
+@query.command("ledger", epilog=_TOKEN_EPILOG)
+@click.argument("customer_id")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True, help="Entries per page.")
+@click.option("--cursor", type=click.IntRange(min=1), help="The next_cursor of the page before.")
+@source_options
+@friendly
+def query_ledger(customer_id: str, limit: int, cursor: Optional[int], url: str, store: Optional[str],
+                 as_json: bool) -> None:
+    """A member's last ledger entries, newest first (exit 1 if unknown)."""
+    page = _one_customer(customer_id, lambda cid: _source(url, store).ledger(cid, limit, cursor and str(cursor)))
+    if as_json:
+        echo_json(page)
+        return
+    for entry in page["entries"]:
+        click.echo(f"{entry['occurred_at']}  {entry['kind']:<13} {entry['points']:>9}  balance {entry['balance_after']}")
+    if page["next_cursor"]:
+        click.echo(f"more: --cursor {page['next_cursor']}")
 
 
 @query.command("stats", epilog=_TOKEN_EPILOG)

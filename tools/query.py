@@ -12,7 +12,7 @@ import click
 import orjson
 
 from projections.explain import explain
-from projections.views import Totals, customer_view
+from projections.views import Totals, customer_view, ledger_page
 from schemas.policy import Policy, load_policy
 from tools.store import ReplayStore, StoreError
 
@@ -56,6 +56,10 @@ class HttpSource:
 
     def explain(self, customer_id: str) -> Optional[dict]:
         return self._get("/customers/" + urllib.parse.quote(customer_id, safe="") + "/explain")
+
+    def ledger(self, customer_id: str, limit: int, cursor: Optional[str] = None) -> Optional[dict]:
+        query = urllib.parse.urlencode({"limit": limit, **({"cursor": cursor} if cursor else {})})
+        return self._get("/customers/" + urllib.parse.quote(customer_id, safe="") + "/ledger?" + query)
 
     def segment(self, status: Optional[str], tier: Optional[str], value: Optional[str] = None) -> list[str]:
         query = urllib.parse.urlencode({k: v for k, v in (("status", status), ("tier", tier), ("value", value)) if v})
@@ -115,6 +119,10 @@ class StoreSource:
 
     def stats(self) -> dict:
         return Totals.of(self.store.states()).to_dict()
+
+    def ledger(self, customer_id: str, limit: int, cursor: Optional[str] = None) -> Optional[dict]:
+        state = self.store.get(customer_id)
+        return None if state is None else ledger_page(state, limit, int(cursor) if cursor else None)
 
     def explain(self, customer_id: str) -> Optional[dict]:
         """Explain a customer under the policy the store was replayed with, as of the store's clock."""

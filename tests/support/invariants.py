@@ -47,3 +47,17 @@ def check_points(state: CustomerState, ledger_sum: int) -> None:
     assert state.debt_points >= 0 and not (state.debt_points > 0 and lots), state
     assert all(points > 0 for _, points in lots), state
     assert [expires for expires, _ in lots] == sorted({expires for expires, _ in lots}), state
+    check_checkout(state)
+
+
+def check_checkout(state: CustomerState) -> None:
+    """Held = sum of open holds, pending = sum of pending points (positive, by release), history = the last entries."""
+    assert state.held_points == sum(h.points for h in state.holds.values()), state
+    assert all(h.points > 0 for h in state.holds.values()), state
+    assert state.hold_due_ms == min((h.expires_at_ms for h in state.holds.values()), default=None), state
+    releases = [p.release_at_ms for p in state.pending]
+    assert state.pending_points == sum(p.points for p in state.pending) and releases == sorted(releases), state
+    assert all(p.points > 0 for p in state.pending), state
+    seqs = [entry[0] for entry in state.history]
+    assert seqs == list(range(state.ledger_seq - len(seqs) + 1, state.ledger_seq + 1)), state
+    assert not seqs or state.history[-1][4] == state.points_balance, state

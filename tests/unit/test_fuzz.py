@@ -124,6 +124,12 @@ VALID_PAYLOADS = {
     "coupon.used": st.fixed_dictionaries(
         {"coupon_id": st.one_of(st.sampled_from(["c1:o1", "c2:r1", "c1:" + "x" * 128]), VALID_IDS),
          "order_id": VALID_IDS}, optional={"amount": VALID_AMOUNTS}),
+    "hold.requested": st.fixed_dictionaries(
+        {"hold_id": VALID_IDS, "points": st.one_of(st.integers(1, 10**12), st.sampled_from([1, 10**12])),
+         "expires_in": st.one_of(st.integers(1, 30 * 86_400), st.sampled_from([1, 30 * 86_400]))}),
+    "hold.captured": st.fixed_dictionaries({"hold_id": VALID_IDS},
+                                           optional={"points": st.one_of(st.none(), st.integers(1, 10**12))}),
+    "hold.released": st.fixed_dictionaries({"hold_id": VALID_IDS}),
     "clock.tick": st.just({}),
 }
 

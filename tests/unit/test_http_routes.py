@@ -17,7 +17,12 @@ def readme_routes() -> set[str]:
     """The paths of the README's HTTP API table, placeholders as {}."""
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## HTTP API", 1)[1].split("\n## ", 1)[0]
-    paths = re.findall(r"^\| `GET (/[^`?\s]*)", section, flags=re.MULTILINE)
+    paths = set()
+    for method, path, more in re.findall(r"^\| `(GET|POST) (/[^`?\s]*)[^`]*`((?:, `/[^`]*`)*)", section,
+                                         flags=re.MULTILINE):
+        paths.add(path)
+        # "`POST /a/{id}/x`, `/y`": siblings of the last segment
+        paths.update(path.rsplit("/", 1)[0] + sibling for sibling in re.findall(r"`(/[^`]*)`", more))
     return {PLACEHOLDER.sub("{}", path) for path in paths}
 
 
@@ -37,8 +42,11 @@ def test_the_worker_serves_exactly_the_readme_routes(served):
     assert {path for _, path in served} == documented
 
 
-def test_only_reads_are_served(served):
-    assert {method for method, _ in served} == {"GET", "HEAD"}
+def test_only_reads_and_the_checkout_commands_are_served(served):
+    assert {method for method, _ in served} == {"GET", "HEAD", "POST"}
+    assert {path for method, path in served if method == "POST"} == {
+        "/customers/{}/redemptions", "/customers/{}/claims", "/customers/{}/holds", "/customers/{}/holds/{}/capture",
+        "/customers/{}/holds/{}/release"}
 
 
 def test_no_faust_page_is_served(served):

@@ -8,7 +8,7 @@ import pytest
 from projections.customer import _HANDLERS
 from schemas.events import CustomerEvent
 from schemas.outputs import (
-    UPDATE_REJECTIONS, UPDATE_TRANSITIONS, CustomerUpdate, LedgerEntry, _builds, ledger_entry, transition,
+    UPDATE_HOLDS, UPDATE_REJECTIONS, UPDATE_TRANSITIONS, CustomerUpdate, LedgerEntry, _builds, ledger_entry, transition,
 )
 
 
@@ -50,9 +50,11 @@ def test_builders_write_the_json_names_in_the_order_the_topics_always_had():
     CustomerUpdate.model_validate(update)
 
 
-def test_every_update_kind_is_either_a_transition_or_a_rejection():
-    assert not set(UPDATE_TRANSITIONS) & set(UPDATE_REJECTIONS)
-    assert set(CustomerUpdate.model_fields["kind"].annotation.__args__) == {*UPDATE_TRANSITIONS, *UPDATE_REJECTIONS}
+def test_every_update_kind_is_a_transition_a_rejection_or_a_hold_update():
+    assert not set(UPDATE_TRANSITIONS) & set(UPDATE_REJECTIONS) and not set(UPDATE_HOLDS) & {
+        *UPDATE_TRANSITIONS, *UPDATE_REJECTIONS}
+    assert set(CustomerUpdate.model_fields["kind"].annotation.__args__) == {
+        *UPDATE_TRANSITIONS, *UPDATE_REJECTIONS, *UPDATE_HOLDS}
 
 
 def test_every_customer_event_class_has_its_handler():

@@ -14,7 +14,7 @@ from datetime import timezone
 
 from projections.partition import MemoryStore, PartitionFold
 from schemas.policy import Policy
-from tests.unit import test_properties, test_properties_rewards
+from tests.unit import test_properties, test_properties_checkout, test_properties_rewards
 from tools.verify import output_id
 from streams.settings import OUTPUT_TOPICS
 
@@ -101,3 +101,9 @@ def test_a_time_zone_change_never_reminds_of_a_local_date_twice():
     reminders = [effect.record["trigger_id"] for offset, e in enumerate(log)
                  for effect in partition.apply(e, offset)[1] if effect.kind == "campaign"]
     assert reminders == ["points_expiring:c1:2026-02-10"]
+
+
+@SEARCHING
+@given(log=test_properties_checkout.checkout_logs(), policy=st.sampled_from(test_properties_checkout.POLICIES))
+def test_every_output_id_has_one_content_with_holds_captures_and_pending_points(log, policy):
+    assert ids_with_two_contents(log, policy) == {}

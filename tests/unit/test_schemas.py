@@ -31,6 +31,10 @@ VALID = [
     doc("reward.claimed", claim_id="k1", reward_id="mug"),
     doc("coupon.used", coupon_id="c1:k1", order_id="o1"),
     doc("coupon.used", coupon_id="c1:k1", order_id="o1", amount="59.90"),
+    doc("hold.requested", hold_id="h1", points=300, expires_in=900),
+    doc("hold.captured", hold_id="h1", points=200),
+    doc("hold.captured", hold_id="h1"),
+    doc("hold.released", hold_id="h1"),
     doc("clock.tick", customer=None),
 ]
 

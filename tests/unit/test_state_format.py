@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import orjson
 
-from projections.state import EXPIRED, OPEN, USED, CustomerState, Lot, Order
+from projections.state import EXPIRED, OPEN, USED, CustomerState, Hold, Lot, Order, Pending
 
 # A state as stored (RocksDB, changelog) by main before lots, orders and coupons became records: a
 # history with lots, an order refunded, one reviewed, and coupons used, expired and open.
@@ -32,7 +32,11 @@ STORED_BY_MAIN = (
     b'"remind_due_ms":null,"reminded_until_ms":0,"tier_left_ms":{"premium":0},"member_day_due_ms":null}'
 )
 # The same state as stored since each state carries its input offset (null: folded without offsets).
-STORED_NOW = STORED_BY_MAIN[:-1] + b',"input_offset":null}'
+STORED_WITH_OFFSET = STORED_BY_MAIN[:-1] + b',"input_offset":null}'
+# ... and since checkout: open holds, pending points, the last ledger entries and command outcomes (none here).
+CHECKOUT_FIELDS = (b',"holds":{},"held_points":0,"hold_due_ms":null,"pending":[],"pending_points":0,"history":[],'
+                   b'"commands":{}}')
+STORED_NOW = STORED_WITH_OFFSET[:-1] + CHECKOUT_FIELDS
 
 
 def test_a_state_stored_by_main_decodes_to_typed_records():
@@ -50,7 +54,7 @@ def test_a_state_stored_by_main_decodes_to_typed_records():
 def test_a_state_stored_by_main_encodes_back_to_the_same_bytes_with_its_input_offset_unknown():
     state = CustomerState.from_bytes(STORED_BY_MAIN)
     assert state.input_offset is None, "a state stored before input offsets skips no record by offset"
-    assert state.to_dict() == {**orjson.loads(STORED_BY_MAIN), "input_offset": None}
+    assert state.to_dict() == {**orjson.loads(STORED_NOW), "input_offset": None}
     assert state.to_bytes() == STORED_NOW
     assert CustomerState.from_bytes(state.to_bytes()) == state
 
@@ -58,7 +62,29 @@ def test_a_state_stored_by_main_encodes_back_to_the_same_bytes_with_its_input_of
 def test_a_state_stored_with_its_input_offset_decodes_and_encodes_to_the_same_bytes():
     stored = STORED_BY_MAIN[:-1] + b',"input_offset":1234567}'
     state = CustomerState.from_bytes(stored)
-    assert state.input_offset == 1234567 and state.to_bytes() == stored
+    assert state.input_offset == 1234567 and state.to_bytes() == stored[:-1] + CHECKOUT_FIELDS
+
+
+def test_a_state_stored_before_checkout_decodes_with_nothing_held_pending_or_remembered():
+    state = CustomerState.from_bytes(STORED_WITH_OFFSET)
+    assert (state.holds, state.held_points, state.hold_due_ms) == ({}, 0, None)
+    assert (state.pending, state.pending_points, state.history, state.commands) == ([], 0, [], {})
+    assert state.to_bytes() == STORED_NOW
+
+
+def test_a_state_with_holds_pending_points_and_history_encodes_back_to_the_same_bytes():
+    stored = STORED_WITH_OFFSET[:-1] + (
+        b',"holds":{"h1":[30,1768528800000,1768532400000]},"held_points":30,"hold_due_ms":1768532400000,'
+        b'"pending":[[1769738400000,12,"o3"]],"pending_points":12,"history":[[10,1768528800000,"redeem",-100,76]],'
+        b'"commands":{"hold:h1":[1768528800000,[30,3600],"accepted",{"points":30}]}}')
+    state = CustomerState.from_bytes(stored)
+    assert state.holds["h1"] == Hold(30, 1768528800000, 1768532400000)
+    assert state.pending == [Pending(1769738400000, 12, "o3")]
+    assert state.to_bytes() == stored
+    clone = state.clone()
+    clone.holds["h1"].points, clone.pending[0].points = 1, 1
+    clone.history.append([11]), clone.commands.clear()
+    assert state.to_bytes() == stored
 
 
 def test_a_state_stored_before_rewards_decodes_with_no_coupons_and_typed_lots_and_orders():
@@ -102,7 +128,12 @@ def test_folding_the_same_history_now_stores_exactly_what_main_stored():
         ev("points.adjusted", day(5), id="e10", points=-1000, reason="correction"),
         ev("reward.claimed", day(15), id="e11", claim_id="k3", reward_id="mug"),
         tick(day(20)), policy=policy)
-    assert s.state().to_bytes() == STORED_NOW
+    stored = s.state().to_dict()
+    history, commands = stored.pop("history"), stored.pop("commands")
+    assert orjson.dumps(stored) == STORED_NOW.replace(b',"history":[],"commands":{}', b"")
+    assert [entry[0] for entry in history] == list(range(1, 11)) and history[-1][4] == 76
+    assert {key: outcome[2] for key, outcome in commands.items()} == {
+        "claim:k1": "accepted", "claim:k2": "accepted", "claim:k3": "accepted"}
 
 
 def test_every_attribute_is_stored_under_its_key_in_slot_order():
@@ -110,5 +141,5 @@ def test_every_attribute_is_stored_under_its_key_in_slot_order():
     state = CustomerState.from_bytes(STORED_BY_MAIN)
     assert list(state.to_dict()) == [key for key, _ in _STORED], "to_dict must list every slot, in slot order"
     for key, name in _STORED:
-        if key not in ("lots", "orders", "coupons"):  # stored as lists and dicts, compared above
+        if key not in ("lots", "orders", "coupons", "holds", "pending"):  # stored as lists and dicts, compared above
             assert state.to_dict()[key] is getattr(state, name), key

@@ -181,6 +181,8 @@ VALID_DOCUMENTS = {
     "customer.visited": {}, "points.adjusted": {"points": -5, "reason": "ops"}, "customer.erased": {},
     "reward.claimed": {"claim_id": "k1", "reward_id": "w1"},
     "coupon.used": {"coupon_id": "c1:k1", "order_id": "o1", "amount": "0.01"}, "clock.tick": {},
+    "hold.requested": {"hold_id": "h1", "points": 5, "expires_in": 600}, "hold.captured": {"hold_id": "h1"},
+    "hold.released": {"hold_id": "h1"},
 }
 
 
@@ -205,7 +207,7 @@ def test_the_fast_path_takes_every_event_of_the_synthetic_history_and_builds_the
         assert event is not None, document
         assert snapshot(event) == snapshot(validate_document_reference(document)), document
     assert {d["event_type"] for d in synthetic_history(3_000, 300, seed=11)} >= set(EVENT_TYPES) - {
-        "reward.claimed", "coupon.used"}
+        "reward.claimed", "coupon.used", "hold.requested", "hold.captured", "hold.released"}
 
 
 def test_the_fast_path_leaves_unusual_documents_to_pydantic():
