@@ -13,7 +13,7 @@ from streams.kafka_log import fetch_high_watermarks
 
 log = logging.getLogger(__name__)
 
-#: Faust settings for the embedded broker (see docs/faust-recipe.md and docs/embedded-broker.md).
+#: Faust settings for the embedded broker (see docs/faust.md and docs/embedded-broker.md).
 #: tansu's group generations start at 0 and aiokafka sends no LeaveGroup then, so a
 #: restarted worker waits out the old member's session: keep the session short.
 EMBEDDED_FAUST_SETTINGS: Dict[str, Any] = {

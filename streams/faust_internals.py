@@ -1,6 +1,6 @@
 """Every use of Faust's private API, one named function per need, for the tested faust-streaming versions only.
 
-The README's "Faust internals the worker relies on" lists exactly the public functions of this module (a test
+docs/faust.md ("Faust internals the worker relies on") lists exactly the public functions of this module (a test
 compares them). Faust is imported inside the functions, when each need is installed, so that the worker runs
 `check_faust_version` before any of Faust's modules: an untested version is one clear line, not an ImportError.
 """
@@ -57,7 +57,7 @@ def check_faust_version(installed: Optional[str] = None) -> None:
     if not TESTED_FROM <= _release(installed) < TESTED_BELOW:
         raise UntestedFaustVersion(
             f"faust-streaming {installed} is installed, but this worker is tested with faust-streaming"
-            f"{TESTED_RANGE} (it relies on Faust internals, listed in the README); install a tested version")
+            f"{TESTED_RANGE} (it relies on Faust internals, listed in docs/faust.md); install a tested version")
 
 
 def seek_before_resuming(source_topics: Iterable[str]) -> None:
