@@ -128,7 +128,7 @@ class WorkerParts:
                  customers: Any) -> None:
         self.app, self.settings, self.metrics, self.customers = app, settings, metrics, customers
         self.stores: dict[int, TablePartitionStore] = {}
-        self.pipeline = Pipeline(policy, metrics, partial(open_fold, self))
+        self.pipeline = Pipeline(policy, metrics, partial(open_fold, self), clock=settings.clock)
         self.sender = BatchSender(app, customers)
         self.batch_at_stop = "none"  # the batch in flight when the fetch loop was cancelled: finished or abandoned
 
