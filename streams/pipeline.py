@@ -116,14 +116,19 @@ class Pipeline:
         fold = self.folds.get(partition)
         if fold is None:
             fold = self.folds[partition] = self.open_fold(partition)
+            self.metrics.set_partition_clock(partition, fold.clock_ms / _MS)
         return fold
 
     def forget(self, partition: int) -> None:
-        """Drop a revoked partition's fold and metrics."""
+        """Drop a revoked partition's fold (reloaded if it comes back).
+
+        Its gauges stay: a rebalance revokes every partition and assigns most of them again, and a clock
+        or lag that vanished meanwhile would look like a partition nobody owns (the worker drops the
+        series of the partitions it did not get back when the new assignment arrives).
+        """
         self.folds.pop(partition, None)
         self.positions.pop(partition, None)
         self.folded_until.pop(partition, None)
-        self.metrics.forget_partition(partition)
 
     def totals(self) -> Totals:
         """Sum the totals of the partitions this worker holds."""

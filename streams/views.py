@@ -55,15 +55,19 @@ class Views:
     peers: Peers
 
 
-def load_folds_once_recovered(views: Views) -> bool:
+def load_owned_folds(app: Any, pipeline: Pipeline) -> bool:
     """Load the folds of this worker's input partitions once its tables are recovered; False until then."""
-    app = views.app
     if app.rebalancing or not app.tables.recovery.completed.is_set():
         return False
     for tp in app.assignor.assigned_actives():
         if tp.topic == INPUT_TOPIC:
-            views.pipeline.fold(tp.partition)
+            pipeline.fold(tp.partition)
     return True
+
+
+def load_folds_once_recovered(views: Views) -> bool:
+    """Load the folds of this worker's input partitions once its tables are recovered; False until then."""
+    return load_owned_folds(views.app, views.pipeline)
 
 
 def recovering(views: Views, web: Any) -> Any:

@@ -162,3 +162,18 @@ def test_dashboard_uses_the_provisioned_datasource():
         if isinstance(source, dict) and source.get("type") == "prometheus" and "uid" in source
     }
     assert used and used <= uids
+
+
+def test_after_a_rebalance_only_the_partitions_not_assigned_again_lose_their_series():
+    metrics = LoyaltyMetrics()
+    for partition in (0, 1, 2):
+        metrics.set_consumer_lag(partition, 7)
+        metrics.set_partition_clock(partition, 1_700_000_000.0)
+        metrics.set_partition_end_offset(partition, 100 + partition)
+    metrics.keep_partitions([1, 2, 3])
+    text = metrics.render().decode()
+    assert 'partition="0"' not in text
+    for partition in (1, 2):
+        assert f'loyalty_consumer_lag{{partition="{partition}"}} 7.0' in text
+        assert f'loyalty_partition_clock_seconds{{partition="{partition}"}} 1.7e+09' in text
+        assert f'loyalty_partition_end_offset{{partition="{partition}"}} {100 + partition}.0' in text

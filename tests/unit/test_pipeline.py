@@ -129,3 +129,19 @@ def test_observing_a_batch_at_once_gives_the_same_histogram_as_one_value_at_a_ti
     samples = [[(s.name[2:], s.labels, s.value) for s in h.collect()[0].samples if not s.name.endswith("_created")]
                for h in (one_by_one, batched)]
     assert samples[0] == samples[1]
+
+
+def test_a_revoked_partition_keeps_its_clock_gauge_and_a_reloaded_one_shows_its_clock_at_once():
+    """A rebalance revokes every partition and assigns most again: their clocks must not vanish meanwhile."""
+    saved = {0: MemoryStore()}
+    pipeline = Pipeline(DEFAULT_POLICY, LoyaltyMetrics(), lambda p: PartitionFold(saved[p], DEFAULT_POLICY,
+                                                                                  clock_ms=1_767_225_600_000))
+    pipeline.forget(0)
+    assert 0 not in pipeline.folds
+    pipeline.fold(0)  # reloaded after recovery, before any record
+    text = samples(pipeline.metrics.render().decode())
+    assert value(text, "loyalty_partition_clock_seconds", partition="0") == 1_767_225_600
+    pipeline.process([Record(0, 0, b"c1", event("e1", "customer.visited", "c1", "2026-01-02T00:00:00Z"))])
+    pipeline.forget(0)
+    text = samples(pipeline.metrics.render().decode())
+    assert value(text, "loyalty_partition_clock_seconds", partition="0") == 1_767_312_000
