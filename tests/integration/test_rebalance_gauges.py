@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_worker_progress import lines_with
 from tests.fixtures.kafka import wait_for
 from tests.integration.oracles import distinct_valid_events, history, wait_until_applied
 from tests.support.promtext import samples, scrape, series
 
 pytestmark = pytest.mark.broker
 PER_PARTITION = ("loyalty_partition_clock_seconds", "loyalty_consumer_lag", "loyalty_partition_end_offset")
+
+
+def lines_with(log: str, event: str) -> list[dict[str, str]]:
+    """The key=value fields of each log line of this lifecycle event."""
+    return [dict(part.split("=", 1) for part in line.split() if "=" in part)
+            for line in log.splitlines() if f"loyalty: {event} " in line]
 
 
 def gauges(worker) -> dict[str, dict[str, float]]:
