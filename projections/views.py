@@ -59,6 +59,16 @@ def ledger_page(state: CustomerState, limit: int, cursor: Optional[int] = None) 
         "next_cursor": str(entries[-1][0]) if more else None}
 
 
+# A segment member as a CRM import wants it: `loyalty query segment --format csv` writes these columns.
+MEMBER_FIELDS = ("customer_id", "tier", "status", "value", "points_balance", "last_purchase_at")
+
+
+def member_row(state: CustomerState) -> dict:
+    """Return a segment member's row: id, tier, status, value class, points balance, last purchase."""
+    return {"customer_id": state.customer_id, "tier": state.tier, "status": state.status, "value": state.value,
+            "points_balance": state.points_balance, "last_purchase_at": _time(state.last_purchase_ms)}
+
+
 class Totals:
     """Counts by status, tier and value class, points outstanding and events applied, kept up to date incrementally."""
 

@@ -1,6 +1,7 @@
 """The worker's Faust app: `create_app` wires it; the handlers below it fold, watch partitions, tick and report."""
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,7 +27,7 @@ from streams.settings import CUSTOMER_TABLE, DLQ_TOPIC, INPUT_TOPIC, OUTPUT_TOPI
 from streams.stopping import run_to_the_end
 from streams.tables import TablePartitionStore
 from streams.checkout_views import register_checkout_views
-from streams.views import register_views
+from streams.views import load_owned_folds, register_views
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -130,7 +131,7 @@ class WorkerParts:
                  customers: Any) -> None:
         self.app, self.settings, self.metrics, self.customers = app, settings, metrics, customers
         self.stores: dict[int, TablePartitionStore] = {}
-        self.pipeline = Pipeline(policy, metrics, partial(open_fold, self))
+        self.pipeline = Pipeline(policy, metrics, partial(open_fold, self), clock=settings.clock)
         self.sender = BatchSender(app, customers)
         self.batch_at_stop = "none"  # the batch in flight when the fetch loop was cancelled: finished or abandoned
 
@@ -215,9 +216,10 @@ async def forget_revoked_partitions(parts: WorkerParts, sender: Any, revoked: An
 
 
 async def log_assigned_partitions(parts: WorkerParts, sender: Any, assigned: Any, **kwargs: Any) -> None:
-    """Log the partitions this worker now owns (they load after recovery)."""
-    lifecycle("partitions assigned", partitions=sorted(tp.partition for tp in assigned if tp.topic == INPUT_TOPIC),
-              generation=parts.app.consumer_generation_id)
+    """Log the partitions this worker now owns (they load after recovery); drop the gauges of the others."""
+    partitions = sorted(tp.partition for tp in assigned if tp.topic == INPUT_TOPIC)
+    parts.metrics.keep_partitions(partitions)
+    lifecycle("partitions assigned", partitions=partitions, generation=parts.app.consumer_generation_id)
 
 
 async def log_stopped(parts: WorkerParts, sender: Any, **kwargs: Any) -> None:
@@ -228,6 +230,10 @@ async def log_stopped(parts: WorkerParts, sender: Any, **kwargs: Any) -> None:
         committed = committed_offsets(parts.app.consumer)
     except Exception as exc:  # e.g. stopped before the consumer started: still say that it stopped
         lifecycle("final commit failed", error=f"{type(exc).__name__}: {exc}")
+    # A partition assigned again by a rebalance loads on its next record or lag report: count it anyway
+    # (if it cannot load now, the line still comes, with what is loaded).
+    with contextlib.suppress(Exception):
+        load_owned_folds(parts.app, parts.pipeline)
     lifecycle("worker stopped", events_applied=parts.pipeline.totals().events_applied,
               partitions=sorted(parts.pipeline.folds), batch_in_flight=parts.batch_at_stop,
               committed={str(tp.partition): offset for tp, offset in sorted(committed.items())
@@ -236,20 +242,35 @@ async def log_stopped(parts: WorkerParts, sender: Any, **kwargs: Any) -> None:
 
 # --- The timers ---
 
-def consumer_lag(parts: WorkerParts) -> dict[int, int]:
-    """Return records not yet processed per owned partition (from the fetch high watermark)."""
-    lags = {}
-    for partition, position in list(parts.pipeline.positions.items()):
+def fetched_ends(parts: WorkerParts) -> dict[int, int]:
+    """Return the fetch high watermark of each loaded partition (none before its first fetch)."""
+    ends = {}
+    for partition in list(parts.pipeline.folds):
         highwater = parts.app.consumer.highwater(TP(INPUT_TOPIC, partition))
         if highwater is not None:
+            ends[partition] = highwater
+    return ends
+
+
+def consumer_lag(parts: WorkerParts, ends: Optional[dict[int, int]] = None) -> dict[int, int]:
+    """Return records not yet processed per loaded partition (from the fetch high watermark)."""
+    pipeline, lags = parts.pipeline, {}
+    for partition, highwater in (fetched_ends(parts) if ends is None else ends).items():
+        # Before its first record since the assignment: the offset its saved states were folded up to.
+        position = pipeline.positions.get(partition, pipeline.folded_until.get(partition))
+        if position is not None:
             lags[partition] = max(0, highwater - position)
     return lags
 
 
 async def report_consumer_lag(parts: WorkerParts) -> None:
-    """Export records not yet processed per owned partition."""
-    for partition, lag in consumer_lag(parts).items():
-        parts.metrics.set_consumer_lag(partition, lag)
+    """Load the partitions assigned by a rebalance, then export their clock, end offset and lag."""
+    load_owned_folds(parts.app, parts.pipeline)
+    metrics, ends = parts.metrics, fetched_ends(parts)
+    for partition, end_offset in ends.items():
+        metrics.set_partition_end_offset(partition, end_offset)
+    for partition, lag in consumer_lag(parts, ends).items():
+        metrics.set_consumer_lag(partition, lag)
 
 
 @dataclass

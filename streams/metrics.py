@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from bisect import bisect_left
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -87,6 +87,10 @@ class LoyaltyMetrics:
             "loyalty_partition_clock_seconds",
             "Partition event-time clock as Unix seconds.",
             ["partition"], registry=reg)
+        self.partition_end_offset = Gauge(
+            "loyalty_partition_end_offset",
+            "The input partition's end offset (high watermark) as last fetched: it moves as records arrive.",
+            ["partition"], registry=reg)
         self.refunds_unknown_order = Counter(
             "loyalty_refunds_unknown_order_total",
             "Refunds for orders the customer never paid; they change nothing.",
@@ -114,6 +118,7 @@ class LoyaltyMetrics:
         self.coupons_rejected = Counter(
             "loyalty_coupon_uses_rejected_total", "Coupon uses rejected by reason.",
             ["reason"], registry=reg)
+        self._partitions: set[int] = set()  # the partitions with per-partition series (prometheus_client lists none)
         # Every campaign and coupon series exists from the start, so /metrics and the dashboard show zeros.
         for name in CAMPAIGNS:
             self.campaign_triggers.labels(name)
@@ -154,18 +159,31 @@ class LoyaltyMetrics:
 
     def set_partition_clock(self, partition: int, clock_seconds: float) -> None:
         """Publish a partition's event-time clock in Unix seconds."""
+        self._partitions.add(partition)
         self.partition_clock_seconds.labels(partition=str(partition)).set(clock_seconds)
 
     def set_consumer_lag(self, partition: int, lag_records: int) -> None:
         """Publish how many records a partition is behind."""
+        self._partitions.add(partition)
         self.consumer_lag.labels(partition=str(partition)).set(lag_records)
 
+    def set_partition_end_offset(self, partition: int, end_offset: int) -> None:
+        """Publish the input partition's end offset (alerts compare its moves with the clock's)."""
+        self._partitions.add(partition)
+        self.partition_end_offset.labels(partition=str(partition)).set(end_offset)
+
     def forget_partition(self, partition: int) -> None:
-        """Drop the per-partition series of a revoked partition."""
-        for gauge in (self.consumer_lag, self.partition_clock_seconds):
+        """Drop the per-partition series of a partition this worker no longer owns."""
+        self._partitions.discard(partition)
+        for gauge in (self.consumer_lag, self.partition_clock_seconds, self.partition_end_offset):
             # Older prometheus_client raises KeyError for an unknown label set.
             with contextlib.suppress(KeyError):
                 gauge.remove(str(partition))
+
+    def keep_partitions(self, partitions: Iterable[int]) -> None:
+        """Drop the per-partition series of every partition but these (the ones assigned after a rebalance)."""
+        for partition in self._partitions - set(partitions):
+            self.forget_partition(partition)
 
     def render(self) -> bytes:
         """Return the registry in the Prometheus text format."""

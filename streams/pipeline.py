@@ -24,6 +24,12 @@ _MS = 1000.0
 # An event this far behind its partition's clock suggests the clock ran ahead (e.g. a wall-clock worker
 # fed a historical backfill): every rule then judges the event late. Said once per partition.
 _FAR_BEHIND_MS = 30 * 86_400_000
+# What moved the clock ahead differs by --clock: the wall ticker, or a later event or tick sent first.
+_FAR_BEHIND_ADVICE = {
+    "wall": "a historical backfill wants `loyalty worker --clock event`",
+    "event": "an event or clock.tick later than these was sent before them: send a history in time order, "
+             "and check the producers' occurred_at",
+}
 
 
 class Record(NamedTuple):
@@ -91,8 +97,10 @@ class Pipeline:
     """Folds batches of input records into the partitions' states and turns effects into output messages."""
 
     def __init__(self, policy: Policy, metrics: LoyaltyMetrics,
-                 open_fold: Callable[[int], PartitionFold], wall_clock_s: Callable[[], float] = time.time) -> None:
+                 open_fold: Callable[[int], PartitionFold], wall_clock_s: Callable[[], float] = time.time,
+                 clock: str = "wall") -> None:
         self.policy = policy
+        self.clock = clock  # the worker's --clock: the far-behind warning's advice depends on it
         self.metrics = metrics
         self.open_fold = open_fold      # builds a partition's fold from the local store (after recovery)
         self.folds: dict[int, PartitionFold] = {}
@@ -108,14 +116,19 @@ class Pipeline:
         fold = self.folds.get(partition)
         if fold is None:
             fold = self.folds[partition] = self.open_fold(partition)
+            self.metrics.set_partition_clock(partition, fold.clock_ms / _MS)
         return fold
 
     def forget(self, partition: int) -> None:
-        """Drop a revoked partition's fold and metrics."""
+        """Drop a revoked partition's fold (reloaded if it comes back).
+
+        Its gauges stay: a rebalance revokes every partition and assigns most of them again, and a clock
+        or lag that vanished meanwhile would look like a partition nobody owns (the worker drops the
+        series of the partitions it did not get back when the new assignment arrives).
+        """
         self.folds.pop(partition, None)
         self.positions.pop(partition, None)
         self.folded_until.pop(partition, None)
-        self.metrics.forget_partition(partition)
 
     def totals(self) -> Totals:
         """Sum the totals of the partitions this worker holds."""
@@ -217,7 +230,7 @@ class Pipeline:
         self._warned_far_behind.add(partition)
         clock_ms, occurred_at_ms = attempt.far_behind
         warning("events arrive far behind the partition clock; every time rule treats them as late "
-                "(a historical backfill wants `loyalty worker --clock event`)", partition=partition,
+                f"({_FAR_BEHIND_ADVICE[self.clock]})", partition=partition,
                 clock=format_ms(clock_ms), event_time=format_ms(occurred_at_ms))
 
     def _count(self, attempt: _Attempt) -> None:

@@ -37,7 +37,7 @@ def parse_broker(broker: str) -> list[tuple[str, int]]:
             raise BrokerAddressError(f"{part!r} is not host:port")
         pairs.append((host, int(port)))
     if not pairs:
-        raise BrokerAddressError("no address given")
+        raise BrokerAddressError(f"{broker!r}: no address given")
     return pairs
 
 

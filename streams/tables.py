@@ -50,6 +50,14 @@ class TablePartitionStore:
             state = self._cache[customer_id] = CustomerState.from_bytes(raw)
         return state
 
+    def peek(self, customer_id: str) -> Optional[CustomerState]:
+        """Return a customer's state like get(), without keeping it in the cache (exports read every member)."""
+        state = self._cache.get(customer_id)
+        if state is None:
+            raw = self._db.get(customer_id.encode())
+            state = None if raw is None else CustomerState.from_bytes(raw)
+        return state
+
     def put(self, customer_id: str, state: CustomerState) -> None:
         """Keep a new state until the batch is flushed."""
         self._cache[customer_id] = state

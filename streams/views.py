@@ -15,6 +15,8 @@ from streams.http_guard import ErrorLog, bound_server_errors, guarded, json_answ
 from streams.metrics import CONTENT_TYPE
 from streams.peers import FORWARDED_HEADER, PeerUnavailable, Peers, key_partition
 from streams.pipeline import Pipeline
+from streams.segments import (PageError, local_page, merge_pages, page_document, page_from_document, page_request,
+                              peer_path)
 from streams.settings import INPUT_TOPIC, Settings
 
 _customer_id = TypeAdapter(CustomerId)
@@ -65,15 +67,19 @@ class Views:
     peers: Peers
 
 
-def load_folds_once_recovered(views: Views) -> bool:
+def load_owned_folds(app: Any, pipeline: Pipeline) -> bool:
     """Load the folds of this worker's input partitions once its tables are recovered; False until then."""
-    app = views.app
     if app.rebalancing or not app.tables.recovery.completed.is_set():
         return False
     for tp in app.assignor.assigned_actives():
         if tp.topic == INPUT_TOPIC:
-            views.pipeline.fold(tp.partition)
+            pipeline.fold(tp.partition)
     return True
+
+
+def load_folds_once_recovered(views: Views) -> bool:
+    """Load the folds of this worker's input partitions once its tables are recovered; False until then."""
+    return load_owned_folds(views.app, views.pipeline)
 
 
 def recovering(views: Views, web: Any) -> Any:
@@ -124,7 +130,7 @@ async def get_explanation(views: Views, web: Any, request: Any, customer_id: str
 
 
 async def get_segment(views: Views, web: Any, request: Any) -> Any:
-    """Return the ids of customers with a status, tier and/or value class, from every worker."""
+    """Return a page of the ids (and rows) of customers with a status, tier and/or value class, from every worker."""
     # An empty parameter means "any", as an absent one does (never a segment named "").
     status, tier = request.query.get("status") or None, request.query.get("tier") or None
     value = request.query.get("value") or None
@@ -132,18 +138,19 @@ async def get_segment(views: Views, web: Any, request: Any) -> Any:
             or not (status or tier or value):
         return json_answer(web, {"error": f"give status in {STATUSES}, tier in {TIERS} and/or value in {VALUES}"},
                            400)
+    try:
+        asked = page_request(request.query)
+    except PageError as exc:
+        return json_answer(web, {"error": str(exc)}, 400)  # it quotes at most 64 characters of the input
     if not load_folds_once_recovered(views):
         return recovering(views, web)
-    ids, missing = set(), []
-    for fold in list(views.pipeline.folds.values()):
-        ids |= fold.segment(status, tier, value)
+    pages, missing = [local_page(list(views.pipeline.folds.values()), status, tier, value, asked)], []
     if request.query.get("scope") != "local":
-        asked = {k: v for k, v in (("status", status), ("tier", tier), ("value", value)) if v}
-        docs, missing = await views.peers.gather(f"/segments?{urlencode({**asked, 'scope': 'local'})}")
-        for doc in docs:
-            ids.update(doc["customer_ids"])
+        docs, missing = await views.peers.gather(peer_path(status, tier, value, asked))
+        pages.extend(page_from_document(doc) for doc in docs)
+    page = merge_pages(pages, asked)
     return json_answer(web, partial_answer({"status": status, "tier": tier, "value": value,
-                                            "customer_ids": sorted(ids)}, missing))
+                                            **page_document(page, asked)}, missing))
 
 
 async def get_stats(views: Views, web: Any, request: Any) -> Any:

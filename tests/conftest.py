@@ -1,2 +1,2 @@
 """Test plugins shared by every tier."""
-pytest_plugins = ["tests.fixtures.kafka"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.promtool"]

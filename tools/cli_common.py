@@ -99,9 +99,18 @@ def check_broker(broker: str) -> str:
     try:
         parse_broker(broker)
     except BrokerAddressError as exc:
-        raise UserError(f"--broker: {broker!r}: {exc}; give kafka://host:port or host:port, "
+        # The error names the part it refuses, i.e. the whole address when only one is given.
+        raise UserError(f"--broker: {exc}; give kafka://host:port or host:port, "
                         f"comma-separated for several (--broker / LOYALTY_BROKER)") from None
     return broker
+
+
+class InputFile(click.File):
+    """click.File whose unreadable file is one line with exit 2, not click's usage error of three."""
+
+    def fail(self, message: str, param: Optional[click.Parameter] = None, ctx: Optional[click.Context] = None):
+        name = param.human_readable_name if param is not None else "file"
+        raise UserError(f"{name}: {message}")
 
 
 def settings_from(broker: str, broker_kind: str, **overrides) -> Settings:

@@ -7,12 +7,12 @@ import click
 
 from schemas.timeutil import format_ms
 from streams.kafka_auth import KAFKA_AUTH_ENV
-from tools.cli_common import UserError, broker_option, env_epilog, friendly, parse_time, settings_from
+from tools.cli_common import InputFile, UserError, broker_option, env_epilog, friendly, parse_time, settings_from
 
 
 @click.command(epilog=env_epilog(KAFKA_AUTH_ENV))
 @broker_option
-@click.argument("file", required=False, type=click.File("rb"))
+@click.argument("file", required=False, type=InputFile("rb"))
 @click.option("--synthetic", type=int, help="Send a synthetic history of about N events.")
 @click.option("--customers", type=int, default=1000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)

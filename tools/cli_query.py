@@ -6,6 +6,7 @@ from typing import Optional
 import click
 
 from schemas.policy import STATUSES, TIERS, VALUES
+from streams.segments import MAX_LIMIT
 from streams.settings import DEFAULTS
 from tools.cli_common import NotFound, UserError, echo_json, env_epilog, friendly
 
@@ -82,19 +83,40 @@ def query_customer(customer_id: str, url: str, store: Optional[str], as_json: bo
 @click.option("--status", type=click.Choice(STATUSES))
 @click.option("--tier", type=click.Choice(TIERS))
 @click.option("--value", type=click.Choice(VALUES), help="The value class (from the RFM scores).")
+@click.option("--format", "output", type=click.Choice(["text", "json", "csv"]), default=None,
+              help="text: ids, one a line; json: one document; csv: a row per member (id, tier, status, value, "
+                   "balance, last purchase).  [default: text]")
+@click.option("--limit", type=click.IntRange(1, MAX_LIMIT),
+              help=f"Print one page of at most this many (1 to {MAX_LIMIT}) and the cursor of the next; "
+                   "without it, every member, paged.")
+@click.option("--cursor", help="Start after the page that gave this cursor (`next`).")
 @source_options
 @friendly
-def query_segment(status: Optional[str], tier: Optional[str], value: Optional[str], url: str, store: Optional[str],
-                  as_json: bool) -> None:
-    """Customer ids with a status, a tier and/or a value class (all given must hold)."""
+def query_segment(status: Optional[str], tier: Optional[str], value: Optional[str], output: Optional[str],
+                  limit: Optional[int], cursor: Optional[str], url: str, store: Optional[str], as_json: bool) -> None:
+    """Customers with a status, a tier and/or a value class (all given must hold), in id order."""
+    from tools.segment_export import Segment, pages, write_csv, write_ids, write_json  # here: the CLI starts faster
     if status is None and tier is None and value is None:
         raise UserError("give --status, --tier, --value, or several")
-    ids = sorted(_source(url, store).segment(status, tier, value))
-    if as_json:
-        echo_json({"status": status, "tier": tier, "value": value, "customer_ids": ids})
+    if as_json and output not in (None, "json"):
+        raise UserError(f"--json and --format {output}: give one")
+    output = "json" if as_json else output or "text"
+    segment = Segment(status, tier, value)
+    docs = pages(_source(url, store), segment, cursor, limit or MAX_LIMIT, output == "csv", walk=limit is None)
+    out = click.get_text_stream("stdout")
+    if limit is None:  # every member from the cursor on, page after page: memory for one page only
+        if output == "json":
+            write_json(docs, segment, out)
+        else:
+            (write_csv if output == "csv" else write_ids)(docs, out)
         return
-    for customer_id in ids:
-        click.echo(customer_id)
+    doc = next(docs)
+    if output == "json":
+        echo_json({**segment._asdict(), "customer_ids": doc["customer_ids"], "next": doc["next"]})
+        return
+    (write_csv if output == "csv" else write_ids)(iter([doc]), out)
+    if doc["next"] is not None:
+        click.echo(f"next page: --cursor {doc['next']}", err=True)
 
 
 @click.command("explain", epilog=_TOKEN_EPILOG)

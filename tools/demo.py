@@ -43,11 +43,14 @@ def run_demo(events: int, customers: int, seed: int, keep: bool, say: Callable[[
                         web_port=free_port(), partitions=DEFAULTS["partitions"])
     worker = None
     started = time.monotonic()
+    failed = True  # until the end: a failure keeps the directory, whose worker log its message names
     try:
         say(f"[demo] embedded broker on {broker.url} (pid {broker.pid})")
         create_topics(settings.broker, settings.topic_partitions())
         worker = start_worker(settings, workdir / "data", workdir / "worker.log")
-        say(f"[demo] worker pid {worker.pid}, HTTP on :{settings.web_port}, log {workdir / 'worker.log'}")
+        # Without --keep the log is deleted at the end: naming it would send the reader to a missing file.
+        log = f", log {workdir / 'worker.log'}" if keep else " (--keep keeps its log)"
+        say(f"[demo] worker pid {worker.pid}, HTTP on :{settings.web_port}{log}")
         history = [orjson.dumps(doc) for doc in synthetic_history(events, customers, seed)]
         expected = sum(1 for line in history if b'"clock.tick"' not in line)
         sent = send_lines(settings, [*history, *BAD_LINES])
@@ -71,11 +74,12 @@ def run_demo(events: int, customers: int, seed: int, keep: bool, say: Callable[[
         elapsed = time.monotonic() - started
         say(f"[demo] applied {stats['events_applied']} events in {elapsed:.1f}s since start\n")
         _show(settings, source, stats, say)
+        failed = False
     finally:
         if worker is not None:
             stop_process(worker)
         broker.stop()
-        if not keep:
+        if not keep and not failed:
             shutil.rmtree(workdir, ignore_errors=True)
     say(f"\n[demo] stopped the worker and the broker; done in {time.monotonic() - started:.1f}s")
 

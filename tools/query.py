@@ -12,8 +12,9 @@ import click
 import orjson
 
 from projections.explain import explain
-from projections.views import Totals, customer_view, ledger_page
+from projections.views import Totals, customer_view, ledger_page, member_row
 from schemas.policy import Policy, load_policy
+from streams.segments import PageError, decode_cursor, encode_cursor
 from tools.store import ReplayStore, StoreError
 
 
@@ -41,6 +42,8 @@ class HttpSource:
                 return None
             if exc.code == 503:
                 raise QueryError(_unavailable(self.url, exc)) from None
+            if exc.code == 400:  # e.g. a cursor the worker does not know: it says why
+                raise QueryError(f"{self.url}: {_error_of(exc)}") from None
             if exc.code == 401:
                 given = "was refused" if self.token else "is not set"
                 raise QueryError(f"{self.url}: the worker wants its API token, and LOYALTY_API_TOKEN {given}") from None
@@ -67,6 +70,13 @@ class HttpSource:
         warn_if_partial(doc)
         return doc["customer_ids"]
 
+    def page(self, status: Optional[str], tier: Optional[str], value: Optional[str], cursor: Optional[str],
+             limit: int, members: bool) -> dict:
+        """One page of a segment: `customer_ids`, `next` (the cursor of the page after, or None), `members`."""
+        asked = {k: v for k, v in (("status", status), ("tier", tier), ("value", value), ("cursor", cursor)) if v}
+        asked.update(limit=str(limit), **({"members": "1"} if members else {}))
+        return self._get("/segments?" + urllib.parse.urlencode(asked))
+
     def stats(self, local: bool = False) -> dict:
         """Totals over every worker, or (local) over this worker's partitions only."""
         doc = self._get("/stats?scope=local" if local else "/stats")
@@ -88,6 +98,14 @@ def _unavailable(url: str, exc: urllib.error.HTTPError) -> str:
     except Exception:
         progress = ""
     return f"{url}: worker is recovering its state{progress}; retry in a moment"
+
+
+def _error_of(exc: urllib.error.HTTPError) -> str:
+    """The `error` of a worker's JSON answer, or its HTTP status."""
+    try:
+        return str(orjson.loads(exc.read())["error"])
+    except Exception:
+        return f"HTTP {exc.code}"
 
 
 def warn_if_partial(doc: dict) -> None:
@@ -116,6 +134,24 @@ class StoreSource:
         return [s.customer_id for s in self.store.states()
                 if (status is None or s.status == status) and (tier is None or s.tier == tier)
                 and (value is None or s.value == value)]
+
+    def page(self, status: Optional[str], tier: Optional[str], value: Optional[str], cursor: Optional[str],
+             limit: int, members: bool) -> dict:
+        """One page of a segment, as a worker answers it (the store is read in id order from the cursor)."""
+        try:
+            after = None if cursor is None else decode_cursor(cursor)
+        except PageError as exc:
+            raise QueryError(f"--cursor: {exc}") from None
+        ids, rows = [], []
+        for state in self.store.states(after):
+            if (status is None or state.status == status) and (tier is None or state.tier == tier) \
+                    and (value is None or state.value == value):
+                if len(ids) == limit:
+                    return {"customer_ids": ids, "next": encode_cursor(ids[-1]), "members": rows}
+                ids.append(state.customer_id)
+                if members:
+                    rows.append(member_row(state))
+        return {"customer_ids": ids, "next": None, "members": rows}
 
     def stats(self) -> dict:
         return Totals.of(self.store.states()).to_dict()

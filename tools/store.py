@@ -93,11 +93,15 @@ class ReplayStore:
         for key, value in self.db.items():
             yield key, value
 
-    def states(self) -> Iterator[CustomerState]:
-        """Yield every customer state in id order."""
-        for key, value in self.db.items(from_key=_CUSTOMER):
+    def states(self, after: Optional[str] = None) -> Iterator[CustomerState]:
+        """Yield every customer state in id order (only those after this id, if one is given)."""
+        # Keys sort as UTF-8 bytes, which is the order of the ids' code points: the order Python compares them in.
+        start = _CUSTOMER if after is None else _CUSTOMER + after.encode()
+        for key, value in self.db.items(from_key=start):
             if not key.startswith(_CUSTOMER):
                 break
+            if after is not None and key == start:
+                continue
             yield CustomerState.from_bytes(value)
 
     def meta(self) -> dict:

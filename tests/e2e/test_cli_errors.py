@@ -89,6 +89,17 @@ def test_bad_usage_is_a_short_message_and_exit_2(args, needles):
     assert_short_usage_error(loyalty(*args), *needles)
 
 
+@pytest.mark.parametrize("args,given,needle", [
+    (("produce", "/no/such/file.jsonl"), "/no/such/file.jsonl", "No such file"),
+    (("produce", "--broker", "http://127.0.0.1:9092", "-"), "http://127.0.0.1:9092", "the scheme must be kafka://"),
+])
+def test_a_missing_file_and_a_broker_url_are_one_line_naming_the_input_once(args, given, needle):
+    result = loyalty(*args)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and len(stderr.splitlines()) == 1, stderr  # no "Usage:" and "Try" lines
+    assert needle in stderr and stderr.count(given) == 1, stderr
+
+
 def test_worker_with_missing_policy_file(tmp_path):
     result = loyalty("worker", "--policy", "missing.toml", "--clock", "event", cwd=tmp_path, timeout_s=30)
     assert_short_usage_error(result, "missing.toml")

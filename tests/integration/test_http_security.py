@@ -159,6 +159,13 @@ def test_a_peer_down_gives_partial_answers_and_503_for_its_customers(cluster):
     assert cli.returncode == 0 and b"partial answer" in cli.stderr, cli.stderr
     cli = cluster.loyalty("query", "customer", on_b[0], "--url", a.url, env={"LOYALTY_API_TOKEN": TOKEN})
     assert cli.returncode == 2 and b"does not answer" in cli.stderr, cli.stderr
+    # An export would look complete without b's members: it stops, naming the partitions; one page warns.
+    cli = cluster.loyalty("query", "segment", "--status", "dormant", "--format", "csv", "--url", a.url,
+                          env={"LOYALTY_API_TOKEN": TOKEN})
+    assert cli.returncode == 2 and b"stopped incomplete" in cli.stderr and b"Traceback" not in cli.stderr, cli.stderr
+    cli = cluster.loyalty("query", "segment", "--status", "dormant", "--limit", "5", "--url", a.url,
+                          env={"LOYALTY_API_TOKEN": TOKEN})
+    assert cli.returncode == 0 and b"partial answer" in cli.stderr, cli.stderr
     assert "Traceback" not in a.log()
 
 

@@ -60,6 +60,28 @@ def test_every_segment_query_is_the_union_of_both_workers_local_answers(cluster)
         assert result.returncode == 0, result.stderr.decode()
         assert set(result.stdout.decode().split()) == expected, args
 
+    # Pages of 7 through both workers: each member of the segment once, in id order, whoever is asked.
+    for worker in (a, b):
+        walked, cursor, pages = [], None, 0
+        while True:
+            page = worker.get("/segments?status=dormant&limit=7&members=1" + (f"&cursor={cursor}" if cursor else ""))
+            assert len(page["customer_ids"]) <= 7 and [m["customer_id"] for m in page["members"]] == page["customer_ids"]
+            walked.extend(page["members"])
+            cursor, pages = page["next"], pages + 1
+            if cursor is None:
+                break
+        ids = [member["customer_id"] for member in walked]
+        assert len(ids) > 14 and ids == sorted(segment(a, "dormant")) and pages == -(-len(ids) // 7), worker.name
+        for member in walked[::25]:  # the rows say what the customer's own answer says
+            customer = worker.get(f"/customers/{member['customer_id']}")
+            assert member == {k: customer[k] for k in member}, member
+    # The CLI's CSV export walks the same pages: a row per member, the header first.
+    result = cluster.loyalty("query", "segment", "--status", "dormant", "--format", "csv", "--url", a.url)
+    assert result.returncode == 0, result.stderr.decode()
+    rows = result.stdout.decode().splitlines()
+    assert rows[0] == "customer_id,tier,status,value,points_balance,last_purchase_at"
+    assert [row.split(",")[0] for row in rows[1:]] == sorted(segment(b, "dormant"))
+
     # A third worker on a's data dir is refused at once, naming the directory and a's PID.
     third = subprocess.run([sys.executable, "-m", "tools", "worker", "--clock", "event"], capture_output=True,
                            timeout=60, env={**cluster.env(), "LOYALTY_DATA_DIR": str(a.data_dir),

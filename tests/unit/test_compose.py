@@ -226,3 +226,13 @@ def test_the_topics_service_creates_them_with_the_erasure_configs():
             "LOYALTY_APP_ID"), name  # the changelog topics create makes is the one the workers use
 
 
+
+
+def test_every_worker_and_the_cli_fold_by_the_mounted_policy_file():
+    from schemas.policy import load_policy
+    services = _load_yaml(COMPOSE)["services"]
+    for name in [*_worker_services(), "cli"]:
+        service = services[name]
+        mounts = dict(volume.rsplit(":", 2)[:2] for volume in service["volumes"] if volume.startswith("./"))
+        assert mounts.get("./deploy/loyalty.toml") == service["environment"]["LOYALTY_POLICY"], name
+    assert load_policy(str(ROOT / "deploy/loyalty.toml")) is not None  # a valid policy: the workers start with it

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 
 import orjson
+import pytest
 
 from projections.customer import DEFAULT_POLICY
 from projections.partition import MemoryStore, PartitionFold
@@ -13,10 +14,10 @@ from tests.support.events import event_line as event
 from tests.support.promtext import samples, value
 
 
-def make_pipeline() -> tuple[Pipeline, LoyaltyMetrics]:
+def make_pipeline(clock: str = "wall") -> tuple[Pipeline, LoyaltyMetrics]:
     metrics = LoyaltyMetrics()
     return Pipeline(DEFAULT_POLICY, metrics, lambda p: PartitionFold(MemoryStore(), DEFAULT_POLICY),
-                    wall_clock_s=lambda: 1_800_000_000.0), metrics
+                    wall_clock_s=lambda: 1_800_000_000.0, clock=clock), metrics
 
 
 def test_good_events_become_outputs_on_their_partition_and_bad_ones_dlq_records():
@@ -55,8 +56,12 @@ def test_ticks_move_only_their_partition_and_count_no_event():
     assert value(text, "loyalty_partition_clock_seconds", partition="0") == pipeline.folds[0].clock_ms / 1000
 
 
-def test_events_far_behind_the_partition_clock_are_reported_once_per_partition(caplog):
-    pipeline, _ = make_pipeline()
+@pytest.mark.parametrize("clock, advice, not_advice", [
+    ("wall", "--clock event", "time order"),
+    ("event", "time order", "--clock event"),  # already on --clock event: that advice would be no help
+])
+def test_events_far_behind_the_partition_clock_are_reported_once_per_partition(caplog, clock, advice, not_advice):
+    pipeline, _ = make_pipeline(clock)
     late = [Record(0, n, b"c1", event(f"old{n}", "customer.visited", "c1", "2026-01-01T00:00:00Z")) for n in (1, 2)]
     pipeline.process([Record(0, 0, b"c1", event("new", "customer.visited", "c1", "2026-03-01T00:00:00Z"))])
     with caplog.at_level("WARNING", logger="loyalty"):
@@ -65,6 +70,7 @@ def test_events_far_behind_the_partition_clock_are_reported_once_per_partition(c
     warnings = [r for r in caplog.records if "far behind the partition clock" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].fields["partition"] == 0
     assert warnings[0].fields["event_time"] == "2026-01-01T00:00:00Z"
+    assert advice in warnings[0].getMessage() and not_advice not in warnings[0].getMessage()
 
 
 def test_one_batch_in_time_order_spanning_months_is_not_far_behind(caplog):
@@ -123,3 +129,19 @@ def test_observing_a_batch_at_once_gives_the_same_histogram_as_one_value_at_a_ti
     samples = [[(s.name[2:], s.labels, s.value) for s in h.collect()[0].samples if not s.name.endswith("_created")]
                for h in (one_by_one, batched)]
     assert samples[0] == samples[1]
+
+
+def test_a_revoked_partition_keeps_its_clock_gauge_and_a_reloaded_one_shows_its_clock_at_once():
+    """A rebalance revokes every partition and assigns most again: their clocks must not vanish meanwhile."""
+    saved = {0: MemoryStore()}
+    pipeline = Pipeline(DEFAULT_POLICY, LoyaltyMetrics(), lambda p: PartitionFold(saved[p], DEFAULT_POLICY,
+                                                                                  clock_ms=1_767_225_600_000))
+    pipeline.forget(0)
+    assert 0 not in pipeline.folds
+    pipeline.fold(0)  # reloaded after recovery, before any record
+    text = samples(pipeline.metrics.render().decode())
+    assert value(text, "loyalty_partition_clock_seconds", partition="0") == 1_767_225_600
+    pipeline.process([Record(0, 0, b"c1", event("e1", "customer.visited", "c1", "2026-01-02T00:00:00Z"))])
+    pipeline.forget(0)
+    text = samples(pipeline.metrics.render().decode())
+    assert value(text, "loyalty_partition_clock_seconds", partition="0") == 1_767_312_000
