@@ -203,7 +203,7 @@ class Pipeline:
             all_effects.extend(effects)
             if outcome == "redelivered":
                 attempt.redelivered += 1
-            elif outcome != "tick":
+            elif outcome != "tick" and outcome != "policy":
                 counted[event.event_type, outcome] += 1
                 if outcome == "applied":
                     lags_s.append(max(0.0, now_s - occurred_at_ms / _MS))
