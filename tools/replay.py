@@ -110,7 +110,7 @@ def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[
         folded[partition] = folded.get(partition, 0) + 1
         if record.offset in poisoned.get(partition, ()):
             continue
-        event = validate_record(record.value, record.key, policy, record.timestamp_ms)
+        event = validate_record(record.value, record.key, fold.policy, record.timestamp_ms)  # the policy in force
         if isinstance(event, Rejection):
             rejected[partition] = rejected.get(partition, 0) + 1
             continue

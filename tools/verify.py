@@ -15,7 +15,7 @@ from projections.views import Totals
 from schemas.policy import CAMPAIGNS
 from streams.kafka_auth import kafka_python_options
 from streams.kafka_log import read_topic
-from streams.settings import (CAMPAIGNS_TOPIC, CLOCK_KEY, COUPONS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS,
+from streams.settings import (CAMPAIGNS_TOPIC, PARTITION_KEYS, COUPONS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS,
                               Settings)
 from tools.query import QueryError
 
@@ -78,7 +78,7 @@ def live_states(settings: Settings, ends: dict[int, int]) -> dict[str, CustomerS
     for record in read_topic(settings.broker, settings.changelog_topic):
         latest[record.key] = record.value
     return {key.decode(): CustomerState.from_bytes(value)
-            for key, value in latest.items() if value is not None and key != CLOCK_KEY}
+            for key, value in latest.items() if value is not None and key not in PARTITION_KEYS}
 
 
 def output_id(topic: str, value: bytes, record: dict) -> str:
