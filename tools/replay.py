@@ -114,8 +114,8 @@ def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[
         if isinstance(event, Rejection):
             rejected[partition] = rejected.get(partition, 0) + 1
             continue
-        if until_ms is not None and event.occurred_at_ms > until_ms:
-            stopped.add(partition)
+        if until_ms is not None and event.occurred_at_ms > until_ms and event.event_type != "policy.changed":
+            stopped.add(partition)  # (a policy.changed moves no clock: its occurred_at is when it was published)
             continue
         try:
             _, effects = fold.apply(event, record.offset)

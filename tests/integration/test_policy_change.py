@@ -1,0 +1,93 @@
+"""Issue 22: a rule change in the log takes effect at its time, the same live, in replay and in time travel."""
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from schemas.policy import Policy
+from schemas.policy_doc import policy_changed_document
+from streams.kafka_log import read_topic
+from streams.settings import DLQ_TOPIC
+from tests.fixtures.kafka import wait_for
+from tests.integration.oracles import (
+    assert_equals_uninterrupted_run, assert_live_states_equal_fold, assert_outputs_equal_uninterrupted_run,
+    distinct_valid_events, fold_input_log, history,
+)
+from tests.support.events import event_line
+from tools.store import ReplayStore
+
+pytestmark = pytest.mark.broker
+
+MID = "2025-05-12T00:00:00Z"  # the middle of the synthetic history's time
+BEFORE_TOML = '[rewards.mug]\npoints = 50\ncoupon_value = "10.00"\nvalid_days = 30\n' \
+              '[rewards.tea]\npoints = 20\ncoupon_value = "5.00"\nvalid_days = 30\n'
+AFTER_TOML = '[tier]\nvip_min = "1200.00"\n[earn.multiplier]\nstandard = "2"\npremium = "2.5"\nvip = "3"\n' \
+             '[rewards.tea]\npoints = 20\ncoupon_value = "5.00"\nvalid_days = 30\n'
+
+
+def scripted(before: bool) -> list[bytes]:
+    """Customers whose fate the change decides: before MID (before=True) or after it."""
+    if before:
+        return [event_line("s1", "order.paid", "p-1", "2025-05-01T00:00:00Z", order_id="o1", amount="1500.00"),
+                event_line("s2", "reward.claimed", "p-1", "2025-05-02T00:00:00Z", claim_id="k1", reward_id="mug")]
+    return [event_line("s3", "reward.claimed", "p-1", "2025-05-13T00:00:00Z", claim_id="k2", reward_id="mug"),
+            event_line("s4", "order.paid", "p-2", "2025-05-14T00:00:00Z", order_id="o2", amount="100.00")]
+
+
+def customer(store_dir, customer_id: str):
+    store = ReplayStore(store_dir)
+    try:
+        return next(s for s in store.states() if s.customer_id == customer_id)
+    finally:
+        store.close()
+
+
+def test_a_change_in_the_middle_of_history_is_the_same_live_in_replay_and_in_time_travel(cluster, tmp_path):
+    (tmp_path / "before.toml").write_text(BEFORE_TOML)
+    (tmp_path / "after.toml").write_text(AFTER_TOML)
+    lines = history(3000, 200, seed=31)
+    cut = next(n for n, line in enumerate(lines) if line.startswith(b"{") and orjson.loads(line).get(
+        "occurred_at", "") >= "2025-05-01")
+    first, second = lines[:cut] + scripted(True), lines[cut:] + scripted(False)
+    tampered = policy_changed_document(Policy(), MID, "2025-01-01T00:00:00Z", "bad-1")
+    tampered["payload"]["policy"]["tier"]["vip_min"] = "1500.00"  # the version no longer matches
+    workers = [cluster.worker("a"), cluster.worker("b")]
+    for args in (("before.toml", "--effective", "2000-01-01T00:00:00Z", "--name", "launch"),
+                 ("after.toml", "--effective", MID, "--name", "spring")):
+        result = cluster.loyalty("policy", "publish", str(tmp_path / args[0]), *args[1:])
+        assert result.returncode == 0, result.stderr.decode()
+        if args[-1] == "launch":
+            cluster.produce_lines(first + [orjson.dumps(tampered)])
+    cluster.produce_lines(second)
+    sent = first + second
+    expected = distinct_valid_events(sent)
+    wait_for(lambda: workers[0].stats()["events_applied"] == expected, 120, "both workers to apply every event")
+
+    # Live: the change reached the customers at MID (tier at once, earning and the catalog from then on).
+    p1, p2 = workers[0].get("/customers/p-1"), workers[0].get("/customers/p-2")
+    assert p1["tier"] == "vip" and p2["points_balance"] == 200, (p1, p2)
+    # Replay, verify, the ledger and the in-process oracle agree customer by customer.
+    assert_equals_uninterrupted_run(cluster, workers[0], sent, tmp_path / "replay")
+    folded = fold_input_log(cluster)
+    assert_outputs_equal_uninterrupted_run(cluster, folded)
+    assert_live_states_equal_fold(workers[0], folded)
+    updates = [orjson.loads(r.value) for r in read_topic(cluster.settings.broker, "customer-updates")]
+    assert any(u["customer_id"] == "p-1" and u["kind"] == "tier_changed" and u["to"] == "vip"
+               and u["at"] == MID for u in updates)
+    assert any(u["customer_id"] == "p-1" and u["kind"] == "claim_rejected" and u["reason"] == "unknown_reward"
+               for u in updates)
+    # The tampered change went to the DLQ with its reason, and changed nothing.
+    dlq = [orjson.loads(r.value) for r in read_topic(cluster.settings.broker, DLQ_TOPIC)]
+    assert any("does not match the policy's content" in d["error"] for d in dlq), [d["error"] for d in dlq]
+
+    # Time travel before and after the change.
+    for until, tier in (("2025-05-11T23:00:00Z", "premium"), ("2025-05-12T01:00:00Z", "vip")):
+        out = tmp_path / f"until-{tier}"
+        result = cluster.loyalty("replay", "--until", until, "--out", str(out))
+        assert result.returncode == 0, result.stderr.decode()
+        assert customer(out, "p-1").tier == tier
+
+    shown = orjson.loads(cluster.loyalty("policy", "show", "--json").stdout)
+    assert [row["version"].split("@")[0] for row in shown["in_force"]] == ["spring"] and not shown["scheduled"]
+    history_lines = cluster.loyalty("policy", "history").stdout.decode().splitlines()
+    assert len(history_lines) == 2 and "launch@" in history_lines[0] and "spring@" in history_lines[1]
