@@ -43,6 +43,7 @@ def customer(store_dir, customer_id: str):
 
 
 def test_a_change_in_the_middle_of_history_is_the_same_live_in_replay_and_in_time_travel(cluster, tmp_path):
+    """Two workers (one killed, one stopped around the change), replay, --verify, --until and the oracle agree."""
     (tmp_path / "before.toml").write_text(BEFORE_TOML)
     (tmp_path / "after.toml").write_text(AFTER_TOML)
     lines = history(3000, 200, seed=31)
@@ -58,7 +59,14 @@ def test_a_change_in_the_middle_of_history_is_the_same_live_in_replay_and_in_tim
         assert result.returncode == 0, result.stderr.decode()
         if args[-1] == "launch":
             cluster.produce_lines(first + [orjson.dumps(tampered)])
-    cluster.produce_lines(second)
+    # Restarts around the effective time: kill -9 with the change scheduled, then a clean stop after it.
+    workers[1].kill()
+    workers[1].start()
+    half = len(second) // 2
+    cluster.produce_lines(second[:half])
+    workers[0].stop()
+    workers[0].start()
+    cluster.produce_lines(second[half:])
     sent = first + second
     expected = distinct_valid_events(sent)
     wait_for(lambda: workers[0].stats()["events_applied"] == expected, 120, "both workers to apply every event")
