@@ -19,7 +19,8 @@ def digest_of(version: str) -> str:
 
 def conflict_line(in_force: str, partitions: list[int], policy_file: str, file_version: str) -> str:
     """Say, in one line, that the file and the log disagree and how to choose."""
-    return (f"the policy in force in the log ({in_force}, partitions {partitions}) differs from LOYALTY_POLICY "
+    where = f", partitions {partitions}" if partitions else ""
+    return (f"the policy in force in the log ({in_force}{where}) differs from LOYALTY_POLICY "
             f"{policy_file} ({file_version}): publish the file (`loyalty policy publish {policy_file} --effective T`), "
             f"or start with --policy-wins log (the log's policy) or --policy-wins file (the file replaces it on "
             f"this worker; `replay --verify` then reports the policy differs)")

@@ -14,6 +14,7 @@ from tests.integration.oracles import (
     distinct_valid_events, fold_input_log, history,
 )
 from tests.support.events import event_line
+from tools.broker import free_port
 from tools.store import ReplayStore
 
 pytestmark = pytest.mark.broker
@@ -99,3 +100,9 @@ def test_a_change_in_the_middle_of_history_is_the_same_live_in_replay_and_in_tim
     assert [row["version"].split("@")[0] for row in shown["in_force"]] == ["spring"] and not shown["scheduled"]
     history_lines = cluster.loyalty("policy", "history").stdout.decode().splitlines()
     assert len(history_lines) == 2 and "launch@" in history_lines[0] and "spring@" in history_lines[1]
+
+    # A worker started with a file that differs from the log's policy in force refuses, in one line.
+    refused = cluster.loyalty("worker", "--clock", "event", "--web-port", str(free_port()), "--data-dir",
+                              str(tmp_path / "data-refused"), env={"LOYALTY_POLICY": str(tmp_path / "before.toml")})
+    assert refused.returncode == 2, refused.stderr.decode()[-2000:]
+    assert "differs from LOYALTY_POLICY" in refused.stderr.decode() and "--policy-wins" in refused.stderr.decode()

@@ -123,3 +123,19 @@ def test_replaying_a_history_with_policy_changes_twice_gives_the_same_state(step
     records = _records(lines)
     first, second = fold_log(lambda _: records, BEFORE), fold_log(lambda _: records, BEFORE)
     assert {k: v.to_bytes() for k, v in first.states.items()} == {k: v.to_bytes() for k, v in second.states.items()}
+
+
+def test_a_loaded_partition_keeps_the_log_s_policy_unless_the_file_is_told_to_win():
+    from streams.policy_source import PolicyConflict, choose_policies
+    import pytest
+    fold = PartitionFold(SavedStateStore(), BEFORE)
+    fold.apply(change(AFTER, day(0), name="spring"))
+    fold.apply(tick(day(1)))
+    saved = fold.schedule
+    assert choose_policies(None, AFTER, "after.toml", None).in_force.source == "file"
+    assert choose_policies(saved, AFTER, "after.toml", None) is saved, "the same rules by content: no conflict"
+    assert choose_policies(saved, BEFORE, None, None) is saved, "no file: the log's"
+    assert choose_policies(saved, BEFORE, "before.toml", "log") is saved
+    assert choose_policies(saved, BEFORE, "before.toml", "file").in_force.policy is BEFORE
+    with pytest.raises(PolicyConflict, match="differs from LOYALTY_POLICY before.toml"):
+        choose_policies(saved, BEFORE, "before.toml", None)
