@@ -275,7 +275,9 @@ class Pipeline:
         """Refresh the gauges from the incrementally kept totals (no table scan)."""
         metrics = self.metrics
         for partition in partitions:
-            metrics.set_partition_clock(partition, self.folds[partition].clock_ms / _MS)
+            fold = self.folds[partition]
+            metrics.set_partition_clock(partition, fold.clock_ms / _MS)
+            metrics.set_policy_version(partition, fold.schedule.in_force.version)
         totals = self.totals()
         metrics.points_outstanding.set(totals.points_outstanding)
         for status, count in totals.by_status.items():

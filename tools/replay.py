@@ -16,6 +16,7 @@ from projections.partition import MemoryStore, PartitionFold
 from projections.state import CustomerState
 from projections.views import Totals
 from schemas.policy import Policy, load_policy
+from schemas.policy_doc import policy_version
 from schemas.timeutil import format_ms
 from schemas.validate import Rejection, validate_record
 from streams.gc_tuning import tune_gc
@@ -35,6 +36,7 @@ class ReplayResult:
     """What a replay rebuilt: states by customer, partition clocks, what it counted, and the outputs derived."""
     states: dict[str, CustomerState] = field(default_factory=dict)
     clocks_ms: dict[int, int] = field(default_factory=dict)
+    versions: dict[int, str] = field(default_factory=dict)  # partition -> the policy version in force at the end
     records: int = 0
     rejected: int = 0
     campaigns: set[str] = field(default_factory=set)
@@ -46,6 +48,7 @@ class ReplayResult:
         """Add the result of other partitions."""
         self.states.update(other.states)
         self.clocks_ms.update(other.clocks_ms)
+        self.versions.update(other.versions)
         self.records += other.records
         self.rejected += other.rejected
         self.campaigns |= other.campaigns
@@ -142,6 +145,7 @@ def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[
             result.campaigns.update(e.record["trigger_id"] for e in effects if e.kind == "campaign")
         result.states.update(fold.store)
         result.clocks_ms[partition] = fold.clock_ms
+        result.versions[partition] = fold.schedule.in_force.version
         if derived is not None:
             for topic, records in derived.of(partition).items():
                 result.outputs.setdefault(topic, {}).update(records)
@@ -221,7 +225,8 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
                "partitions": len(ends), "seconds": round(seconds, 3),
                "events_per_second": round(result.records / seconds) if seconds else None,
                "until": format_ms(until_ms) if until_ms else None, "out": out,
-               "stats": Totals.of(result.states.values()).to_dict()}
+               "stats": {**Totals.of(result.states.values()).to_dict(),
+                         "policy_versions": policy_versions(result, ends, current_policy)}}
     ok = True
     if verify:
         live = live_states(settings, ends)
@@ -245,6 +250,14 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
     if other_policy is not None:
         print_what_if(summary["what_if"])
     return ok
+
+
+def policy_versions(result: ReplayResult, ends: dict, first: Policy) -> list[str]:
+    """Return the versions in force at the end, as /stats lists them (a partition without records: the first)."""
+    versions = set(result.versions.values())
+    if set(ends) - set(result.versions):
+        versions.add(policy_version(first))
+    return sorted(versions)
 
 
 def _check_out(out: str) -> None:

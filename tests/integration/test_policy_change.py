@@ -1,6 +1,8 @@
 """Issue 22: a rule change in the log takes effect at its time, the same live, in replay and in time travel."""
 from __future__ import annotations
 
+import urllib.request
+
 import orjson
 import pytest
 
@@ -75,6 +77,10 @@ def test_a_change_in_the_middle_of_history_is_the_same_live_in_replay_and_in_tim
     # Live: the change reached the customers at MID (tier at once, earning and the catalog from then on).
     p1, p2 = workers[0].get("/customers/p-1"), workers[0].get("/customers/p-2")
     assert p1["tier"] == "vip" and p2["points_balance"] == 200, (p1, p2)
+    spring = p1["policy_version"]
+    assert spring.startswith("spring@") and workers[0].stats()["policy_versions"] == [spring]
+    metrics = urllib.request.urlopen(workers[1].url + "/metrics", timeout=10).read().decode()
+    assert f'version="{spring}"' in metrics and "loyalty_policy_info{" in metrics
     # Replay, verify, the ledger and the in-process oracle agree customer by customer.
     assert_equals_uninterrupted_run(cluster, workers[0], sent, tmp_path / "replay")
     folded = fold_input_log(cluster)
