@@ -229,11 +229,13 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
                          "policy_versions": policy_versions(result, ends, current_policy)}}
     ok = True
     if verify:
-        live = live_states(settings, ends)
+        live_versions: dict[int, str] = {}
+        live = live_states(settings, ends, live_versions)
+        policy_rows = policy_differences(result, live_versions, current_policy) if until_ms is None else []
         differences = state_differences(result.states, live)
         outputs = output_differences(settings, result.outputs, live) if check_outputs else None
-        ok = not differences and (outputs is None or outputs["identical"])
-        summary["verify"] = {"identical": ok, "differences": differences[:100],
+        ok = not differences and not policy_rows and (outputs is None or outputs["identical"])
+        summary["verify"] = {"identical": ok, "policy_differs": policy_rows, "differences": differences[:100],
                              "customers_compared": len(set(result.states) | set(live)), "outputs": outputs}
     if other_policy is not None:
         other, _ = rebuild(settings, other_policy, until_ms, progress=False)
@@ -258,6 +260,13 @@ def policy_versions(result: ReplayResult, ends: dict, first: Policy) -> list[str
     if set(ends) - set(result.versions):
         versions.add(policy_version(first))
     return sorted(versions)
+
+
+def policy_differences(result: ReplayResult, live: dict[int, str], first: Policy) -> list[dict]:
+    """Return the partitions whose workers folded with another policy version than the log gives."""
+    first_version = policy_version(first)
+    return [{"partition": p, "live": version, "log": result.versions.get(p, first_version)}
+            for p, version in sorted(live.items()) if version != result.versions.get(p, first_version)]
 
 
 def _check_out(out: str) -> None:

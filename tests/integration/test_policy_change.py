@@ -112,3 +112,17 @@ def test_a_change_in_the_middle_of_history_is_the_same_live_in_replay_and_in_tim
                               str(tmp_path / "data-refused"), env={"LOYALTY_POLICY": str(tmp_path / "before.toml")})
     assert refused.returncode == 2, refused.stderr.decode()[-2000:]
     assert "differs from LOYALTY_POLICY" in refused.stderr.decode() and "--policy-wins" in refused.stderr.decode()
+
+
+def test_verify_names_a_policy_mismatch_before_the_customers(cluster, tmp_path):
+    """Workers on a LOYALTY_POLICY file the replay was not given: verify says the policy differs, first."""
+    (tmp_path / "vip3000.toml").write_text('[tier]\nvip_min = "3000.00"\n[earn.multiplier]\nstandard = "2"\n'
+                                          'premium = "2"\nvip = "2"\n')
+    worker = cluster.worker("w", extra_env={"LOYALTY_POLICY": str(tmp_path / "vip3000.toml")})
+    cluster.produce_lines([event_line("e1", "order.paid", "c1", "2026-01-05T00:00:00Z", order_id="o1", amount="100")])
+    wait_for(lambda: worker.stats()["events_applied"] == 1, 90, "the order to be applied")
+    result = cluster.loyalty("replay", "--verify")
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "verify: policy differs on partition" in stderr, stderr
+    assert stderr.index("policy differs") < stderr.index("customers differ"), stderr
