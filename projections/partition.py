@@ -5,7 +5,7 @@ import heapq
 from typing import Iterable, Optional, Protocol
 
 from projections.customer import DEFAULT_POLICY, evolve_unseen, is_duplicate, pass_time_in_place
-from projections.policies import PolicyFolding, PolicySchedule, first_change
+from projections.policies import PolicyFolding, PolicySchedule, WhatIf, first_change
 from projections.state import CustomerState, Effect
 from projections.views import Totals
 from schemas.events import EventBase
@@ -128,11 +128,11 @@ class PartitionFold(PolicyFolding):
     """Apply a partition's events and ticks in log order; the same code serves live runs and replays."""
 
     def __init__(self, store: StateStore, policy: Policy = DEFAULT_POLICY, clock_ms: int = 0,
-                 schedule: Optional[PolicySchedule] = None) -> None:
+                 schedule: Optional[PolicySchedule] = None, what_if: Optional[WhatIf] = None) -> None:
         """Start with `schedule` (the policies a saved partition had), else with `policy` in force."""
         self.store = store
-        self._set_schedule(schedule if schedule is not None else PolicySchedule(first_change(policy)))
-        self._batch_schedule = self.schedule
+        self._start_policies(schedule if schedule is not None else PolicySchedule(first_change(policy)), clock_ms,
+                             what_if)
         self.clock_ms = clock_ms
         self.due = DueIndex()
         self.totals = Totals()

@@ -82,13 +82,49 @@ def reevaluate_under(state: CustomerState, at_ms: int, policy: Policy, source_ev
     return effects
 
 
+WHAT_IF_SOURCE = "what-if"  # the source of the marker a what-if replay schedules at its --policy-from
+
+
+def overlaid(base: dict, overlay: dict) -> dict:
+    """Return base with overlay's keys replacing its own, table by table (a list or a value replaces whole)."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        merged[key] = overlaid(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) \
+            else value
+    return merged
+
+
+class WhatIf:
+    """A replay's other policy: a file's keys over each policy in force (or the file whole), from a moment on."""
+
+    def __init__(self, document: dict, replace: bool = False, from_ms: int = 0) -> None:
+        self.document, self.replace, self.from_ms = document, replace, from_ms
+        self._shaped: dict[str, Policy] = {}  # version in force -> the policy folded instead
+
+    def shape(self, change: PolicyChange) -> Policy:
+        """Return the policy to fold with while `change` is in force (pydantic errors: an invalid overlay)."""
+        shaped = self._shaped.get(change.version)
+        if shaped is None:
+            document = self.document if self.replace else overlaid(policy_document(change.policy), self.document)
+            shaped = self._shaped[change.version] = Policy.model_validate(document)
+        return shaped
+
+
 class PolicyFolding:
     """The partition fold's handling of policy changes (a mixin: PartitionFold holds the state it reads)."""
+
+    def _start_policies(self, schedule: PolicySchedule, clock_ms: int, what_if: Optional[WhatIf]) -> None:
+        """Hold these policies from the start (a what-if shapes them from its moment on: a marker scheduled)."""
+        self.what_if, self._shaping = what_if, what_if is not None and what_if.from_ms <= clock_ms
+        if what_if is not None and not self._shaping:
+            schedule = schedule.with_scheduled(PolicyChange(None, WHAT_IF_SOURCE, what_if.from_ms, WHAT_IF_SOURCE))
+        self._set_schedule(schedule)
+        self._batch_schedule = schedule
 
     def _set_schedule(self, schedule: PolicySchedule) -> None:
         """Hold these policies: the one in force folds, the next scheduled one's time is the check's bound."""
         self.schedule = schedule
-        self.policy = schedule.in_force.policy
+        self.policy = self.what_if.shape(schedule.in_force) if self._shaping else schedule.in_force.policy
         self._policy_due_ms = schedule.next_ms
 
     def change_policy(self, event: EventBase) -> list[Effect]:
@@ -114,7 +150,11 @@ class PolicyFolding:
 
     def _enforce(self, change: PolicyChange, at_ms: int) -> list[Effect]:
         """Put a change in force at at_ms and re-evaluate every customer of the partition under it (in id order)."""
-        self._set_schedule(self.schedule.enforced(change))
+        if change.policy is None:  # a what-if's moment: from here on, the policy in force shaped
+            self._shaping = True
+            self._set_schedule(PolicySchedule(self.schedule.in_force, tuple(c for c in self.schedule.scheduled if c is not change)))
+        else:
+            self._set_schedule(self.schedule.enforced(change))
         policy, store, due, effects = self.policy, self.store, self.due, []
         customer_ids = set().union(*(self.segments.get(status, ()) for status in STATUSES))
         for customer_id in sorted(customer_ids):

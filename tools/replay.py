@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import click
+import tomllib
+from pydantic import ValidationError
 import orjson
 
 from projections.partition import MemoryStore, PartitionFold
+from projections.policies import WhatIf, first_change
 from projections.state import CustomerState
 from projections.views import Totals
-from schemas.policy import Policy, load_policy
+from schemas.policy import Policy, PolicyError, load_policy
 from schemas.policy_doc import policy_version
 from schemas.timeutil import format_ms
 from schemas.validate import Rejection, validate_record
@@ -71,7 +74,8 @@ def log_reader(settings: Settings, topic: str, ends: dict[int, int]) -> LogReade
 
 
 def fold_log(read: LogReader, policy: Policy, until_ms: Optional[int] = None,
-             progress: Optional[dict[int, int]] = None, outputs: bool = False) -> ReplayResult:
+             progress: Optional[dict[int, int]] = None, outputs: bool = False,
+             what_if: Optional[WhatIf] = None) -> ReplayResult:
     """Fold the log per partition; with until_ms, stop each partition before its clock would pass it.
 
     A record whose fold raises is refused (the worker sends it to the DLQ as processing_error) and its
@@ -80,9 +84,9 @@ def fold_log(read: LogReader, policy: Policy, until_ms: Optional[int] = None,
     `outputs` collects the output records' ids and digests for `--verify`.
     """
     poisoned: dict[int, set[int]] = {}
-    result, rerun = _fold_once(read(None), policy, until_ms, progress, outputs, poisoned)
+    result, rerun = _fold_once(read(None), policy, until_ms, progress, outputs, poisoned, what_if)
     while rerun:
-        again, rerun = _fold_once(read(rerun), policy, until_ms, None, outputs, poisoned)
+        again, rerun = _fold_once(read(rerun), policy, until_ms, None, outputs, poisoned, what_if)
         result.merge(again)
     result.poisoned = poisoned
     result.rejected += sum(len(offsets) for offsets in poisoned.values())
@@ -90,8 +94,8 @@ def fold_log(read: LogReader, policy: Policy, until_ms: Optional[int] = None,
 
 
 def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[int],
-               progress: Optional[dict[int, int]], outputs: bool,
-               poisoned: dict[int, set[int]]) -> tuple[ReplayResult, set[int]]:
+               progress: Optional[dict[int, int]], outputs: bool, poisoned: dict[int, set[int]],
+               what_if: Optional[WhatIf] = None) -> tuple[ReplayResult, set[int]]:
     """Fold records once; return the result of the partitions that finished, and those to fold again."""
     result = ReplayResult()
     folds: dict[int, PartitionFold] = {}
@@ -109,7 +113,7 @@ def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[
             continue
         fold = folds.get(partition)
         if fold is None:
-            fold = folds[partition] = PartitionFold(MemoryStore(), policy)
+            fold = folds[partition] = PartitionFold(MemoryStore(), policy, what_if=what_if)
         folded[partition] = folded.get(partition, 0) + 1
         if record.offset in poisoned.get(partition, ()):
             continue
@@ -175,7 +179,7 @@ class _DerivedOutputs:
 
 
 def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progress: bool,
-            outputs: bool = False) -> tuple[ReplayResult, dict]:
+            outputs: bool = False, what_if: Optional[WhatIf] = None) -> tuple[ReplayResult, dict]:
     """Read the input log up to its current end and fold it; return the result and the ends read.
 
     Partitions are independent, so they are spread over one process per core.
@@ -183,7 +187,7 @@ def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progres
     ends = high_watermarks(settings.broker, INPUT_TOPIC)
     processes = min(os.cpu_count() or 1, len(ends))
     groups = [{p: end for p, end in sorted(ends.items()) if p % processes == n} for n in range(processes)]
-    jobs = [(settings, policy, until_ms, group, progress, outputs) for group in groups]
+    jobs = [(settings, policy, until_ms, group, progress, outputs, what_if) for group in groups]
     if processes <= 1:
         return _rebuild_partitions(*jobs[0]), ends
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -195,14 +199,15 @@ def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progres
 
 
 def _rebuild_partitions(settings: Settings, policy: Policy, until_ms: Optional[int], ends: dict[int, int],
-                        progress: bool, outputs: bool) -> ReplayResult:
+                        progress: bool, outputs: bool, what_if: Optional[WhatIf] = None) -> ReplayResult:
     """Fold some partitions of the input log (in a worker process)."""
     tune_gc()  # the replay holds every state in memory: default full collections would traverse them all
-    return fold_log(log_reader(settings, INPUT_TOPIC, ends), policy, until_ms, ends if progress else None, outputs)
+    return fold_log(log_reader(settings, INPUT_TOPIC, ends), policy, until_ms, ends if progress else None, outputs,
+                    what_if)
 
 
 def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], policy_file: Optional[str],
-               verify: bool, as_json: bool) -> bool:
+               verify: bool, as_json: bool, policy_replace: bool = False, policy_from_ms: Optional[int] = None) -> bool:
     """Run `loyalty replay`; return False when verification found differences.
 
     Without `out`, a plain replay writes ./replay; `--verify` and `--policy` write no store at all.
@@ -213,7 +218,7 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
         _check_out(out)  # before the long rebuild, so a refused --out costs nothing
     current_policy = load_policy(settings.policy_file)
     wait_for_broker(settings.broker, timeout_s=10, say=lambda line: click.echo(f"replay: {line}", err=True))
-    other_policy = load_policy(policy_file) if policy_file else None
+    other_policy = what_if_of(policy_file, current_policy, policy_replace, policy_from_ms) if policy_file else None
     started = time.monotonic()
     # Outputs are checked against a whole log only: with --until the topics hold more than the replay.
     check_outputs = verify and until_ms is None
@@ -238,8 +243,12 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
         summary["verify"] = {"identical": ok, "policy_differs": policy_rows, "differences": differences[:100],
                              "customers_compared": len(set(result.states) | set(live)), "outputs": outputs}
     if other_policy is not None:
-        other, _ = rebuild(settings, other_policy, until_ms, progress=False)
+        other, _ = rebuild(settings, current_policy, until_ms, progress=False, what_if=other_policy)
         summary["what_if"] = what_if_report(result, other)
+        summary["what_if"]["policies"] = {"log": sorted(set(result.versions.values())),
+                                          "what_if": sorted(set(other.versions.values())),
+                                          "file": policy_file, "replace": policy_replace,
+                                          "from": format_ms(policy_from_ms) if policy_from_ms else None}
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return ok
@@ -252,6 +261,20 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
     if other_policy is not None:
         print_what_if(summary["what_if"])
     return ok
+
+
+def what_if_of(policy_file: str, current: Policy, replace: bool, from_ms: Optional[int]) -> WhatIf:
+    """Read a what-if file: checked whole (--policy-replace) or over the current policy, as the loader would."""
+    load_policy(policy_file)  # the loader's own errors first (missing file, TOML, unknown keys)
+    with open(policy_file, "rb") as handle:
+        what_if = WhatIf(tomllib.load(handle), replace, from_ms or 0)
+    try:
+        what_if.shape(first_change(current))
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise PolicyError(f"{policy_file} over the current policy: {'.'.join(map(str, err['loc']))}: "
+                          f"{err['msg']}") from None
+    return what_if
 
 
 def policy_versions(result: ReplayResult, ends: dict, first: Policy) -> list[str]:

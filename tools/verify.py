@@ -244,6 +244,11 @@ def print_what_if(report: dict) -> None:
     """Print the what-if report for people."""
     b, a = report["before"], report["after"]
     click.echo("what if (current policy -> proposed policy):")
+    versions = report.get("policies")
+    if versions:  # which rules were compared: the log's versions, and what the file made of them
+        click.echo(f"  policy {', '.join(versions['log'])} -> {', '.join(versions['what_if'])}"
+                   f"{' (whole file)' if versions['replace'] else ' (file over the log)'}"
+                   f"{' from ' + versions['from'] if versions['from'] else ''}")
     for name in ("by_tier", "by_status", "by_value"):
         for key in b[name]:
             click.echo(f"  {name[3:]:<7}{key:<10}{b[name][key]:>9} -> {a[name][key]:<9}"

@@ -79,8 +79,8 @@ def test_a_change_in_the_middle_of_history_is_the_same_live_in_replay_and_in_tim
     assert p1["tier"] == "vip" and p2["points_balance"] == 200, (p1, p2)
     spring = p1["policy_version"]
     assert spring.startswith("spring@") and workers[0].stats()["policy_versions"] == [spring]
-    metrics = urllib.request.urlopen(workers[1].url + "/metrics", timeout=10).read().decode()
-    assert f'version="{spring}"' in metrics and "loyalty_policy_info{" in metrics
+    metrics = "".join(urllib.request.urlopen(w.url + "/metrics", timeout=10).read().decode() for w in workers)
+    assert f'version="{spring}"' in metrics and "loyalty_policy_info{" in metrics, "on the partitions' owners"
     # Replay, verify, the ledger and the in-process oracle agree customer by customer.
     assert_equals_uninterrupted_run(cluster, workers[0], sent, tmp_path / "replay")
     folded = fold_input_log(cluster)
@@ -106,6 +106,14 @@ def test_a_change_in_the_middle_of_history_is_the_same_live_in_replay_and_in_tim
     assert [row["version"].split("@")[0] for row in shown["in_force"]] == ["spring"] and not shown["scheduled"]
     history_lines = cluster.loyalty("policy", "history").stdout.decode().splitlines()
     assert len(history_lines) == 2 and "launch@" in history_lines[0] and "spring@" in history_lines[1]
+
+    # The what-if lays a file over the log's policies: the catalog stays (no claim newly rejected).
+    (tmp_path / "cheap.toml").write_text('[tier]\nvip_min = "1000.00"\n')
+    result = cluster.loyalty("replay", "--policy", str(tmp_path / "cheap.toml"), "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    what_if = orjson.loads(result.stdout)["what_if"]
+    assert what_if["policies"]["log"] == [spring] and what_if["policies"]["what_if"] == [spring]
+    assert what_if["before"]["by_tier"]["vip"] < what_if["after"]["by_tier"]["vip"]
 
     # A worker started with a file that differs from the log's policy in force refuses, in one line.
     refused = cluster.loyalty("worker", "--clock", "event", "--web-port", str(free_port()), "--data-dir",

@@ -12,6 +12,7 @@ from schemas.policy_doc import policy_changed_document, policy_version
 from schemas.validate import Rejection, validate_message
 from tests.support.events import day, ev, paid, tick
 from tests.support.scenario import given
+from schemas.timeutil import parse_rfc3339_ms
 from tools.replay import LogRecord, fold_log
 
 MUG = {"points": 50, "coupon_value": "10.00", "valid_days": 30}
@@ -100,7 +101,7 @@ def _records(lines: list[bytes]) -> list[LogRecord]:
     out = []
     for offset, line in enumerate(lines):
         customer = orjson.loads(line).get("customer_id")
-        out.append(LogRecord(0, offset, customer.encode() if customer else None, line, None))
+        out.append(LogRecord(0, offset, None, customer.encode() if customer else None, line))
     return out
 
 
@@ -122,6 +123,7 @@ def test_replaying_a_history_with_policy_changes_twice_gives_the_same_state(step
         lines.append(orjson.dumps(doc))
     records = _records(lines)
     first, second = fold_log(lambda _: records, BEFORE), fold_log(lambda _: records, BEFORE)
+    assert first.rejected == 0 and len(first.states) == len({s[2] for s in steps if s[0] in ("paid", "claim")})
     assert {k: v.to_bytes() for k, v in first.states.items()} == {k: v.to_bytes() for k, v in second.states.items()}
 
 
@@ -139,3 +141,30 @@ def test_a_loaded_partition_keeps_the_log_s_policy_unless_the_file_is_told_to_wi
     assert choose_policies(saved, BEFORE, "before.toml", "file").in_force.policy is BEFORE
     with pytest.raises(PolicyConflict, match="differs from LOYALTY_POLICY before.toml"):
         choose_policies(saved, BEFORE, "before.toml", None)
+
+
+def _lines(*docs: dict) -> list[LogRecord]:
+    return _records([orjson.dumps({"schema_version": 1, **d}) for d in docs])
+
+
+WHAT_IF_HISTORY = [
+    {"event_id": "e1", "event_type": "order.paid", "customer_id": "c1", "occurred_at": day(0),
+     "payload": {"order_id": "o1", "amount": "3000.00"}},
+    {"event_id": "e2", "event_type": "reward.claimed", "customer_id": "c1", "occurred_at": day(1),
+     "payload": {"claim_id": "k1", "reward_id": "mug"}},
+    {"event_id": "t1", "event_type": "clock.tick", "customer_id": None, "occurred_at": day(10), "payload": {}},
+]
+
+
+def test_a_what_if_keeps_the_catalog_unless_told_to_replace_and_starts_when_told():
+    from projections.policies import WhatIf
+    records = _lines(*WHAT_IF_HISTORY)
+    overlay = {"tier": {"vip_min": "2000.00"}}
+    kept = fold_log(lambda _: records, BEFORE, what_if=WhatIf(overlay)).states["c1"]
+    assert kept.tier == "vip" and kept.coupons, "the overlay keeps the shop's catalog"
+    replaced = fold_log(lambda _: records, BEFORE, what_if=WhatIf(overlay, replace=True)).states["c1"]
+    assert replaced.tier == "vip" and not replaced.coupons, "a whole new policy has no catalog"
+    late = fold_log(lambda _: records, BEFORE, what_if=WhatIf(overlay, from_ms=parse_rfc3339_ms(day(5))))
+    assert late.states["c1"].tier == "vip" and late.versions[0] == policy_version(BEFORE)
+    early = fold_log(lambda _: records[:2], BEFORE, what_if=WhatIf(overlay, from_ms=parse_rfc3339_ms(day(5))))
+    assert early.states["c1"].tier == "premium", "not before its moment"
