@@ -13,6 +13,7 @@ import orjson
 
 from projections.explain import explain
 from projections.views import Totals, customer_view, ledger_page
+from streams.peers import key_partition
 from schemas.policy import Policy, load_policy
 from tools.store import ReplayStore, StoreError
 
@@ -110,7 +111,13 @@ class StoreSource:
 
     def customer(self, customer_id: str) -> Optional[dict]:
         state = self.store.get(customer_id)
-        return None if state is None else customer_view(state)
+        if state is None:
+            return None
+        meta = self.store.meta()
+        if "versions" not in meta:  # a store of an earlier version names no policy
+            return customer_view(state)
+        partition = str(key_partition(customer_id.encode(), meta["partitions"]))
+        return {**customer_view(state), "policy_version": meta["versions"].get(partition, meta["policy_versions"][0])}
 
     def segment(self, status: Optional[str], tier: Optional[str], value: Optional[str] = None) -> list[str]:
         return [s.customer_id for s in self.store.states()
@@ -118,7 +125,9 @@ class StoreSource:
                 and (value is None or s.value == value)]
 
     def stats(self) -> dict:
-        return Totals.of(self.store.states()).to_dict()
+        meta = self.store.meta()
+        versions = {"policy_versions": meta["policy_versions"]} if "policy_versions" in meta else {}
+        return {**Totals.of(self.store.states()).to_dict(), **versions}
 
     def ledger(self, customer_id: str, limit: int, cursor: Optional[str] = None) -> Optional[dict]:
         state = self.store.get(customer_id)

@@ -225,7 +225,7 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
     result, ends = rebuild(settings, current_policy, until_ms, progress=not as_json, outputs=check_outputs)
     seconds = time.monotonic() - started
     if out is not None:
-        _write_store(out, result, until_ms, current_policy)
+        _write_store(out, result, until_ms, current_policy, ends)
     summary = {"records": result.records, "rejected": result.rejected, "customers": len(result.states),
                "partitions": len(ends), "seconds": round(seconds, 3),
                "events_per_second": round(result.records / seconds) if seconds else None,
@@ -300,7 +300,7 @@ def _check_out(out: str) -> None:
         raise UserError(str(exc)) from None
 
 
-def _write_store(out: str, result: ReplayResult, until_ms: Optional[int], policy: Policy) -> None:
+def _write_store(out: str, result: ReplayResult, until_ms: Optional[int], policy: Policy, ends: dict) -> None:
     """Write the replayed states and their metadata into a fresh replay store."""
     try:
         store = ReplayStore.fresh(Path(out))
@@ -309,6 +309,9 @@ def _write_store(out: str, result: ReplayResult, until_ms: Optional[int], policy
     try:
         store.write(result.states, {"until": format_ms(until_ms) if until_ms else None, "records": result.records,
                                     "clocks": {str(p): c for p, c in sorted(result.clocks_ms.items())},
+                                    # the policy version of each partition, for the answers read from the store
+                                    "partitions": len(ends), "policy_versions": policy_versions(result, ends, policy),
+                                    "versions": {str(p): v for p, v in sorted(result.versions.items())},
                                     "policy": policy.model_dump(mode="json")})  # for `explain --store`
     finally:
         store.close()
