@@ -1,11 +1,13 @@
 """`loyalty policy`: publish a rule change to the log, show the policy in force, list every change."""
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import click
 import orjson
 
+from schemas.policy import PolicyError
 from streams.kafka_auth import KAFKA_AUTH_ENV
 from tools.cli_common import UserError, broker_option, env_epilog, friendly, parse_time, settings_from
 
@@ -23,9 +25,7 @@ def policy() -> None:
 @friendly
 def publish(broker: str, broker_kind: str, file: str, effective: str, name: Optional[str]) -> None:
     """Check FILE as the worker's loader does and send it as policy.changed to every partition."""
-    import re
-    from schemas.policy import PolicyError
-    from tools.policy_log import publish as send
+    from tools.policy_log import publish as send  # here: `loyalty --help` starts without the Kafka clients
     effective_ms = parse_time(effective, "--effective")
     if name is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
         raise UserError(f"--name: {name!r} must be 1 to 64 letters, digits, '.', '_' or '-'")
@@ -46,7 +46,7 @@ def publish(broker: str, broker_kind: str, file: str, effective: str, name: Opti
 @friendly
 def show(broker: str, broker_kind: str, as_json: bool) -> None:
     """Print the policy in force on each partition (as of its clock) and the changes scheduled."""
-    from tools.policy_log import read_policy_log, show_rows
+    from tools.policy_log import read_policy_log, show_rows  # here: `loyalty --help` starts without Kafka
     settings = settings_from(broker, broker_kind)
     rows = show_rows(read_policy_log(settings, settings.policy_file))
     if as_json:
@@ -67,7 +67,7 @@ def show(broker: str, broker_kind: str, as_json: bool) -> None:
 @friendly
 def history(broker: str, broker_kind: str, as_json: bool) -> None:
     """List every policy.changed in the log, in log order."""
-    from tools.policy_log import read_policy_log
+    from tools.policy_log import read_policy_log  # here: `loyalty --help` starts without the Kafka clients
     settings = settings_from(broker, broker_kind)
     for row in read_policy_log(settings, None).changes:
         click.echo(orjson.dumps(row).decode() if as_json else
