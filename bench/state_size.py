@@ -8,7 +8,7 @@ from typing import Iterable, NamedTuple
 from rocksdict import AccessType, Options, Rdict
 
 from streams.kafka_log import read_topic
-from streams.settings import CLOCK_KEY, Settings
+from streams.settings import PARTITION_KEYS, Settings
 
 _FAUST_KEY_PREFIX = b"__faust\x00"  # Faust's own bookkeeping in the table's RocksDB
 
@@ -28,7 +28,7 @@ def _sizes(lengths: Iterable[int]) -> Sizes:
 
 
 def _is_customer(key: bytes) -> bool:
-    return key != CLOCK_KEY and not key.startswith(_FAUST_KEY_PREFIX)
+    return key not in PARTITION_KEYS and not key.startswith(_FAUST_KEY_PREFIX)
 
 
 def store_sizes(data_dirs: Iterable[Path]) -> Sizes:

@@ -5,6 +5,7 @@ import heapq
 from typing import Iterable, Optional, Protocol
 
 from projections.customer import DEFAULT_POLICY, evolve_unseen, is_duplicate, pass_time_in_place
+from projections.policies import PolicyFolding, PolicySchedule, WhatIf, first_change
 from projections.state import CustomerState, Effect
 from projections.views import Totals
 from schemas.events import EventBase
@@ -123,12 +124,15 @@ class DueIndex:
         self._queued = dict(self._due)
 
 
-class PartitionFold:
+class PartitionFold(PolicyFolding):
     """Apply a partition's events and ticks in log order; the same code serves live runs and replays."""
 
-    def __init__(self, store: StateStore, policy: Policy = DEFAULT_POLICY, clock_ms: int = 0) -> None:
+    def __init__(self, store: StateStore, policy: Policy = DEFAULT_POLICY, clock_ms: int = 0,
+                 schedule: Optional[PolicySchedule] = None, what_if: Optional[WhatIf] = None) -> None:
+        """Start with `schedule` (the policies a saved partition had), else with `policy` in force."""
         self.store = store
-        self.policy = policy
+        self._start_policies(schedule if schedule is not None else PolicySchedule(first_change(policy)), clock_ms,
+                             what_if)
         self.clock_ms = clock_ms
         self.due = DueIndex()
         self.totals = Totals()
@@ -150,6 +154,7 @@ class PartitionFold:
         self._undo = {}
         self._batch_clock_ms = self.clock_ms
         self._batch_totals = self.totals.to_dict()
+        self._batch_schedule = self.schedule
 
     def rollback(self) -> None:
         """Undo the batch so far: clock, due times, totals, segments, and the store's unsaved states."""
@@ -163,6 +168,7 @@ class PartitionFold:
             self.store.discard(customer_id)
         self.totals = Totals.from_dict(self._batch_totals)
         self.clock_ms = self._batch_clock_ms
+        self._set_schedule(self._batch_schedule)
         self._undo = {}
 
     def _remember(self, customer_id: str, state: Optional[CustomerState]) -> None:
@@ -203,8 +209,10 @@ class PartitionFold:
         the first time, so that every other customer's time rules fire at the same moments.
         """
         at_ms = event.occurred_at_ms
-        effects = self.advance_clock(at_ms, event.event_id) if at_ms > self.clock_ms else []
         customer_id = event.customer_id
+        if customer_id is None and event.event_type == "policy.changed":
+            return "policy", self.change_policy(event)  # its occurred_at (when published) moves no clock
+        effects = self.advance_clock(at_ms, event.event_id) if at_ms > self.clock_ms else []
         if customer_id is None:
             return "tick", effects
         state = self.store.get(customer_id)
@@ -245,8 +253,10 @@ class PartitionFold:
         """Move the partition clock forward and fire what fell due (a late time changes nothing)."""
         if at_ms <= self.clock_ms:
             return []
+        # The one check a clock move pays for policy changes: NEVER_MS when none is scheduled.
+        effects: list[Effect] = self._enforce_due_changes(at_ms, source_event_id) \
+            if at_ms >= self._policy_due_ms else []
         self.clock_ms = at_ms
-        effects: list[Effect] = []
         due = self.due
         if not due.any_due(at_ms):
             return effects

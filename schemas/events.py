@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
+from schemas.policy_doc import PolicyChangedPayload
 from schemas.timeutil import MAX_OCCURRED_AT_MS, MIN_OCCURRED_AT_MS, parse_rfc3339_ms, zone
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -280,15 +281,22 @@ class ClockTicked(EventBase):
     payload: EmptyPayload = EmptyPayload()
 
 
+class PolicyChanged(EventBase):
+    """A new policy for every partition from `effective_at` on (broadcast like a tick; docs/rules.md)."""
+    event_type: Literal["policy.changed"]
+    customer_id: None = None
+    payload: PolicyChangedPayload
+
+
 CustomerEvent = Union[
     CustomerRegistered, CustomerProfileUpdated, OrderPaid, OrderRefunded, RedemptionRequested,
     CustomerCheckedIn, ContentShared, ReviewPosted, CustomerVisited, PointsAdjusted, CustomerErased,
     RewardClaimed, CouponUsed, HoldRequested, HoldCaptured, HoldReleased,
 ]
-Event = Annotated[Union[CustomerEvent, ClockTicked], Field(discriminator="event_type")]
+Event = Annotated[Union[CustomerEvent, ClockTicked, PolicyChanged], Field(discriminator="event_type")]
 
 EVENT_TYPES = {cls.model_fields["event_type"].annotation.__args__[0]: cls
-               for cls in (*CustomerEvent.__args__, ClockTicked)}
+               for cls in (*CustomerEvent.__args__, ClockTicked, PolicyChanged)}
 INTERACTION_TYPES = frozenset({
     "customer.registered", "customer.profile_updated", "order.paid", "redemption.requested",
     "customer.checked_in", "content.shared", "review.posted", "customer.visited", "reward.claimed", "coupon.used",

@@ -23,6 +23,7 @@ from streams.logs import crash_without_commit, lifecycle
 from streams.metrics import LoyaltyMetrics
 from streams.output import BatchSender
 from streams.pipeline import Outgoing, Pipeline, Record
+from streams.policy_source import choose_policies
 from streams.settings import CUSTOMER_TABLE, DLQ_TOPIC, INPUT_TOPIC, OUTPUT_TOPICS, Settings
 from streams.stopping import run_to_the_end
 from streams.tables import TablePartitionStore
@@ -148,11 +149,13 @@ def open_fold(parts: WorkerParts, partition: int) -> PartitionFold:
     """Load a partition's clock, due index and totals from its recovered store."""
     store = parts.stores[partition] = TablePartitionStore(parts.customers, partition,
                                                                 clock=parts.settings.clock)
-    fold = PartitionFold(store, parts.pipeline.policy, clock_ms=store.clock_ms())
+    saved = store.saved_schedule = store.policy_schedule()
+    schedule = choose_policies(saved, parts.pipeline.policy, parts.settings.policy_file, parts.settings.policy_wins)
+    fold = PartitionFold(store, parts.pipeline.policy, clock_ms=store.clock_ms(), schedule=schedule)
     parts.pipeline.folded_until[partition] = store.next_offset()
     fold.load(store.states())
     lifecycle("partition loaded", partition=partition, customers=fold.totals.customers,
-              clock=format_ms(fold.clock_ms), due=len(fold.due))
+              clock=format_ms(fold.clock_ms), due=len(fold.due), policy=fold.schedule.in_force.version)
     return fold
 
 
@@ -192,8 +195,8 @@ async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore
     states whose outputs are all on their topics, so a redelivered event may rightly be a duplicate.
     """
     # Taken before any await: a rebalance meanwhile may drop the partitions from `stores`.
-    changelogs = {partition: (stores[partition], stores[partition].changelog(folds[partition].clock_ms,
-                                                                          folded_until.get(partition)))
+    changelogs = {partition: (stores[partition], stores[partition].changelog(
+                      folds[partition].clock_ms, folded_until.get(partition), folds[partition].schedule))
                   for partition in partitions if partition in stores and partition in folds}
     await sender.send_outputs(outgoing)
     await sender.send_changelog({partition: records for partition, (_, records) in changelogs.items()})

@@ -91,6 +91,10 @@ class LoyaltyMetrics:
             "loyalty_partition_end_offset",
             "The input partition's end offset (high watermark) as last fetched: it moves as records arrive.",
             ["partition"], registry=reg)
+        self.policy_info = Gauge(
+            "loyalty_policy_info", "1 for the policy version each partition folds with.",
+            ["partition", "version"], registry=reg)
+        self._policy_versions: dict[int, str] = {}  # partition -> version published in policy_info
         self.refunds_unknown_order = Counter(
             "loyalty_refunds_unknown_order_total",
             "Refunds for orders the customer never paid; they change nothing.",
@@ -162,6 +166,17 @@ class LoyaltyMetrics:
         self._partitions.add(partition)
         self.partition_clock_seconds.labels(partition=str(partition)).set(clock_seconds)
 
+    def set_policy_version(self, partition: int, version: str) -> None:
+        """Publish the version of the policy a partition folds with (one series per partition)."""
+        old = self._policy_versions.get(partition)
+        if old == version:
+            return
+        if old is not None:
+            with contextlib.suppress(KeyError):
+                self.policy_info.remove(str(partition), old)
+        self._policy_versions[partition] = version
+        self.policy_info.labels(str(partition), version).set(1)
+
     def set_consumer_lag(self, partition: int, lag_records: int) -> None:
         """Publish how many records a partition is behind."""
         self._partitions.add(partition)
@@ -179,6 +194,10 @@ class LoyaltyMetrics:
             # Older prometheus_client raises KeyError for an unknown label set.
             with contextlib.suppress(KeyError):
                 gauge.remove(str(partition))
+        old = self._policy_versions.pop(partition, None)
+        if old is not None:
+            with contextlib.suppress(KeyError):
+                self.policy_info.remove(str(partition), old)
 
     def keep_partitions(self, partitions: Iterable[int]) -> None:
         """Drop the per-partition series of every partition but these (the ones assigned after a rebalance)."""

@@ -182,8 +182,8 @@ class Pipeline:
         The loop runs once per event, so what it uses is bound to locals first (about 2 µs an event less).
         """
         attempt = _Attempt()
-        policy = self.policy
-        max_raw_bytes = policy.limits.max_dlq_raw_bytes
+        partition_fold = self.fold(partition)  # its policy in force validates: a policy.changed may change limits
+        max_raw_bytes = partition_fold.policy.limits.max_dlq_raw_bytes
         out, all_effects, counted = attempt.out, attempt.effects, attempt.counted
         lags_s, durations_s = attempt.lags_s, attempt.durations_s
         validate, perf_counter, dumps, topics = validate_record, time.perf_counter, orjson.dumps, OUTPUT_TOPICS
@@ -192,7 +192,7 @@ class Pipeline:
             started = perf_counter()
             error = poisoned.get(record.offset) if poisoned else None
             event = processing_error(error) if error is not None else validate(
-                record.value, record.key, policy, record.timestamp_ms)
+                record.value, record.key, partition_fold.policy, record.timestamp_ms)
             if isinstance(event, Rejection):
                 out.append(dlq_record(record, event, max_raw_bytes, error))
                 attempt.dlq_reasons[event.reason] += 1
@@ -216,7 +216,7 @@ class Pipeline:
             all_effects.extend(effects)
             if outcome == "redelivered":
                 attempt.redelivered += 1
-            elif outcome != "tick":
+            elif outcome != "tick" and outcome != "policy":
                 counted[event.event_type, outcome] += 1
                 if outcome == "applied":
                     lags_s.append(max(0.0, now_s - occurred_at_ms / _MS))
@@ -288,7 +288,9 @@ class Pipeline:
         """Refresh the gauges from the incrementally kept totals (no table scan)."""
         metrics = self.metrics
         for partition in partitions:
-            metrics.set_partition_clock(partition, self.folds[partition].clock_ms / _MS)
+            fold = self.folds[partition]
+            metrics.set_partition_clock(partition, fold.clock_ms / _MS)
+            metrics.set_policy_version(partition, fold.schedule.in_force.version)
         totals = self.totals()
         metrics.points_outstanding.set(totals.points_outstanding)
         for status, count in totals.by_status.items():

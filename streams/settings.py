@@ -16,6 +16,9 @@ CUSTOMER_TABLE = "customers"
 # The partition clock is stored in the customer table under a key no customer id can take
 # (validation rejects control characters), so it shares the customers' changelog partition and order.
 CLOCK_KEY = b"\x00partition-clock"
+# The partition's policies (in force and scheduled), written in the batch that changes them, before its clock record.
+POLICY_KEY = b"\x00partition-policies"
+PARTITION_KEYS = (CLOCK_KEY, POLICY_KEY)
 OUTPUT_TOPICS = {"ledger": LEDGER_TOPIC, "update": UPDATES_TOPIC, "campaign": CAMPAIGNS_TOPIC, "coupon": COUPONS_TOPIC}
 
 
@@ -97,6 +100,8 @@ class Settings:
     web_port: int = field(default_factory=lambda: int(_env("LOYALTY_WEB_PORT", "web_port")))
     canonical_url: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_WEB_CANONICAL_URL"))
     policy_file: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_POLICY"))
+    # When policy_file differs from the policy in force in the log: "log" or "file" wins (None: refuse to start).
+    policy_wins: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_POLICY_WINS") or None)
     clock: str = DEFAULTS["clock"]
     tick_seconds: Optional[float] = None  # None: the policy's [clock] tick_seconds
     # Faust's own Prometheus sensor costs some µs per message; it can be turned off for throughput.

@@ -8,7 +8,8 @@ from rocksdict import WriteBatch
 
 from projections.state import CustomerState
 from streams.faust_internals import key_index, partition_db
-from streams.settings import CLOCK_KEY
+from projections.policies import PolicySchedule
+from streams.settings import CLOCK_KEY, PARTITION_KEYS, POLICY_KEY
 
 # Faust keeps its own bookkeeping (the persisted changelog offset) under `__faust\0offset__`. Customer ids
 # cannot hold a NUL (validation refuses control characters), so only keys with the NUL are Faust's.
@@ -35,6 +36,7 @@ class TablePartitionStore:
         self._cache: dict[str, CustomerState] = {}
         self._cached_states = cached_states
         self._dirty: set[str] = set()
+        self.saved_schedule: Optional[PolicySchedule] = None  # the partition's policies as last written
 
     @property
     def _db(self) -> Any:
@@ -68,7 +70,8 @@ class TablePartitionStore:
         self._cache.pop(customer_id, None)
         self._dirty.discard(customer_id)
 
-    def changelog(self, clock_ms: int, next_offset: Optional[int] = None) -> list[tuple[bytes, bytes]]:
+    def changelog(self, clock_ms: int, next_offset: Optional[int] = None,
+                  schedule: Optional[PolicySchedule] = None) -> list[tuple[bytes, bytes]]:
         """Return the batch's changed states, then the partition clock and the next input offset to fold.
 
         The clock record comes last, so a store that has it has every state of the batch (a partition's
@@ -78,8 +81,13 @@ class TablePartitionStore:
         the batch's outputs and changelog (see save()), so a crash in between re-applies the batch.
         """
         changelog = [(customer_id.encode(), self._cache[customer_id].to_bytes()) for customer_id in self._dirty]
-        changelog.append((CLOCK_KEY, orjson.dumps({"clock_ms": clock_ms, "next_offset": next_offset,
-                                                   "clock": self.clock})))
+        clock = {"clock_ms": clock_ms, "next_offset": next_offset, "clock": self.clock}
+        if schedule is not None:
+            clock["policy"] = schedule.in_force.version  # what a starting worker and `replay --verify` compare
+            if schedule is not self.saved_schedule:  # schedules are never changed in place: a new one changed
+                changelog.append((POLICY_KEY, schedule.to_bytes()))
+                self.saved_schedule = schedule
+        changelog.append((CLOCK_KEY, orjson.dumps(clock)))
         self._dirty.clear()
         return changelog
 
@@ -108,8 +116,13 @@ class TablePartitionStore:
         raw = self._db.get(CLOCK_KEY)
         return orjson.loads(raw).get("next_offset") if raw is not None else None
 
+    def policy_schedule(self) -> Optional[PolicySchedule]:
+        """Return the partition's policies as last written (None: never written)."""
+        raw = self._db.get(POLICY_KEY)
+        return PolicySchedule.from_bytes(raw) if raw is not None else None
+
     def states(self) -> Iterator[CustomerState]:
         """Yield every customer state stored in this partition (used once, after recovery)."""
         for key, value in self._db.items():
-            if key != CLOCK_KEY and not key.startswith(_FAUST_KEY_PREFIX) and value is not None:
+            if key not in PARTITION_KEYS and not key.startswith(_FAUST_KEY_PREFIX) and value is not None:
                 yield CustomerState.from_bytes(value)

@@ -119,14 +119,15 @@ async def one_customer(views: Views, web: Any, request: Any, customer_id: str, s
 
 async def get_customer(views: Views, web: Any, request: Any, customer_id: str) -> Any:
     """Return one customer's projection, asking the worker that owns the key if it is not this one."""
-    return await one_customer(views, web, request, customer_id, "", lambda fold, state: customer_view(state))
+    return await one_customer(views, web, request, customer_id, "", lambda fold, state: {
+        **customer_view(state), "policy_version": fold.schedule.in_force.version})  # the rules of this answer
 
 
 async def get_explanation(views: Views, web: Any, request: Any, customer_id: str) -> Any:
     """Explain one customer's tier, status, value, points and campaigns (routed like /customers/{id})."""
     # "Now" is the clock of the customer's own partition (no time rule is pending up to it).
     return await one_customer(views, web, request, customer_id, "/explain",
-                              lambda fold, state: explain(state, views.pipeline.policy, fold.clock_ms))
+                              lambda fold, state: explain(state, fold.policy, fold.clock_ms))
 
 
 async def get_segment(views: Views, web: Any, request: Any) -> Any:
@@ -158,11 +159,13 @@ async def get_stats(views: Views, web: Any, request: Any) -> Any:
     if not load_folds_once_recovered(views):
         return recovering(views, web)
     totals, missing = views.pipeline.totals(), []
+    versions = {fold.schedule.in_force.version for fold in list(views.pipeline.folds.values())}
     if request.query.get("scope") != "local":
         docs, missing = await views.peers.gather("/stats?scope=local")
         for doc in docs:
             totals.merge(Totals.from_dict(doc))
-    return json_answer(web, partial_answer(totals.to_dict(), missing))
+            versions.update(doc.get("policy_versions", ()))  # a peer of an earlier version sends none
+    return json_answer(web, partial_answer({**totals.to_dict(), "policy_versions": sorted(versions)}, missing))
 
 
 async def get_metrics(views: Views, web: Any, request: Any) -> Any:

@@ -9,9 +9,13 @@ import socket
 from pathlib import Path
 from typing import IO, Union
 
+from schemas.policy import Policy
+from schemas.policy_doc import policy_version
+
 import orjson
 
 from streams.gc_tuning import tune_gc
+from streams.policy_source import conflict_line, digest_of
 from streams.settings import CLOCK_KEY, Settings
 
 LOCK_FILE = "worker.lock"
@@ -97,21 +101,26 @@ CLOCK_LOOKBACKS = (1, 6_000)
 
 def group_clocks(settings: Settings) -> set[str]:
     """Return the --clock the group's workers last wrote each changelog partition with (empty for a new group)."""
+    # "" for records of earlier versions, which did not say: they do not decide
+    return {record.get("clock", "") for record in last_clock_records(settings).values()} - {""}
+
+
+def last_clock_records(settings: Settings) -> dict[int, dict]:
+    """Return the last clock record of each changelog partition (empty for a new group)."""
     # here, when the worker starts: the CLI imports this module's checks without loading the Kafka clients
     from streams.kafka_log import high_watermarks, read_log
     try:
         ends = high_watermarks(settings.broker, settings.changelog_topic)
     except KeyError:  # no changelog yet: a new group
         return set()
-    found: dict[int, str] = {}
+    found: dict[int, dict] = {}
     for lookback in CLOCK_LOOKBACKS:
         unknown = {partition: end for partition, end in ends.items() if end and partition not in found}
         starts = {partition: max(0, end - lookback) for partition, end in unknown.items()}
         for record in read_log(settings.broker, settings.changelog_topic, unknown, timeout_s=60, starts=starts):
             if record.key == CLOCK_KEY and record.value:
-                # "" for records of earlier versions, which did not say: they do not decide
-                found[record.partition] = orjson.loads(record.value).get("clock", "")
-    return set(found.values()) - {""}
+                found[record.partition] = orjson.loads(record.value)
+    return found
 
 
 def check_group_clock(settings: Settings, switch_clock: bool = False) -> None:
@@ -127,6 +136,21 @@ def check_group_clock(settings: Settings, switch_clock: bool = False) -> None:
         raise StartupError(f"the group {settings.app_id} folds on --clock {'/'.join(sorted(others))}, this worker was "
                            f"started with --clock {settings.clock}: start it with --clock {sorted(others)[0]}, or "
                            f"stop every worker of the group and give --switch-clock to move the group over")
+
+
+def check_group_policy(settings: Settings, policy: Policy) -> None:
+    """Refuse, in one line, a worker whose LOYALTY_POLICY differs from the policy in force on any partition."""
+    if settings.policy_file is None or settings.policy_wins is not None:
+        return
+    file_version = policy_version(policy)
+    differing: dict[str, list[int]] = {}
+    for partition, record in sorted(last_clock_records(settings).items()):
+        version = record.get("policy")
+        if version is not None and digest_of(version) != file_version:
+            differing.setdefault(version, []).append(partition)
+    if differing:
+        version, partitions = next(iter(differing.items()))
+        raise StartupError(conflict_line(version, partitions, settings.policy_file, file_version))
 
 
 def run_worker(settings: Settings, log_format: str = "text") -> None:

@@ -8,6 +8,7 @@ from tools.cli_broker import broker, topics
 from tools.cli_deliver import deliver
 from tools.cli_demo import demo
 from tools.cli_dlq import dlq
+from tools.cli_policy import policy
 from tools.cli_produce import produce, schema
 from tools.cli_query import explain, query
 from tools.cli_replay import replay
@@ -30,6 +31,6 @@ def _show_envvars(command: click.Command) -> None:
 
 
 for _command in (broker, topics, worker, produce, schema, query, explain, replay, tail, dlq, deliver, demo,
-                 bench):
+                 bench, policy):
     main.add_command(_command)
 _show_envvars(main)

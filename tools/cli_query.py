@@ -175,4 +175,6 @@ def query_stats(url: str, store: Optional[str], as_json: bool) -> None:
     if "by_value" in stats:  # a worker of an earlier version has none
         click.echo("by value            " + ", ".join(f"{k} {v}" for k, v in stats["by_value"].items()))
     click.echo(f"points outstanding  {stats['points_outstanding']}")
+    if stats.get("policy_versions"):  # a store or a worker of an earlier version has none
+        click.echo("policy              " + ", ".join(stats["policy_versions"]))
     click.echo(f"events applied      {stats['events_applied']}")

@@ -29,6 +29,8 @@ from tools.cli_common import broker_option, env_epilog, friendly, setting_option
                 help="Consumer group and changelog prefix; workers with the same id share the work.")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), envvar="LOYALTY_POLICY",
               help="A loyalty.toml overriding the default policy.")
+@click.option("--policy-wins", type=click.Choice(["log", "file"]), envvar="LOYALTY_POLICY_WINS",
+              help="When --policy differs from the policy in force in the log: which one folds (default: refuse).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), envvar="LOYALTY_LOG_FORMAT", default="text",
               show_default=True, help="Lifecycle log lines as text or JSON lines.")
 @setting_option("--progress-seconds", setting="progress_seconds", type=click.FloatRange(min=0),
@@ -42,19 +44,19 @@ from tools.cli_common import broker_option, env_epilog, friendly, setting_option
                    "read every customer).")
 @friendly
 def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[float], web_port: int, web_host: str,
-           data_dir: str, partitions: int, app_id: str, policy_file: Optional[str], log_format: str,
+           data_dir: str, partitions: int, app_id: str, policy_file: Optional[str], policy_wins: Optional[str], log_format: str,
            progress_seconds: float, switch_clock: bool, insecure_no_auth: bool) -> None:
     """Run a stream worker; several workers with one --app-id split the partitions."""
     # here, when the command runs: `loyalty --help` starts without the Kafka clients
     from schemas.policy import load_policy
-    from streams.worker import (check_faust, check_group_clock, check_web_auth, check_web_port, lock_data_dir,
+    from streams.worker import (check_faust, check_group_clock, check_group_policy, check_web_auth, check_web_port, lock_data_dir,
                                 run_worker)
     from tools.broker import wait_for_broker
     settings = settings_from(broker, broker_kind, clock=clock, tick_seconds=tick_seconds, web_port=web_port,
                              web_host=web_host, data_dir=Path(data_dir), partitions=partitions, app_id=app_id,
-                             policy_file=policy_file, progress_seconds=progress_seconds)
+                             policy_file=policy_file, policy_wins=policy_wins, progress_seconds=progress_seconds)
     check_web_auth(settings, insecure_no_auth)
-    load_policy(policy_file)  # fail fast with a clear message on a bad policy file
+    policy = load_policy(policy_file)  # fail fast with a clear message on a bad policy file
     stopped_by: list[int] = []
     # Until Faust installs its own handlers (which stop a running worker cleanly), SIGTERM is a Ctrl-C.
     signal.signal(signal.SIGTERM, lambda signum, _: stopped_by.append(signum) or _raise_interrupt())
@@ -66,6 +68,7 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
             # and on a broker that is not there, saying what it waits for
             wait_for_broker(settings.broker, timeout_s=15, say=lambda line: click.echo(line, err=True))
             check_group_clock(settings, switch_clock)
+            check_group_policy(settings, policy)
             run_worker(settings, log_format)
     except KeyboardInterrupt:
         click.echo("loyalty worker: stopped while starting, before it folded anything", err=True)

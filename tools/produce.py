@@ -16,6 +16,9 @@ class ProduceError(RuntimeError):
     """The broker cannot be reached or refused the records."""
 
 
+BROADCAST_TYPES = ("clock.tick", "policy.changed")  # every partition folds them: sent to each
+
+
 def tick_event(at: str) -> dict:
     """Build a clock.tick event for time `at` (RFC 3339)."""
     return {"event_id": f"tick-{at}-{uuid.uuid4().hex[:8]}", "event_type": "clock.tick",
@@ -23,14 +26,14 @@ def tick_event(at: str) -> dict:
 
 
 def _key_of(raw: bytes) -> tuple[Optional[bytes], bool]:
-    """Return (key, is_tick) for a raw line: the customer_id if it parses, else no key."""
+    """Return (key, is_broadcast) for a raw line: the customer_id if it parses, else no key."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None, False
     if not isinstance(doc, dict):
         return None, False
-    if doc.get("event_type") == "clock.tick":
+    if doc.get("event_type") in BROADCAST_TYPES:
         return None, True
     customer_id = doc.get("customer_id")
     return (customer_id.encode() if isinstance(customer_id, str) and customer_id else None), False

@@ -13,6 +13,7 @@ import orjson
 
 from projections.explain import explain
 from projections.views import Totals, customer_view, ledger_page, member_row
+from streams.peers import key_partition
 from schemas.policy import Policy, load_policy
 from streams.segments import PageError, decode_cursor, encode_cursor
 from tools.store import ReplayStore, StoreError
@@ -128,7 +129,13 @@ class StoreSource:
 
     def customer(self, customer_id: str) -> Optional[dict]:
         state = self.store.get(customer_id)
-        return None if state is None else customer_view(state)
+        if state is None:
+            return None
+        meta = self.store.meta()
+        if "versions" not in meta:  # a store of an earlier version names no policy
+            return customer_view(state)
+        partition = str(key_partition(customer_id.encode(), meta["partitions"]))
+        return {**customer_view(state), "policy_version": meta["versions"].get(partition, meta["policy_versions"][0])}
 
     def segment(self, status: Optional[str], tier: Optional[str], value: Optional[str] = None) -> list[str]:
         return [s.customer_id for s in self.store.states()
@@ -154,7 +161,9 @@ class StoreSource:
         return {"customer_ids": ids, "next": None, "members": rows}
 
     def stats(self) -> dict:
-        return Totals.of(self.store.states()).to_dict()
+        meta = self.store.meta()
+        versions = {"policy_versions": meta["policy_versions"]} if "policy_versions" in meta else {}
+        return {**Totals.of(self.store.states()).to_dict(), **versions}
 
     def ledger(self, customer_id: str, limit: int, cursor: Optional[str] = None) -> Optional[dict]:
         state = self.store.get(customer_id)

@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import click
+import tomllib
+from pydantic import ValidationError
 import orjson
 
 from projections.partition import MemoryStore, PartitionFold
+from projections.policies import WhatIf, first_change
 from projections.state import CustomerState
 from projections.views import Totals
-from schemas.policy import Policy, load_policy
+from schemas.policy import Policy, PolicyError, load_policy
+from schemas.policy_doc import policy_version
 from schemas.timeutil import format_ms
 from schemas.validate import Rejection, validate_record
 from streams.gc_tuning import tune_gc
@@ -35,6 +39,7 @@ class ReplayResult:
     """What a replay rebuilt: states by customer, partition clocks, what it counted, and the outputs derived."""
     states: dict[str, CustomerState] = field(default_factory=dict)
     clocks_ms: dict[int, int] = field(default_factory=dict)
+    versions: dict[int, str] = field(default_factory=dict)  # partition -> the policy version in force at the end
     records: int = 0
     rejected: int = 0
     campaigns: set[str] = field(default_factory=set)
@@ -46,6 +51,7 @@ class ReplayResult:
         """Add the result of other partitions."""
         self.states.update(other.states)
         self.clocks_ms.update(other.clocks_ms)
+        self.versions.update(other.versions)
         self.records += other.records
         self.rejected += other.rejected
         self.campaigns |= other.campaigns
@@ -68,7 +74,8 @@ def log_reader(settings: Settings, topic: str, ends: dict[int, int]) -> LogReade
 
 
 def fold_log(read: LogReader, policy: Policy, until_ms: Optional[int] = None,
-             progress: Optional[dict[int, int]] = None, outputs: bool = False) -> ReplayResult:
+             progress: Optional[dict[int, int]] = None, outputs: bool = False,
+             what_if: Optional[WhatIf] = None) -> ReplayResult:
     """Fold the log per partition; with until_ms, stop each partition before its clock would pass it.
 
     A record whose fold raises is refused (the worker sends it to the DLQ as processing_error) and its
@@ -77,9 +84,9 @@ def fold_log(read: LogReader, policy: Policy, until_ms: Optional[int] = None,
     `outputs` collects the output records' ids and digests for `--verify`.
     """
     poisoned: dict[int, set[int]] = {}
-    result, rerun = _fold_once(read(None), policy, until_ms, progress, outputs, poisoned)
+    result, rerun = _fold_once(read(None), policy, until_ms, progress, outputs, poisoned, what_if)
     while rerun:
-        again, rerun = _fold_once(read(rerun), policy, until_ms, None, outputs, poisoned)
+        again, rerun = _fold_once(read(rerun), policy, until_ms, None, outputs, poisoned, what_if)
         result.merge(again)
     result.poisoned = poisoned
     result.rejected += sum(len(offsets) for offsets in poisoned.values())
@@ -87,8 +94,8 @@ def fold_log(read: LogReader, policy: Policy, until_ms: Optional[int] = None,
 
 
 def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[int],
-               progress: Optional[dict[int, int]], outputs: bool,
-               poisoned: dict[int, set[int]]) -> tuple[ReplayResult, set[int]]:
+               progress: Optional[dict[int, int]], outputs: bool, poisoned: dict[int, set[int]],
+               what_if: Optional[WhatIf] = None) -> tuple[ReplayResult, set[int]]:
     """Fold records once; return the result of the partitions that finished, and those to fold again."""
     result = ReplayResult()
     folds: dict[int, PartitionFold] = {}
@@ -106,16 +113,16 @@ def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[
             continue
         fold = folds.get(partition)
         if fold is None:
-            fold = folds[partition] = PartitionFold(MemoryStore(), policy)
+            fold = folds[partition] = PartitionFold(MemoryStore(), policy, what_if=what_if)
         folded[partition] = folded.get(partition, 0) + 1
         if record.offset in poisoned.get(partition, ()):
             continue
-        event = validate_record(record.value, record.key, policy, record.timestamp_ms)
+        event = validate_record(record.value, record.key, fold.policy, record.timestamp_ms)  # the policy in force
         if isinstance(event, Rejection):
             rejected[partition] = rejected.get(partition, 0) + 1
             continue
-        if until_ms is not None and event.occurred_at_ms > until_ms:
-            stopped.add(partition)
+        if until_ms is not None and event.occurred_at_ms > until_ms and event.event_type != "policy.changed":
+            stopped.add(partition)  # (a policy.changed moves no clock: its occurred_at is when it was published)
             continue
         try:
             _, effects = fold.apply(event, record.offset)
@@ -142,6 +149,7 @@ def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[
             result.campaigns.update(e.record["trigger_id"] for e in effects if e.kind == "campaign")
         result.states.update(fold.store)
         result.clocks_ms[partition] = fold.clock_ms
+        result.versions[partition] = fold.schedule.in_force.version
         if derived is not None:
             for topic, records in derived.of(partition).items():
                 result.outputs.setdefault(topic, {}).update(records)
@@ -171,7 +179,7 @@ class _DerivedOutputs:
 
 
 def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progress: bool,
-            outputs: bool = False) -> tuple[ReplayResult, dict]:
+            outputs: bool = False, what_if: Optional[WhatIf] = None) -> tuple[ReplayResult, dict]:
     """Read the input log up to its current end and fold it; return the result and the ends read.
 
     Partitions are independent, so they are spread over one process per core.
@@ -179,7 +187,7 @@ def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progres
     ends = high_watermarks(settings.broker, INPUT_TOPIC)
     processes = min(os.cpu_count() or 1, len(ends))
     groups = [{p: end for p, end in sorted(ends.items()) if p % processes == n} for n in range(processes)]
-    jobs = [(settings, policy, until_ms, group, progress, outputs) for group in groups]
+    jobs = [(settings, policy, until_ms, group, progress, outputs, what_if) for group in groups]
     if processes <= 1:
         return _rebuild_partitions(*jobs[0]), ends
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -191,14 +199,15 @@ def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progres
 
 
 def _rebuild_partitions(settings: Settings, policy: Policy, until_ms: Optional[int], ends: dict[int, int],
-                        progress: bool, outputs: bool) -> ReplayResult:
+                        progress: bool, outputs: bool, what_if: Optional[WhatIf] = None) -> ReplayResult:
     """Fold some partitions of the input log (in a worker process)."""
     tune_gc()  # the replay holds every state in memory: default full collections would traverse them all
-    return fold_log(log_reader(settings, INPUT_TOPIC, ends), policy, until_ms, ends if progress else None, outputs)
+    return fold_log(log_reader(settings, INPUT_TOPIC, ends), policy, until_ms, ends if progress else None, outputs,
+                    what_if)
 
 
 def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], policy_file: Optional[str],
-               verify: bool, as_json: bool) -> bool:
+               verify: bool, as_json: bool, policy_replace: bool = False, policy_from_ms: Optional[int] = None) -> bool:
     """Run `loyalty replay`; return False when verification found differences.
 
     Without `out`, a plain replay writes ./replay; `--verify` and `--policy` write no store at all.
@@ -209,30 +218,37 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
         _check_out(out)  # before the long rebuild, so a refused --out costs nothing
     current_policy = load_policy(settings.policy_file)
     wait_for_broker(settings.broker, timeout_s=10, say=lambda line: click.echo(f"replay: {line}", err=True))
-    other_policy = load_policy(policy_file) if policy_file else None
+    other_policy = what_if_of(policy_file, current_policy, policy_replace, policy_from_ms) if policy_file else None
     started = time.monotonic()
     # Outputs are checked against a whole log only: with --until the topics hold more than the replay.
     check_outputs = verify and until_ms is None
     result, ends = rebuild(settings, current_policy, until_ms, progress=not as_json, outputs=check_outputs)
     seconds = time.monotonic() - started
     if out is not None:
-        _write_store(out, result, until_ms, current_policy)
+        _write_store(out, result, until_ms, current_policy, ends)
     summary = {"records": result.records, "rejected": result.rejected, "customers": len(result.states),
                "partitions": len(ends), "seconds": round(seconds, 3),
                "events_per_second": round(result.records / seconds) if seconds else None,
                "until": format_ms(until_ms) if until_ms else None, "out": out,
-               "stats": Totals.of(result.states.values()).to_dict()}
+               "stats": {**Totals.of(result.states.values()).to_dict(),
+                         "policy_versions": policy_versions(result, ends, current_policy)}}
     ok = True
     if verify:
-        live = live_states(settings, ends)
+        live_versions: dict[int, str] = {}
+        live = live_states(settings, ends, live_versions)
+        policy_rows = policy_differences(result, live_versions, current_policy) if until_ms is None else []
         differences = state_differences(result.states, live)
         outputs = output_differences(settings, result.outputs, live) if check_outputs else None
-        ok = not differences and (outputs is None or outputs["identical"])
-        summary["verify"] = {"identical": ok, "differences": differences[:100],
+        ok = not differences and not policy_rows and (outputs is None or outputs["identical"])
+        summary["verify"] = {"identical": ok, "policy_differs": policy_rows, "differences": differences[:100],
                              "customers_compared": len(set(result.states) | set(live)), "outputs": outputs}
     if other_policy is not None:
-        other, _ = rebuild(settings, other_policy, until_ms, progress=False)
+        other, _ = rebuild(settings, current_policy, until_ms, progress=False, what_if=other_policy)
         summary["what_if"] = what_if_report(result, other)
+        summary["what_if"]["policies"] = {"log": sorted(set(result.versions.values())),
+                                          "what_if": sorted(set(other.versions.values())),
+                                          "file": policy_file, "replace": policy_replace,
+                                          "from": format_ms(policy_from_ms) if policy_from_ms else None}
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return ok
@@ -247,6 +263,35 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
     return ok
 
 
+def what_if_of(policy_file: str, current: Policy, replace: bool, from_ms: Optional[int]) -> WhatIf:
+    """Read a what-if file: checked whole (--policy-replace) or over the current policy, as the loader would."""
+    load_policy(policy_file)  # the loader's own errors first (missing file, TOML, unknown keys)
+    with open(policy_file, "rb") as handle:
+        what_if = WhatIf(tomllib.load(handle), replace, from_ms or 0)
+    try:
+        what_if.shape(first_change(current))
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise PolicyError(f"{policy_file} over the current policy: {'.'.join(map(str, err['loc']))}: "
+                          f"{err['msg']}") from None
+    return what_if
+
+
+def policy_versions(result: ReplayResult, ends: dict, first: Policy) -> list[str]:
+    """Return the versions in force at the end, as /stats lists them (a partition without records: the first)."""
+    versions = set(result.versions.values())
+    if set(ends) - set(result.versions):
+        versions.add(policy_version(first))
+    return sorted(versions)
+
+
+def policy_differences(result: ReplayResult, live: dict[int, str], first: Policy) -> list[dict]:
+    """Return the partitions whose workers folded with another policy version than the log gives."""
+    first_version = policy_version(first)
+    return [{"partition": p, "live": version, "log": result.versions.get(p, first_version)}
+            for p, version in sorted(live.items()) if version != result.versions.get(p, first_version)]
+
+
 def _check_out(out: str) -> None:
     """Refuse an --out that is not a new directory or an earlier replay store (exit 2)."""
     try:
@@ -255,7 +300,7 @@ def _check_out(out: str) -> None:
         raise UserError(str(exc)) from None
 
 
-def _write_store(out: str, result: ReplayResult, until_ms: Optional[int], policy: Policy) -> None:
+def _write_store(out: str, result: ReplayResult, until_ms: Optional[int], policy: Policy, ends: dict) -> None:
     """Write the replayed states and their metadata into a fresh replay store."""
     try:
         store = ReplayStore.fresh(Path(out))
@@ -264,6 +309,9 @@ def _write_store(out: str, result: ReplayResult, until_ms: Optional[int], policy
     try:
         store.write(result.states, {"until": format_ms(until_ms) if until_ms else None, "records": result.records,
                                     "clocks": {str(p): c for p, c in sorted(result.clocks_ms.items())},
+                                    # the policy version of each partition, for the answers read from the store
+                                    "partitions": len(ends), "policy_versions": policy_versions(result, ends, policy),
+                                    "versions": {str(p): v for p, v in sorted(result.versions.items())},
                                     "policy": policy.model_dump(mode="json")})  # for `explain --store`
     finally:
         store.close()

@@ -15,7 +15,7 @@ from projections.views import Totals
 from schemas.policy import CAMPAIGNS
 from streams.kafka_auth import kafka_python_options
 from streams.kafka_log import read_topic
-from streams.settings import (CAMPAIGNS_TOPIC, CLOCK_KEY, COUPONS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS,
+from streams.settings import (CAMPAIGNS_TOPIC, CLOCK_KEY, PARTITION_KEYS, COUPONS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS,
                               Settings)
 from tools.query import QueryError
 
@@ -71,14 +71,22 @@ def _committed_offsets(admin: KafkaAdminClient, group_id: str, ends: dict[int, i
     return admin.list_consumer_group_offsets(group_id)
 
 
-def live_states(settings: Settings, ends: dict[int, int]) -> dict[str, CustomerState]:
-    """Read the live customer states from the table's changelog (the last value of each key)."""
+def live_states(settings: Settings, ends: dict[int, int],
+                versions: Optional[dict[int, str]] = None) -> dict[str, CustomerState]:
+    """Read the live customer states from the table's changelog (the last value of each key).
+
+    `versions`, if given, receives the policy version each partition's last clock record names.
+    """
     wait_for_workers(settings, ends)
     latest: dict[bytes, Optional[bytes]] = {}
     for record in read_topic(settings.broker, settings.changelog_topic):
         latest[record.key] = record.value
+        if versions is not None and record.key == CLOCK_KEY and record.value:
+            version = orjson.loads(record.value).get("policy")  # None: written before versions were
+            if version is not None:
+                versions[record.partition] = version
     return {key.decode(): CustomerState.from_bytes(value)
-            for key, value in latest.items() if value is not None and key != CLOCK_KEY}
+            for key, value in latest.items() if value is not None and key not in PARTITION_KEYS}
 
 
 def output_id(topic: str, value: bytes, record: dict) -> str:
@@ -166,6 +174,10 @@ def print_differences(report: dict) -> None:
         if unbalanced["customers"]:
             click.echo(f"verify: {unbalanced['customers']} customers' balance differs from the sum of their "
                        f"ledger entries, e.g. {', '.join(unbalanced['examples'][:3])}", err=True)
+    for row in report.get("policy_differs", []):  # the likeliest cause of what follows: said first
+        click.echo(f"verify: policy differs on partition {row['partition']}: the workers folded with "
+                   f"{row['live']}, the log says {row['log']} (LOYALTY_POLICY, or publish the rules: "
+                   f"docs/rules.md#policy-changes)", err=True)
     if report["identical"]:
         checked = "; every output on its topic, every balance the sum of its ledger" if outputs is not None else ""
         click.echo(f"verify: identical ({report['customers_compared']} customers){checked}")
@@ -232,6 +244,11 @@ def print_what_if(report: dict) -> None:
     """Print the what-if report for people."""
     b, a = report["before"], report["after"]
     click.echo("what if (current policy -> proposed policy):")
+    versions = report.get("policies")
+    if versions:  # which rules were compared: the log's versions, and what the file made of them
+        click.echo(f"  policy {', '.join(versions['log'])} -> {', '.join(versions['what_if'])}"
+                   f"{' (whole file)' if versions['replace'] else ' (file over the log)'}"
+                   f"{' from ' + versions['from'] if versions['from'] else ''}")
     for name in ("by_tier", "by_status", "by_value"):
         for key in b[name]:
             click.echo(f"  {name[3:]:<7}{key:<10}{b[name][key]:>9} -> {a[name][key]:<9}"

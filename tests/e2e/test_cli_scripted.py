@@ -105,6 +105,7 @@ def test_stats(run):
         "by tier             standard 2, premium 1, vip 0",
         "by value            high 0, medium 1, low 2, none 0",
         "points outstanding  1622",
+        f"policy              {h.EXPECTED_STATS['policy_versions'][0]}",
         "events applied      27",
     ]
 

@@ -167,6 +167,7 @@ class InProcessFold:
     def __init__(self) -> None:
         self.states: dict = {}
         self.clocks_ms: dict[int, int] = {}
+        self.policy_versions: dict[str, str] = {}  # customer -> the policy version of its partition at the end
         self.outputs: dict[str, dict[str, tuple[int, str]]] = {}
         self.rejections: Counter = Counter()   # reason -> records refused (validation or processing_error)
         self.refused: dict[tuple[int, int], str] = {}  # (partition, offset) -> reason
@@ -253,6 +254,7 @@ def fold_input_log(cluster: Cluster) -> InProcessFold:
         result.records += len(records)
         result.states.update(fold.store)
         result.clocks_ms[partition] = fold.clock_ms
+        result.policy_versions.update(dict.fromkeys(fold.store, fold.schedule.in_force.version))
         for offset, reason in refused.items():
             result.refused[partition, offset] = reason
             result.rejections[reason] += 1
@@ -319,7 +321,8 @@ def assert_live_states_equal_fold(worker: Worker, folded: InProcessFold) -> None
     different = {}
     for customer_id, state in sorted(folded.states.items()):
         live = worker.get(f"/customers/{customer_id}")
-        expected = orjson.loads(orjson.dumps(customer_view(state)))
+        expected = {**orjson.loads(orjson.dumps(customer_view(state))),
+                    "policy_version": folded.policy_versions[customer_id]}
         if live != expected:
             different[customer_id] = {k: (live.get(k), v) for k, v in expected.items() if live.get(k) != v}
     assert not different, (f"{len(different)} live customers differ from the in-process fold (live, fold): "

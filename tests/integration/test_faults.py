@@ -326,14 +326,14 @@ def order_evidence(cluster: Cluster, examples: int = 3) -> str:
 def _order_evidence(cluster: Cluster, examples: int) -> str:
     from projections.state import CustomerState
     from schemas.timeutil import format_ms
-    from streams.settings import CLOCK_KEY
+    from streams.settings import CLOCK_KEY, PARTITION_KEYS
     folded = fold_input_log(cluster)
     writes: dict[bytes, list[tuple[int, int, CustomerState]]] = defaultdict(list)
     clocks: dict[int, list[tuple[int, int]]] = defaultdict(list)  # partition -> [(offset, clock_ms)]
     for partition, offset, _, key, value in log_records(cluster, cluster.settings.changelog_topic):
         if key == CLOCK_KEY and value:
             clocks[partition].append((offset, orjson.loads(value)["clock_ms"]))
-        elif value:
+        elif value and key not in PARTITION_KEYS:
             writes[key].append((partition, offset, CustomerState.from_bytes(value)))
     differing = [cid for cid, state in sorted(folded.states.items())
                  if not writes.get(cid.encode()) or writes[cid.encode()][-1][2] != state]

@@ -10,7 +10,7 @@ from kafka import KafkaProducer
 
 from projections.state import CustomerState
 from streams.kafka_log import read_topic
-from streams.settings import CLOCK_KEY
+from streams.settings import PARTITION_KEYS
 from tests.fixtures.kafka import Cluster
 from tests.integration.oracles import (
     assert_equals_uninterrupted_run, customers_in, distinct_valid_events, history, wait_until_applied,
@@ -54,7 +54,7 @@ def test_verify_fails_when_the_live_state_differs(live, tmp_path):
     latest = {}
     for record in read_topic(cluster.settings.broker, topic):
         latest[record.key] = (record.partition, record.value)
-    changed, dropped = sorted(key for key in latest if key != CLOCK_KEY)[:2]
+    changed, dropped = sorted(key for key in latest if key not in PARTITION_KEYS)[:2]
     state = CustomerState.from_bytes(latest[changed][1])
     state.points_balance += 100
     producer = KafkaProducer(bootstrap_servers=cluster.settings.bootstrap_servers, acks="all")

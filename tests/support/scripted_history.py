@@ -90,6 +90,8 @@ points outstanding 161 + 256 + 1205 = 1622; events applied 8 + 16 + 3 = 27 (tick
 """
 from __future__ import annotations
 
+from schemas.policy import Policy
+from schemas.policy_doc import policy_version
 from tests.support.events import event_line as _event
 
 
@@ -184,6 +186,7 @@ EXPECTED_STATS = {
     "by_value": {"high": 0, "medium": 1, "low": 2, "none": 0},
     "points_outstanding": 1622,  # 161 + 256 + 1205
     "events_applied": EVENTS_APPLIED,
+    "policy_versions": [policy_version(Policy())],  # no policy.changed: the built-in default everywhere
 }
 
 # Ledger entries (customer -> [(kind, points)] in order).

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from projections.partition import MemoryStore, PartitionFold
 from schemas.events import EVENT_TYPES, EventBase
 from schemas.policy import Policy
+from schemas.policy_doc import policy_changed_document
 from schemas.timeutil import MAX_OCCURRED_AT_MS, MIN_OCCURRED_AT_MS, format_ms
 from schemas.validate import Rejection, validate_document, validate_message, validate_record
 from tests.support.events import ev
@@ -131,7 +132,10 @@ VALID_PAYLOADS = {
                                            optional={"points": st.one_of(st.none(), st.integers(1, 10**12))}),
     "hold.released": st.fixed_dictionaries({"hold_id": VALID_IDS}),
     "clock.tick": st.just({}),
+    "policy.changed": st.just(policy_changed_document(Policy(), "2026-02-01T00:00:00Z", "2026-01-01T00:00:00Z",
+                                                      "p1")["payload"]),
 }
+BROADCAST = ("clock.tick", "policy.changed")  # the event types without a customer
 
 
 @st.composite
@@ -139,7 +143,7 @@ def near_valid_documents(draw) -> dict:
     """A valid document of a random type with up to two fields replaced by hostile or extreme values."""
     event_type = draw(st.sampled_from(sorted(EVENT_TYPES)))
     document = {"event_id": draw(VALID_IDS), "event_type": event_type,
-                "customer_id": None if event_type == "clock.tick" else draw(st.sampled_from(["c1", "c2", "c3"])),
+                "customer_id": None if event_type in BROADCAST else draw(st.sampled_from(["c1", "c2", "c3"])),
                 "occurred_at": draw(VALID_TIMES), "payload": dict(draw(VALID_PAYLOADS[event_type]))}
     for field in draw(st.lists(st.sampled_from(sorted(HOSTILE)), max_size=2)):
         value = draw(HOSTILE[field])

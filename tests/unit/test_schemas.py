@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from schemas.events import EVENT_TYPES, EventBase
 from schemas.policy import Policy, PolicyError, load_policy
+from schemas.policy_doc import policy_changed_document
 from schemas.validate import Rejection, validate_document, validate_message
 from tests.support.events import doc
 
@@ -36,6 +37,7 @@ VALID = [
     doc("hold.captured", hold_id="h1"),
     doc("hold.released", hold_id="h1"),
     doc("clock.tick", customer=None),
+    policy_changed_document(Policy(), "2026-02-01T00:00:00Z", "2026-01-01T00:00:00Z", "p1", name="spring"),
 ]
 
 

@@ -14,7 +14,7 @@ from schemas.validate import (
     Rejection, validate_document, validate_document_reference, validate_message, validate_record,
 )
 from tests.unit.test_fuzz import (
-    FUZZ, HOSTILE, TIMESTAMPS, VALID_IDS, VALID_PAYLOADS, VALID_TIMES, VALUES, dumps, near_valid_documents,
+    BROADCAST, FUZZ, HOSTILE, TIMESTAMPS, VALID_IDS, VALID_PAYLOADS, VALID_TIMES, VALUES, dumps, near_valid_documents,
 )
 from tools.synthetic import synthetic_history
 
@@ -93,7 +93,7 @@ def one_field_off(draw) -> dict:
     event_type = draw(st.sampled_from(sorted(EVENT_TYPES)))
     payload = dict(draw(VALID_PAYLOADS[event_type]))
     document = {"event_id": draw(VALID_IDS), "event_type": event_type,
-                "customer_id": None if event_type == "clock.tick" else draw(st.sampled_from(["c1", "c2"])),
+                "customer_id": None if event_type in BROADCAST else draw(st.sampled_from(["c1", "c2"])),
                 "occurred_at": draw(VALID_TIMES), "schema_version": 1, "payload": payload}
     for name in draw(st.sets(st.sampled_from(["schema_version", "payload", "customer_id"]))):
         if name != "payload" or not payload:
@@ -190,7 +190,7 @@ VALID_DOCUMENTS = {
 def test_every_field_swept_through_boundary_values_gives_the_reference_result(event_type):
     payload_model = EVENT_TYPES[event_type].model_fields["payload"].annotation
     payload_keys = {field.alias or name for name, field in payload_model.model_fields.items()} | {"amount_minor"}
-    envelope = {"event_id": "e1", "event_type": event_type, "customer_id": None if event_type == "clock.tick" else "c1",
+    envelope = {"event_id": "e1", "event_type": event_type, "customer_id": None if event_type in BROADCAST else "c1",
                 "occurred_at": "2026-01-01T00:00:00+08:00", "schema_version": 1}
     assert isinstance(fast_event({**envelope, "payload": VALID_DOCUMENTS[event_type]}), EventBase)
     for value in BOUNDARY_VALUES:
@@ -207,7 +207,7 @@ def test_the_fast_path_takes_every_event_of_the_synthetic_history_and_builds_the
         assert event is not None, document
         assert snapshot(event) == snapshot(validate_document_reference(document)), document
     assert {d["event_type"] for d in synthetic_history(3_000, 300, seed=11)} >= set(EVENT_TYPES) - {
-        "reward.claimed", "coupon.used", "hold.requested", "hold.captured", "hold.released"}
+        "policy.changed", "reward.claimed", "coupon.used", "hold.requested", "hold.captured", "hold.released"}
 
 
 def test_the_fast_path_leaves_unusual_documents_to_pydantic():

@@ -13,7 +13,7 @@ class FakeStore:
     def __init__(self, log: list) -> None:
         self.log = log
 
-    def changelog(self, clock_ms: int, next_offset=None) -> list:
+    def changelog(self, clock_ms: int, next_offset=None, schedule=None) -> list:
         return [(b"c1", b"{}"), (b"\x00partition-clock", b'{"clock_ms": %d}' % clock_ms)]
 
     def save(self, records: list) -> None:
@@ -22,6 +22,7 @@ class FakeStore:
 
 class FakeFold:
     clock_ms = 42
+    schedule = None
 
 
 class FakeSender:
