@@ -112,7 +112,7 @@ def last_clock_records(settings: Settings) -> dict[int, dict]:
     try:
         ends = high_watermarks(settings.broker, settings.changelog_topic)
     except KeyError:  # no changelog yet: a new group
-        return set()
+        return {}
     found: dict[int, dict] = {}
     for lookback in CLOCK_LOOKBACKS:
         unknown = {partition: end for partition, end in ends.items() if end and partition not in found}
