@@ -232,7 +232,7 @@ def _commands(run: Run) -> str:
         group.stop()
     statuses = ", ".join(f"{count:,} x {status}" for status, count in sorted(result.statuses.items()))
     note = (f"{result.commands:,} commands at {COMMAND_RATE}/s offered ({statuses}), {result.streamed:,} events "
-            f"streamed at {STREAM_RATE}/s")
+            f"streamed at {STREAM_RATE}/s; warm-up {result.warmup_s:.1f}s")
     run.report.set("command_rate", result.per_s, note)
     run.report.set("command_p50", result.p50_ms)
     verdict = "under" if result.p99_ms < TARGET_P99_MS else "OVER"
