@@ -22,7 +22,8 @@ _SIZES = ("events", "customers", "latency_seconds", "tick_customers", "tick_due"
 @click.option("--partitions", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--seed", type=int, default=11, show_default=True, help="Seed of the synthetic history.")
 @click.option("--latency-seconds", type=click.FloatRange(min=0.5), default=20.0, show_default=True,
-              help="How long events are sent at half the 1-worker rate to time produce -> ledger.")
+              help="How long events are sent at half the 1-worker rate to time produce -> ledger, and how long "
+                   "checkout commands are sent over HTTP at 250/s.")
 @click.option("--tick-customers", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Customers on the partition whose tick is timed.")
 @click.option("--tick-due", type=click.IntRange(min=1), default=1_000, show_default=True,
@@ -41,9 +42,9 @@ def bench(ctx: click.Context, events: int, customers: int, partitions: int, seed
     """Measure everything in one run on an embedded broker it starts on a free port, and print one table.
 
     The limits of this machine (raw read, validation and fold in process), 1 and 2 workers on a backlog,
-    latency at half the 1-worker rate, `loyalty replay`, a hand-written aiokafka loop and a Quix Streams
-    app on the same backlog, the worker's memory and state sizes, a tick on a large partition, and the
-    ratios. Exit code 1 when some figure could not be measured (its row says why).
+    latency at half the 1-worker rate, checkout commands over HTTP at 250/s, `loyalty replay`, a
+    hand-written aiokafka loop and a Quix Streams app on the same backlog, the worker's memory and state
+    sizes, a tick on a large partition, and the ratios. Exit code 1 when some figure could not be measured (its row says why).
     """
     # here: `loyalty --help` and the other commands start without the benchmark and its clients
     from bench.progress import Progress

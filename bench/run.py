@@ -14,6 +14,7 @@ from typing import Callable
 import orjson
 
 from bench.backlog import Backlog, produce_backlog
+from bench.checkout import COMMAND_RATE, STREAM_RATE, TARGET_P99_MS, measure_commands
 from bench.heavy_state import heavy_state
 from bench.latency import measure_latency
 from bench.limits import measure_limits
@@ -29,7 +30,7 @@ from streams.gc_tuning import tune_gc
 from streams.settings import Settings
 from tools.broker import EmbeddedBroker, create_topics
 
-PHASES = 11
+PHASES = 12
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Run:
         self.settings: Settings = None
         self.backlog: Backlog = None
         self.expected = 0  # customer events the backlog holds (what a consumer applies)
+        self.applied_total = 0  # customer events on the input topic once the latency run is done
 
     def phase(self, name: str, keys: list[str], measure: Callable[[], str]) -> None:
         """Run one phase; if it fails, its rows say why and the run goes on."""
@@ -96,6 +98,8 @@ def run_bench(options: BenchOptions, progress: Progress, keep_dir: bool = False)
             run.phase(f"peer: {name}", [f"peer_{key}"], partial(_peer, run, key))
         run.phase("2 workers", ["worker_2"], partial(_two_workers, run))
         _one_worker(run)
+        run.phase("checkout commands over HTTP", ["command_rate", "command_p50", "command_p99"],
+                  partial(_commands, run))
         run.phase("a very active customer's state", ["state_heavy_1y", "state_heavy_2y"], partial(_heavy, run))
         run.phase("tick on a large partition", ["tick_large", "tick_small"], partial(_ticks, run))
     finally:
@@ -200,6 +204,7 @@ def _latency(run: Run, group: WorkerGroup) -> str:
 def _resources(run: Run, group: WorkerGroup) -> str:
     """The worker's peak RSS, then (once it stopped) its state's bytes per customer, in its store and changelog."""
     rss = group.peak_rss_bytes()
+    run.applied_total = group.applied() or 0
     group.stop()
     if rss is not None:
         run.report.set("worker_peak_rss", rss / 2**20)
@@ -212,6 +217,28 @@ def _resources(run: Run, group: WorkerGroup) -> str:
     run.report.set("state_changelog_median", changelog.median, f"{changelog.customers:,} customers")
     run.report.set("state_changelog_max", changelog.largest)
     return f"state median {store.median:,.0f} bytes, max {store.largest:,} bytes"
+
+
+def _commands(run: Run) -> str:
+    """A fresh worker on everything sent so far, then redemptions over HTTP at a steady rate while events stream in."""
+    # Its own group, last of the workers: commands carry the wall clock, which the other phases' state must not see.
+    group = WorkerGroup(run.settings, run.workdir, 1, "checkout").start()
+    try:
+        expected = max(run.expected, run.applied_total)
+        group.wait_applied(expected, run.options.timeout_s, run.worker_report(expected))
+        result = measure_commands(run.settings, group, run.options.latency_seconds, run.options.seed + 2,
+                                  run.progress.update)
+    finally:
+        group.stop()
+    statuses = ", ".join(f"{count:,} x {status}" for status, count in sorted(result.statuses.items()))
+    note = (f"{result.commands:,} commands at {COMMAND_RATE}/s offered ({statuses}), {result.streamed:,} events "
+            f"streamed at {STREAM_RATE}/s; warm-up {result.warmup_s:.1f}s")
+    run.report.set("command_rate", result.per_s, note)
+    run.report.set("command_p50", result.p50_ms)
+    verdict = "under" if result.p99_ms < TARGET_P99_MS else "OVER"
+    run.report.set("command_p99", result.p99_ms, f"{verdict} the target of {TARGET_P99_MS:.0f} ms")
+    return (f"{result.per_s:,.0f} commands/s, p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms "
+            f"(target p99 < {TARGET_P99_MS:.0f} ms)")
 
 
 def _heavy(run: Run) -> str:

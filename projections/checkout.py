@@ -7,7 +7,7 @@ from typing import Optional
 from projections.days import format_ms
 from projections.points import debit
 from projections.state import CustomerState, Effect, Hold, Pending
-from schemas.events import HoldCaptured, HoldReleased, HoldRequested
+from schemas.events import EventBase, HoldCaptured, HoldReleased, HoldRequested, OrderPaid
 from schemas.outputs import hold_update, points_released
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS
@@ -87,15 +87,26 @@ def _close_hold(state: CustomerState, hold_id: str) -> Hold:
 
 def capture_hold(state: CustomerState, event: HoldCaptured, policy: Policy) -> list[Effect]:
     """Redeem all or part of an open hold (the rest is released); refuse it if the balance no longer covers it."""
-    payload, at_ms = event.payload, event.occurred_at_ms
-    key = f"capture:{payload.hold_id}"
+    return _capture(state, event.payload.hold_id, event.payload.points, event, policy, {})
+
+
+def capture_for_order(state: CustomerState, event: OrderPaid, policy: Policy) -> list[Effect]:
+    """Capture the whole hold an order names: its points become the order's redemption."""
+    return _capture(state, event.payload.hold_id, None, event, policy, {"order_id": event.payload.order_id})
+
+
+def _capture(state: CustomerState, hold_id: str, wanted: Optional[int], event: EventBase, policy: Policy,
+             about: dict) -> list[Effect]:
+    """Capture `wanted` points of a hold (None: all of them), remembered under the hold's capture key."""
+    at_ms = event.occurred_at_ms
+    key = f"capture:{hold_id}"
     if known_command(state, key, policy) is not None:
         return []
-    request = [payload.points]
-    hold = state.holds.get(payload.hold_id)
-    points = payload.points if payload.points is not None else (hold.points if hold is not None else 0)
+    request = [wanted]
+    hold = state.holds.get(hold_id)
+    points = wanted if wanted is not None else (hold.points if hold is not None else 0)
     if hold is None:
-        reason = _closed_reason(state, payload.hold_id, policy)
+        reason = _closed_reason(state, hold_id, policy)
     elif points > hold.points:
         reason = "exceeds_hold"
     # Lots may have expired or been reversed since the hold was placed: a capture never overspends.
@@ -104,14 +115,14 @@ def capture_hold(state: CustomerState, event: HoldCaptured, policy: Policy) -> l
     else:
         reason = None
     if reason is not None:
-        return _hold_refused(state, "capture_rejected", payload.hold_id, points, at_ms, event.event_id, key,
-                             request, reason)
-    _close_hold(state, payload.hold_id)
+        return _hold_refused(state, "capture_rejected", hold_id, points, at_ms, event.event_id, key, request, reason)
+    _close_hold(state, hold_id)
     entry = debit(state, points, at_ms, "redeem", event.event_id)
-    remember_outcome(state, key, at_ms, request, ACCEPTED, {**ledger_detail(entry), "released": hold.points - points})
+    remember_outcome(state, key, at_ms, request, ACCEPTED,
+                     {**ledger_detail(entry), "released": hold.points - points, **about})
     return [entry, Effect("update", hold_update(
-        customer_id=state.customer_id, kind="hold_captured", hold_id=payload.hold_id, points=points,
-        released=hold.points - points, at=format_ms(at_ms), source_event_id=event.event_id))]
+        customer_id=state.customer_id, kind="hold_captured", hold_id=hold_id, points=points,
+        released=hold.points - points, at=format_ms(at_ms), source_event_id=event.event_id, **about))]
 
 
 def release_hold(state: CustomerState, event: HoldReleased, policy: Policy) -> list[Effect]:

@@ -10,8 +10,8 @@ from typing import Any, Callable, Optional
 
 from projections.care import forget_member_day, forget_reminder_time
 from projections.checkout import (
-    ACCEPTED, REJECTED, add_pending, available_points, capture_hold, ledger_detail, place_hold, prune_commands,
-    release_hold, remember_outcome, take_back_pending,
+    ACCEPTED, REJECTED, add_pending, available_points, capture_for_order, capture_hold, ledger_detail, place_hold,
+    prune_commands, release_hold, remember_outcome, take_back_pending,
 )
 from projections.constants import figures
 from projections.days import format_ms, local_day
@@ -162,17 +162,19 @@ def _pay_order(state: CustomerState, event: OrderPaid, policy: Policy) -> list[E
         return []
     numerator, denominator = figures(policy).earn_ratio[state.tier]
     points = payload.amount_minor * numerator // (denominator * 100)
+    # The hold's points are spent at this checkout, before the order earns.
+    captured = capture_for_order(state, event, policy) if payload.hold_id is not None else []
     state.orders[payload.order_id] = Order(event.occurred_at_ms, payload.amount_minor, 0, points, 0, False)
     state.lifetime_spend_minor += payload.amount_minor
     count_order_spend(state, event.occurred_at_ms, payload.amount_minor, policy, orders_change=1)
     if state.last_purchase_ms is None or event.occurred_at_ms > state.last_purchase_ms:
         state.last_purchase_ms = event.occurred_at_ms
     if not points:
-        return []
+        return captured
     if policy.earn.pending_days:
         add_pending(state, payload.order_id, points, event.occurred_at_ms, policy)
     # The lot counts from the order, not from the release: pending time is part of a lot's life (docs/rules.md).
-    return [credit(state, points, event.occurred_at_ms, policy.lots.expiry_days, "earn", event.event_id)]
+    return [*captured, credit(state, points, event.occurred_at_ms, policy.lots.expiry_days, "earn", event.event_id)]
 
 
 def _refund_order(state: CustomerState, event: OrderRefunded, policy: Policy) -> list[Effect]:

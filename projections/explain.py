@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from projections.checkout import available_points, open_holds, pending_points
 from projections.points import points_expiring
 from projections.state import CustomerState
 from projections.timeline import status_for, tier_for
@@ -158,14 +159,24 @@ def _value(state: CustomerState, policy: Policy, window: list[dict], now: int) -
 
 
 def _points(state: CustomerState) -> dict:
-    """The balance, its lots with their expiry, the debt and the next expiry."""
+    """The balance, its lots with their expiry, the debt, the next expiry, and what holds and pending points keep."""
     lots = points_expiring(state)
+    holds, pending = open_holds(state), pending_points(state)
     why = [f"balance {state.points_balance}: lots {sum(lot['points'] for lot in lots)} minus debt {state.debt_points}."]
     why += [f"{lot['points']} points expire on {lot['expires_at'][:10]}" for lot in lots]
     why.append(f"next expiry: {lots[0]['points']} points on {lots[0]['expires_at'][:10]}." if lots
                else "nothing to expire.")
+    if holds or pending:  # else available is the balance, and saying so adds nothing
+        why.append(f"available {available_points(state)}: balance {state.points_balance} minus held "
+                   f"{state.held_points} minus pending {state.pending_points}.")
+    why += [f"{h['points']} points held by {h['hold_id']} until {h['expires_at']} (released then unless captured)"
+            for h in holds]
+    why += [f"{p['points']} points pending from order {p['order_id']}, spendable from {p['available_at'][:10]}"
+            for p in pending]
     return {"balance": state.points_balance, "debt": state.debt_points, "lots": lots,
-            "next_expiry": lots[0] if lots else None, "why": why}
+            "next_expiry": lots[0] if lots else None, "available": available_points(state),
+            "held": state.held_points, "holds": holds, "pending": state.pending_points, "pending_entries": pending,
+            "why": why}
 
 
 def _campaigns(state: CustomerState, policy: Policy, status_changes: list[dict]) -> dict:

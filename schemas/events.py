@@ -127,6 +127,7 @@ class OrderPaidPayload(Payload):
     order_id: Id
     amount_minor: AmountMinor = Field(alias="amount")
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    hold_id: Optional[Id] = None  # a hold placed at checkout: the order captures it (docs/rules.md)
 
 
 class OrderRefundedPayload(Payload):

@@ -105,7 +105,7 @@ _SPECS: dict[str, tuple] = {
     "customer.profile_updated": (CustomerProfileUpdated, ProfilePayload, _default(CustomerProfileUpdated), _PROFILE),
     "order.paid": (OrderPaid, OrderPaidPayload, None, (
         ("order_id", "order_id", _ID, _REQUIRED), ("amount", "amount_minor", _AMOUNT, _REQUIRED),
-        ("currency", "currency", _currency, "CNY"))),
+        ("currency", "currency", _currency, "CNY"), ("hold_id", "hold_id", _text(128, nullable=True), None))),
     "order.refunded": (OrderRefunded, OrderRefundedPayload, None, (
         ("order_id", "order_id", _ID, _REQUIRED), ("amount", "amount_minor", _AMOUNT, _REQUIRED))),
     "redemption.requested": (RedemptionRequested, RedemptionPayload, None, (

@@ -169,7 +169,7 @@ def coupon_rejected(*, customer_id: str, reason: str, coupon_id: str, order_id: 
 @_builds(CustomerUpdate)
 def hold_update(*, customer_id: str, kind: str, hold_id: str, points: int, at: str, source_event_id: Optional[str],
                 reason: Optional[str] = None, expires_at: Optional[str] = None,
-                released: Optional[int] = None) -> dict[str, Any]:
+                released: Optional[int] = None, order_id: Optional[str] = None) -> dict[str, Any]:
     """Build an update of a hold (placed, captured, released, expired) or a refused hold command (with a reason)."""
     record = {"customer_id": customer_id, "kind": kind, "hold_id": hold_id, "points": points, "at": at,
               "source_event_id": source_event_id}
@@ -179,6 +179,8 @@ def hold_update(*, customer_id: str, kind: str, hold_id: str, points: int, at: s
         record["expires_at"] = expires_at
     if released is not None:
         record["released"] = released
+    if order_id is not None:  # captured by an order.paid naming the hold
+        record["order_id"] = order_id
     return record
 
 

@@ -109,3 +109,26 @@ def test_loyalty_query_ledger_pages_the_members_history(checkout, module_cluster
     text = module_cluster.loyalty("query", "ledger", "m3", "--cursor", page["next_cursor"], "--url", checkout.url,
                                   env={"LOYALTY_API_TOKEN": READ_TOKEN})
     assert text.returncode == 0 and b"adjust" in text.stdout and b"more:" not in text.stdout, text.stdout
+
+
+def test_an_order_naming_a_hold_captures_it_and_the_capture_answers_for_the_order(checkout, module_cluster):
+    now = format_ms(int(time.time() * 1000) - 30_000)
+    module_cluster.produce_lines([orjson.dumps({"event_id": "seed-m4", "event_type": "points.adjusted",
+                                                "customer_id": "m4", "occurred_at": now,
+                                                "payload": {"points": 1000, "reason": "seed"}})])
+    wait_for(lambda: call(checkout, "GET", "/customers/m4", token=READ_TOKEN)[0] == 200, 30, "m4 seeded")
+    assert call(checkout, "POST", "/customers/m4/holds", {"hold_id": "h9", "points": 400, "expires_in": 900})[0] == 200
+    module_cluster.produce_lines([orjson.dumps({
+        "event_id": "order-m4", "event_type": "order.paid", "customer_id": "m4",
+        "occurred_at": format_ms(int(time.time() * 1000)), "payload": {"order_id": "o9", "amount": "10.00",
+                                                                       "hold_id": "h9"}})])
+    wait_for(lambda: call(checkout, "GET", "/customers/m4/commands/capture/h9", token=READ_TOKEN)[0] == 200, 30,
+             "the order's capture")
+    status, captured = call(checkout, "GET", "/customers/m4/commands/capture/h9", token=READ_TOKEN)
+    assert (captured["order_id"], captured["points"], captured["balance_after"]) == ("o9", -400, 600), captured
+    assert call(checkout, "POST", "/customers/m4/holds/h9/capture", {}) == (200, captured)
+    assert call(checkout, "POST", "/customers/m4/holds/h9/capture", {"points": 100})[0] == 409
+    assert call(checkout, "GET", "/customers/m4", token=READ_TOKEN)[1]["points_held"] == 0
+    entries = call(checkout, "GET", "/customers/m4/ledger", token=READ_TOKEN)[1]["entries"]
+    assert [(e["kind"], e["points"]) for e in entries][1:] == [("redeem", -400), ("adjust", 1000)], entries
+    assert entries[0]["kind"] == "earn" and entries[0]["balance_after"] == 600 + entries[0]["points"]

@@ -84,6 +84,22 @@ def test_why_these_points_the_lots_the_debt_and_the_next_expiry():
     assert points["next_expiry"] == {"points": 968, "expires_at": "2027-01-01T02:00:00Z"}
 
 
+def test_why_these_points_what_holds_and_pending_points_keep_from_the_balance():
+    policy = Policy.model_validate({"earn": {"pending_days": 14}})
+    s = given(ev("points.adjusted", day(0), points=1000, reason="seed"),
+              ev("order.paid", day(1), order_id="o9", amount="100.00"),
+              ev("hold.requested", day(1, 0.5), hold_id="h1", points=300, expires_in=900), policy=policy)
+    points = explain(s.state(), policy, s.fold.clock_ms)["points"]
+    earned = points["balance"] - 1000
+    assert earned > 0 and (points["available"], points["held"], points["pending"]) == (700, 300, earned)
+    assert [(h["hold_id"], h["points"]) for h in points["holds"]] == [("h1", 300)]
+    assert [(p["order_id"], p["points"], p["available_at"][:10]) for p in points["pending_entries"]] == \
+        [("o9", earned, day(15)[:10])]
+    assert f"available 700: balance {1000 + earned} minus held 300 minus pending {earned}." in points["why"]
+    assert any(line.startswith("300 points held by h1 until") for line in points["why"])
+    assert f"{earned} points pending from order o9, spendable from {day(15)[:10]}" in points["why"]
+
+
 def test_campaigns_before_any_fired_name_the_next_ones():
     campaigns = explained(*HISTORY)["campaigns"]
     assert campaigns["win_back"] == {"last": None, "not_before": None,

@@ -108,7 +108,8 @@ VALID_PAYLOADS = {
     "customer.registered": PROFILE,
     "customer.profile_updated": PROFILE,
     "order.paid": st.fixed_dictionaries({"order_id": VALID_IDS, "amount": VALID_AMOUNTS},
-                                        optional={"currency": st.just("CNY")}),
+                                        optional={"currency": st.just("CNY"),
+                                                  "hold_id": st.one_of(st.none(), VALID_IDS)}),
     "order.refunded": st.fixed_dictionaries({"order_id": VALID_IDS, "amount": VALID_AMOUNTS}),
     "redemption.requested": st.fixed_dictionaries(
         {"redemption_id": VALID_IDS, "points": st.one_of(st.integers(1, 10**12), st.sampled_from([1, 10**12]))},

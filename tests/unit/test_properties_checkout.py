@@ -38,7 +38,8 @@ STEP_MINUTES = (0, 1, 1, 5, 5, 30, 61, 24 * 60, 15 * 24 * 60)  # mostly minutes:
 def checkout_logs(draw) -> list:
     """One or two customers' orders, refunds and interleaved checkout commands, with repeated records.
 
-    A capture or release names a hold requested before (or, one time in five, one never requested).
+    A capture or release names a hold requested before (or, one time in five, one never requested); one
+    order in three names a hold requested before, which it captures if still open.
     """
     log, clock_min, holds = [], 0, []
     for index in range(draw(st.integers(1, 50))):
@@ -53,6 +54,8 @@ def checkout_logs(draw) -> list:
             payload["hold_id"] = f"h{index}"
             holds.append((customer, payload["hold_id"]))
         elif event_type in ("hold.captured", "hold.released") and holds and draw(st.integers(0, 4)):
+            customer, payload["hold_id"] = draw(st.sampled_from(holds))
+        elif event_type == "order.paid" and holds and draw(st.integers(0, 2)) == 0:  # an order capturing a hold
             customer, payload["hold_id"] = draw(st.sampled_from(holds))
         log.append(validated({"event_id": f"k{index}", "event_type": event_type, "customer_id": customer,
                               "occurred_at": rfc3339(clock_min, timezone.utc), "payload": payload}))

@@ -141,3 +141,37 @@ def test_a_claim_and_a_redemption_remember_their_outcome_for_an_answer():
                                                     "coupon_id": "c1:k1", "expires_at": "2026-02-01T02:00:00Z"}]
     assert outcome(s, "claim:k2") == ["rejected", {"reason": "insufficient_points"}]
     assert outcome(s, "claim:k3") == ["rejected", {"reason": "unknown_reward"}]
+
+
+def paid(order_id: str, amount: str, at: str = day(1, 0.1), **kw):
+    return ev("order.paid", at, order_id=order_id, amount=amount, **kw)
+
+
+def test_an_order_naming_an_open_hold_captures_it_before_it_earns():
+    s = funded(1000).when(hold("h1", 300), paid("o1", "100.00", hold_id="h1"))
+    redeemed, earned = s.points()
+    assert redeemed == -300 and earned > 0
+    assert [e["kind"] for e in s.ledger()] == ["redeem", "earn"]
+    s.then(points_balance=700 + earned, held_points=0)
+    assert s.updates(kind="hold_captured")[0] == {**s.updates(kind="hold_captured")[0], "order_id": "o1",
+                                                  "points": 300, "released": 0}
+    assert outcome(s, "capture:h1") == ["accepted", {"entry_id": "c1:2", "points": -300, "balance_after": 700,
+                                                      "released": 0, "order_id": "o1"}]
+    # A capture asked over HTTP afterwards (the whole hold) gets the order's outcome, and debits nothing more.
+    s.when(capture("h1", at=day(1, 0.2)))
+    assert s.ledger() == [] and s.updates() == []
+
+
+def test_an_order_naming_a_hold_that_is_not_open_is_still_paid_and_captures_nothing():
+    s = funded(1000).when(hold("h1", 300), release("h1"), paid("o1", "100.00", at=day(1, 0.2), hold_id="h1"),
+                          paid("o2", "100.00", at=day(1, 0.3), hold_id="never"))
+    assert [u["reason"] for u in s.updates(kind="capture_rejected")] == ["hold_closed", "unknown_hold"]
+    assert [e["kind"] for e in s.ledger()] == ["earn", "earn"]
+    s.then(held_points=0)
+
+
+def test_a_repeated_order_does_not_capture_its_hold_twice():
+    s = funded(1000).when(hold("h1", 300), hold("h2", 200, at=day(1, 0.05)), paid("o1", "10.00", hold_id="h1"))
+    s.when(paid("o1", "10.00", at=day(1, 0.2), hold_id="h2"))
+    assert s.ledger() == [] and s.updates() == []
+    s.then(held_points=200)

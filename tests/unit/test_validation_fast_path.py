@@ -22,7 +22,7 @@ POLICY = Policy.model_validate({"limits": {"max_amount": "5000.00"}})
 FUZZ_MORE = settings(FUZZ, max_examples=400)
 # Keys a producer may add or misspell: unknown ones, and field names instead of their JSON names.
 ODD_KEYS = ["occurred_at_ms", "amount_minor", "extra", "event_type", "payload", "schema_version", "customer_id",
-            "birthday", "timezone", "currency", "amount", "channel", "reward"]
+            "birthday", "timezone", "currency", "amount", "channel", "reward", "hold_id"]
 ODD_VALUES = st.one_of(VALUES, st.sampled_from([
     None, True, False, 1.0, 0, -1, 2**64, "", " ", "\u00a0", "\u2028", "\ud800", "é", "😀", "CNY", "USD", "1.5",
     "2026-01-01T00:00:00Z", "Asia/Shanghai", "02-29", {}, [], [[[]]], {"a": {"b": [1, {"c": None}]}},
