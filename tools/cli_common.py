@@ -50,6 +50,24 @@ def friendly(func: Callable) -> Callable:
     return wrapper
 
 
+def interrupt_on_stop_signals() -> list[int]:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt; return the list the signals received are added to.
+
+    Also in a background job, which a shell starts with SIGINT ignored: Ctrl-C or `kill -INT` must stop
+    `tail --follow` and a starting worker as they would in the foreground (Faust, once it runs, handles
+    both signals itself).
+    """
+    received: list[int] = []
+
+    def interrupt(signum: int, _frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
+    return received
+
+
 def pipe_closed() -> NoReturn:
     """End quietly when the reader of stdout has gone (`loyalty query ... | head`), as a Unix tool does."""
     # Python would complain again when it flushes stdout at exit: point stdout at /dev/null first.

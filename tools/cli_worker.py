@@ -10,7 +10,8 @@ import click
 
 from streams.kafka_auth import KAFKA_AUTH_ENV
 from streams.settings import WORKER_ENV_WITHOUT_FLAG
-from tools.cli_common import broker_option, env_epilog, friendly, setting_option, settings_from
+from tools.cli_common import (broker_option, env_epilog, friendly, interrupt_on_stop_signals, setting_option,
+                              settings_from)
 
 
 @click.command(epilog=env_epilog({**WORKER_ENV_WITHOUT_FLAG, **KAFKA_AUTH_ENV}))
@@ -57,9 +58,7 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
                              policy_file=policy_file, policy_wins=policy_wins, progress_seconds=progress_seconds)
     check_web_auth(settings, insecure_no_auth)
     policy = load_policy(policy_file)  # fail fast with a clear message on a bad policy file
-    stopped_by: list[int] = []
-    # Until Faust installs its own handlers (which stop a running worker cleanly), SIGTERM is a Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda signum, _: stopped_by.append(signum) or _raise_interrupt())
+    stopped_by = interrupt_on_stop_signals()  # until Faust installs its own handlers, which stop it cleanly
     try:
         # A second worker on this data dir or web port stops here, in one line, before anything waits.
         with lock_data_dir(settings.data_dir):  # held while the worker runs
@@ -74,6 +73,3 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
         click.echo("loyalty worker: stopped while starting, before it folded anything", err=True)
         sys.exit(128 + (stopped_by[-1] if stopped_by else signal.SIGINT))  # as a shell reports the signal
 
-
-def _raise_interrupt() -> None:
-    raise KeyboardInterrupt
