@@ -236,6 +236,14 @@ def celebrate_member_day(state: CustomerState, at_ms: int, clock_ms: int, policy
     return effects
 
 
-def forget_member_day(state: CustomerState) -> None:
-    """Recompute the next member day later (the time zone changed)."""
-    state.member_day_due_ms = None
+def forget_member_day(state: CustomerState, old_tz: Optional[str], policy: Policy) -> None:
+    """Move the next member day to the new time zone (the time zone changed).
+
+    The next member day keeps its date: found again from the clock in a zone to the west, the date
+    already celebrated could come round once more, and a trigger id names the date.
+    """
+    due_ms = state.member_day_due_ms
+    if due_ms is None:
+        return
+    day = local_day(due_ms, old_tz or policy.campaigns.default_timezone)
+    state.member_day_due_ms = local_midnight_ms(day, _tz(state, policy))

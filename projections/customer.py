@@ -139,7 +139,7 @@ def _update_profile(state: CustomerState, event: CustomerRegistered | CustomerPr
     if "timezone" in payload.model_fields_set and payload.timezone != state.timezone:
         old_tz, state.timezone = state.timezone, payload.timezone
         forget_reminder_time(state, old_tz, policy)  # local dates moved
-        forget_member_day(state)
+        forget_member_day(state, old_tz, policy)
     refresh_birthday_due(state, policy)
     return []
 
@@ -150,7 +150,7 @@ def _erase(state: CustomerState, event: CustomerErased, policy: Policy) -> list[
     if state.timezone is not None:
         old_tz, state.timezone = state.timezone, None
         forget_reminder_time(state, old_tz, policy)  # local dates are now in the default time zone
-        forget_member_day(state)
+        forget_member_day(state, old_tz, policy)
     state.birthday_due_ms = None
     return []
 
