@@ -1,6 +1,7 @@
 """`loyalty worker`: run a stream worker in the foreground."""
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 from pathlib import Path
@@ -59,6 +60,9 @@ def worker(broker: str, broker_kind: str, clock: str, tick_seconds: Optional[flo
     check_web_auth(settings, insecure_no_auth)
     policy = load_policy(policy_file)  # fail fast with a clear message on a bad policy file
     stopped_by = interrupt_on_stop_signals()  # until Faust installs its own handlers, which stop it cleanly
+    # `kill -USR1 PID` prints every thread's stack while the worker starts (then Faust's own handler prints
+    # every thread's and task's stack): a start that hangs says where, and the signal never kills the worker.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         # A second worker on this data dir or web port stops here, in one line, before anything waits.
         with lock_data_dir(settings.data_dir):  # held while the worker runs

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -25,3 +26,19 @@ def test_a_worker_without_a_broker_says_what_it_waits_for_at_once(tmp_path):
     finally:
         stop_process(proc, timeout_s=5)
     assert proc.returncode is not None
+
+
+def test_sigusr1_prints_where_a_starting_worker_waits_and_it_goes_on(tmp_path):
+    env = {**os.environ, "LOYALTY_BROKER": f"kafka://127.0.0.1:{free_port()}", "LOYALTY_WEB_PORT": str(free_port()),
+           "LOYALTY_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "tools", "worker", "--clock", "event"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        lines = _lines(proc.stderr)
+        _wait_for_line(lines, b"waiting up to 15s for a Kafka broker", timeout_s=10)
+        proc.send_signal(signal.SIGUSR1)
+        assert b"wait_for_broker" in _wait_for_line(lines, b"wait_for_broker", timeout_s=10)
+        assert proc.poll() is None, "SIGUSR1 ended the worker"
+        assert b"still no broker" in _wait_for_line(lines, b"still no broker", timeout_s=10)  # it goes on waiting
+    finally:
+        stop_process(proc, timeout_s=5)

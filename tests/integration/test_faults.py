@@ -109,7 +109,8 @@ def watch(workers: list[Worker], condition: Callable, timeout_s: float, what: st
             if last:
                 return last
         if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {w.name}:\n{log_tail(w, 2500)}" for w in workers)
+            logs = "\n".join(f"--- {w.name}:\n{log_tail(w, 2500)}\n--- {w.name} waits in:\n{w.waits()}" for w in workers)
+            logs += f"\n--- broker log:\n{workers[0].cluster.broker_log()[-2000:]}" if workers else ""
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})\n{logs}")
         time.sleep(interval_s)
 
