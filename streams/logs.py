@@ -53,6 +53,16 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)  # Faust, aiokafka and mode: warnings and errors only
     logging.getLogger(LOGGER_NAME).setLevel(level)
+    # The group's join and sync steps, a few lines per rebalance: a worker that never gets its partitions
+    # shows how far it came.
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    coordinator.setLevel(logging.INFO)
+    coordinator.filters[:] = [_without_partition_sets]
+
+
+def _without_partition_sets(record: logging.LogRecord) -> bool:
+    """Drop aiokafka's lines listing every partition assigned or revoked: ours say it in one short line."""
+    return record.levelno > logging.INFO or not str(record.msg).startswith(("Setting newly", "Revoking previously"))
 
 
 def lifecycle(event: str, **fields: object) -> None:
