@@ -236,3 +236,13 @@ def test_every_worker_and_the_cli_fold_by_the_mounted_policy_file():
         mounts = dict(volume.rsplit(":", 2)[:2] for volume in service["volumes"] if volume.startswith("./"))
         assert mounts.get("./deploy/loyalty.toml") == service["environment"]["LOYALTY_POLICY"], name
     assert load_policy(str(ROOT / "deploy/loyalty.toml")) is not None  # a valid policy: the workers start with it
+
+
+def test_the_deliverer_runs_loyalty_deliver_and_prometheus_scrapes_its_metrics_port():
+    service = _load_yaml(COMPOSE)["services"]["deliver"]
+    script = service["entrypoint"][-1]
+    assert "exec loyalty deliver " in script and "--secret-file /run/loyalty/webhook-secret" in script
+    assert "/run/loyalty" in service["tmpfs"] and service["profiles"] == ["delivery"]
+    port = re.search(r"--metrics-port (\d+) --metrics-host 0\.0\.0\.0", script).group(1)
+    jobs = {job["job_name"]: job for job in _load_yaml(PROMETHEUS)["scrape_configs"]}
+    assert jobs["loyalty-deliver"]["static_configs"][0]["targets"] == [f"deliver:{port}"]
