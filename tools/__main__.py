@@ -1,4 +1,4 @@
 """Run the loyalty command with `python -m tools`."""
-from tools.cli import main
+from tools.entry import main
 
 main()

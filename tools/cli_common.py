@@ -39,7 +39,9 @@ def friendly(func: Callable) -> Callable:
         from tools.broker import BrokerError
         from tools.produce import ProduceError
         from tools.query import QueryError
+        before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
         try:
+            interrupt_on_stop_signals()  # so that a command stopped midway runs its `finally` (children, files)
             result = func(*args, **kwargs)
             sys.stdout.flush()  # a closed pipe shows here, not at exit
             return result
@@ -47,7 +49,25 @@ def friendly(func: Callable) -> Callable:
             pipe_closed()
         except (BrokerError, ProduceError, QueryError, PolicyError, StartupError, KafkaError, OSError) as exc:
             raise UserError(str(exc) or exc.__class__.__name__) from None
+        except KeyboardInterrupt:
+            signum = _stop_signals_received[-1] if _stop_signals_received else signal.SIGINT
+            click.echo(f"loyalty {click.get_current_context().info_name}: stopped ({signal.Signals(signum).name})",
+                       err=True)
+            sys.exit(128 + signum)  # as a shell reports the signal
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
     return wrapper
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_stop_signals_received: list[int] = []
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """Note the signal and raise KeyboardInterrupt where the command is."""
+    _stop_signals_received.append(signum)
+    raise KeyboardInterrupt
 
 
 def interrupt_on_stop_signals() -> list[int]:
@@ -57,15 +77,9 @@ def interrupt_on_stop_signals() -> list[int]:
     `tail --follow` and a starting worker as they would in the foreground (Faust, once it runs, handles
     both signals itself).
     """
-    received: list[int] = []
-
-    def interrupt(signum: int, _frame: object) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, interrupt)
-    return received
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
+    return _stop_signals_received
 
 
 def pipe_closed() -> NoReturn:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +158,48 @@ def test_a_stop_while_the_worker_waits_for_its_broker_is_one_line_and_the_signal
             proc.kill()
     assert proc.returncode == 128 + sig, (proc.returncode, stderr)
     assert stderr.decode().strip() == "loyalty worker: stopped while starting, before it folded anything"
+
+
+# A fake command whose loading is stopped: the signal comes while `loyalty` still imports it.
+_STOPPED_WHILE_LOADING = """
+import os, signal, sys, time, types
+import tools.entry
+fake = types.ModuleType("tools.cli")
+fake.main = lambda: (os.kill(os.getpid(), signal.{sig}), time.sleep(10), print("went on"))
+sys.modules["tools.cli"] = fake
+tools.entry.main()
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_loyalty_loads_its_command_ends_it_at_once_quietly(sig):
+    result = subprocess.run([sys.executable, "-c", _STOPPED_WHILE_LOADING.format(sig=sig.name)],
+                            capture_output=True, timeout=30, cwd=Path(__file__).resolve().parents[2])
+    assert (result.returncode, result.stdout, result.stderr) == (128 + sig, b"", b"")
+
+
+# A command stopped while it works: its `finally` runs (it stops what it started) and it says so in one line.
+_STOPPED_MIDWAY = """
+import os, signal, time, click
+from tools.cli_common import friendly
+
+@click.command()
+@friendly
+def export():
+    try:
+        os.kill(os.getpid(), signal.{sig})
+        time.sleep(10)
+        print("went on")
+    finally:
+        print("cleaned up")
+
+export(prog_name="export")
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_command_stopped_midway_cleans_up_and_says_so_in_one_line_with_the_signals_exit_code(sig):
+    result = subprocess.run([sys.executable, "-c", _STOPPED_MIDWAY.format(sig=sig.name)],
+                            capture_output=True, timeout=30, cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 128 + sig, result
+    assert (result.stdout, result.stderr) == (b"cleaned up\n", f"loyalty export: stopped ({sig.name})\n".encode())

@@ -81,6 +81,22 @@ def log_tail(worker: Worker, chars: int = 4000) -> str:
     return worker.log()[-chars:]
 
 
+def stopped_cleanly(worker: Worker, sig: int, code: int) -> bool:
+    """A clean stop by SIGINT or SIGTERM, whenever it came.
+
+    Once the worker runs: exit 0 after its stop line. While it starts: one line, exit 128+sig (or, on
+    Ctrl-C, ended by SIGINT itself as Python does after its clean-up). While Python loads the command:
+    exit 128+sig at once, silently. Never a traceback.
+    """
+    life = worker.log()[worker.log_start:]
+    if "Traceback" in life:
+        return False
+    if code == 0:
+        return "worker stopped" in life
+    said_stopped = "stopped while starting" in life or f"stopped ({signal.Signals(sig).name})" in life
+    return (code == 128 + sig and (said_stopped or not life.strip())) or (code == -sig == -signal.SIGINT and said_stopped)
+
+
 class Stalled(AssertionError):
     """The workers answer but make no progress: passed through watch() at once."""
 
@@ -247,10 +263,8 @@ def run_kills(workers: list[Worker], plan: list[dict], rng: random.Random) -> li
         how = "kill -9" if step["signal"] == signal.SIGKILL else signal.Signals(step["signal"]).name
         victim.proc.send_signal(step["signal"])
         code = victim.proc.wait(90)
-        if step["signal"] != signal.SIGKILL:  # a clean stop: after the stop line, or in one line while starting
-            clean = (code == 0 and "worker stopped" in log_tail(victim, 600)) or (
-                code == 128 + step["signal"] and "stopped while starting" in log_tail(victim, 600))
-            assert clean, f"{victim.name} exited {code} on {how}:\n{log_tail(victim)}"
+        if step["signal"] != signal.SIGKILL:
+            assert stopped_cleanly(victim, step["signal"], code), f"{victim.name} exited {code} on {how}:\n{log_tail(victim)}"
         note(victim, f"{how} #{n + 1} ({moment})" + ("; data dir deleted" if step["wipe"] else ""))
         if step["wipe"]:
             shutil.rmtree(victim.data_dir, ignore_errors=True)

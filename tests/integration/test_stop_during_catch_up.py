@@ -20,8 +20,8 @@ from schemas.timeutil import DAY_MS
 from streams.settings import LEDGER_TOPIC
 from tests.fixtures.kafka import Cluster, Worker
 from tests.integration.oracles import distinct_valid_events, history, log_records
-from tests.integration.test_faults import (FAST_RESTART, SOAK, check_uninterrupted, note, seeded, wait_all_applied,
-                                           watch)
+from tests.integration.test_faults import (FAST_RESTART, SOAK, check_uninterrupted, note, seeded, stopped_cleanly,
+                                           wait_all_applied, watch)
 from tools.synthetic import START_MS, synthetic_history
 
 pytestmark = pytest.mark.broker
@@ -65,7 +65,8 @@ def stop_mid_catch_up(workers: list[Worker], victim: Worker, sig: int, before: i
     note(victim, f"{signal.Signals(sig).name} at events_applied={during}")
     if sig == signal.SIGKILL:
         return f"{victim.name} kill -9 at {during}"
-    assert code == 0, f"{victim.name} exited {code} on {signal.Signals(sig).name}:\n{victim.log()[-3000:]}"
+    assert code == 0 and stopped_cleanly(victim, sig, code), \
+        f"{victim.name} exited {code} on {signal.Signals(sig).name}:\n{victim.log()[-3000:]}"
     stop_line = [line for line in victim.log().splitlines() if "worker stopped" in line][-1]
     assert "batch_in_flight=" in stop_line and "batch_in_flight=abandoned" not in stop_line, stop_line
     return f"{victim.name} {signal.Signals(sig).name} at {during}: {stop_line.split('batch_in_flight=')[1].split()[0]}"
