@@ -267,3 +267,15 @@ def test_a_what_if_keeps_the_catalog_unless_told_to_replace_and_starts_when_told
     assert late.states["c1"].tier == "vip" and late.versions[0] == policy_version(BEFORE)
     early = fold_log(lambda _: records[:2], BEFORE, what_if=WhatIf(overlay, from_ms=parse_rfc3339_ms(day(5))))
     assert early.states["c1"].tier == "premium", "not before its moment"
+
+
+def test_a_what_if_names_the_policy_it_folded_with_in_its_outputs():
+    from projections.partition import MemoryStore
+    from projections.policies import WhatIf, overlaid
+    from schemas.policy_doc import policy_document
+    overlay = {"tier": {"vip_min": "2000.00"}}
+    fold = PartitionFold(MemoryStore(), BEFORE, what_if=WhatIf(overlay))
+    _, effects = fold.apply(paid("o1", "3000.00", day(0)))
+    shaped = Policy.model_validate(overlaid(policy_document(BEFORE), overlay))
+    assert {e.record["policy_version"] for e in effects if e.kind != "notice"} == {policy_version(shaped)}
+    assert fold.schedule.in_force.version == policy_version(BEFORE), "the log's version stays the one in force"
