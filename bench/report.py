@@ -28,7 +28,7 @@ RATIOS = {
 }
 
 
-def _rows(tick_customers: int, tick_due: int, tick_small: int) -> list[Row]:
+def _rows(tick_customers: int, tick_due: int, tick_small: int, policy_customers: int) -> list[Row]:
     """Every row of the table, in order, not measured yet."""
     return [
         Row("raw_read", "limits", "raw consumer read of customer-events (aiokafka getmany)", "records/s"),
@@ -58,6 +58,8 @@ def _rows(tick_customers: int, tick_due: int, tick_small: int) -> list[Row]:
         Row("tick_large", "resources", f"one tick, {tick_due:,} due of {tick_customers:,} customers (in process)",
             "ms"),
         Row("tick_small", "resources", f"one tick, {tick_due:,} due of {tick_small:,} customers (in process)", "ms"),
+        Row("policy_change", "resources", f"policy change: re-evaluate {policy_customers:,} customers of one "
+            "partition, none cached (in process)", "s"),
         *(Row(key, "ratios", measure, "x") for key, (measure, _, _) in RATIOS.items()),
     ]
 
@@ -69,7 +71,8 @@ class Report:
         self.options = options
         self.started = datetime.now(timezone.utc)
         self.backlog: dict = {}
-        self.rows = {row.key: row for row in _rows(options["tick_customers"], options["tick_due"], tick_small)}
+        self.rows = {row.key: row for row in _rows(options["tick_customers"], options["tick_due"], tick_small,
+                                                   options["policy_customers"])}
 
     def set(self, key: str, value: float, note: str = "") -> None:
         """Record a measured figure."""

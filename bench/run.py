@@ -23,6 +23,7 @@ from bench.peers import run_peer
 from bench.progress import Progress
 from bench.report import Report
 from bench.state_size import changelog_sizes, store_sizes
+from bench.policy_change import policy_change_cost
 from bench.tick import tick_seconds
 from bench.workers import BenchError, WorkerGroup, steady_rate
 from projections.customer import DEFAULT_POLICY
@@ -30,7 +31,7 @@ from streams.gc_tuning import tune_gc
 from streams.settings import Settings
 from tools.broker import EmbeddedBroker, create_topics
 
-PHASES = 12
+PHASES = 13
 
 
 @dataclass
@@ -43,11 +44,13 @@ class BenchOptions:
     latency_seconds: float = 20.0
     tick_customers: int = 1_000_000
     tick_due: int = 1_000
+    policy_customers: int = 100_000
     timeout_s: float = 600.0  # for each phase that waits on a consumer
 
 
 #: `--quick`: sizes that check the command end to end in about a minute; the figures mean little.
-QUICK = {"events": 16_000, "customers": 1_600, "latency_seconds": 2.0, "tick_customers": 20_000, "tick_due": 200}
+QUICK = {"events": 16_000, "customers": 1_600, "latency_seconds": 2.0, "tick_customers": 20_000, "tick_due": 200,
+         "policy_customers": 10_000}
 
 
 class Run:
@@ -102,6 +105,7 @@ def run_bench(options: BenchOptions, progress: Progress, keep_dir: bool = False)
                   partial(_commands, run))
         run.phase("a very active customer's state", ["state_heavy_1y", "state_heavy_2y"], partial(_heavy, run))
         run.phase("tick on a large partition", ["tick_large", "tick_small"], partial(_ticks, run))
+        run.phase("policy change on a large partition", ["policy_change"], partial(_policy_change, run))
     finally:
         broker.stop()
         if keep_dir:
@@ -259,3 +263,13 @@ def _ticks(run: Run) -> str:
     run.report.set("tick_small", small * 1000)
     return f"{large * 1000:.1f} ms with {options.tick_customers:,} held, {small * 1000:.1f} ms with " \
            f"{10 * options.tick_due:,}"
+
+
+def _policy_change(run: Run) -> str:
+    """One policy.changed taking effect on a partition of `policy_customers` customers: fold, then encode."""
+    cost = policy_change_cost(run.options.policy_customers, DEFAULT_POLICY)
+    each_us = 1e6 / cost.customers
+    note = (f"fold {cost.fold_s:.2f} s ({cost.fold_s * each_us:.0f} µs a customer, decoding included) + encoding "
+            f"every state {cost.encode_s:.2f} s ({cost.state_bytes / 1e6:,.0f} MB to write)")
+    run.report.set("policy_change", cost.fold_s + cost.encode_s, note)
+    return f"{cost.fold_s + cost.encode_s:.2f} s for {cost.customers:,} customers ({note})"

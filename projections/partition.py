@@ -6,7 +6,7 @@ from typing import Iterable, Optional, Protocol
 
 from projections.customer import DEFAULT_POLICY, evolve_unseen, is_duplicate, pass_time_in_place
 from projections.policies import PolicyFolding, PolicySchedule, WhatIf, first_change
-from projections.state import CustomerState, Effect
+from projections.state import CustomerState, Effect, stamped
 from projections.views import Totals
 from schemas.events import EventBase
 from schemas.policy import Policy
@@ -246,7 +246,7 @@ class PartitionFold(PolicyFolding):
         self.store.put(customer_id, state)
         self.due.schedule(customer_id, state.next_due_ms)
         if more:
-            effects.extend(more)
+            effects.extend(stamped(more, self.policy_version))
         return "applied", effects
 
     def advance_clock(self, at_ms: int, source_event_id: Optional[str]) -> list[Effect]:
@@ -260,6 +260,7 @@ class PartitionFold(PolicyFolding):
         due = self.due
         if not due.any_due(at_ms):
             return effects
+        version = self.policy_version  # any change due by at_ms is in force: what fell due before it fired above
         for customer_id in due.pop_due(at_ms):
             state = self.store.get(customer_id)
             if state is None:
@@ -273,7 +274,7 @@ class PartitionFold(PolicyFolding):
             self.store.put(customer_id, state)
             due.schedule(customer_id, state.next_due_ms)
             if more:
-                effects.extend(more)
+                effects.extend(stamped(more, version))
         return effects
 
 

@@ -5,7 +5,7 @@ from typing import NamedTuple, Optional
 
 import orjson
 
-from projections.state import CustomerState, Effect
+from projections.state import CustomerState, Effect, stamped
 from projections.timeline import next_due_ms, reevaluate_into, refresh_orders, walk_due_times
 from schemas.events import EventBase
 from schemas.policy import STATUSES, Policy
@@ -99,14 +99,15 @@ class WhatIf:
 
     def __init__(self, document: dict, replace: bool = False, from_ms: int = 0) -> None:
         self.document, self.replace, self.from_ms = document, replace, from_ms
-        self._shaped: dict[str, Policy] = {}  # version in force -> the policy folded instead
+        self._shaped: dict[str, tuple[Policy, str]] = {}  # version in force -> (policy folded instead, its version)
 
-    def shape(self, change: PolicyChange) -> Policy:
-        """Return the policy to fold with while `change` is in force (pydantic errors: an invalid overlay)."""
+    def shape(self, change: PolicyChange) -> tuple[Policy, str]:
+        """Return the policy (and its version) folded while `change` is in force; pydantic errors: an invalid overlay."""
         shaped = self._shaped.get(change.version)
         if shaped is None:
             document = self.document if self.replace else overlaid(policy_document(change.policy), self.document)
-            shaped = self._shaped[change.version] = Policy.model_validate(document)
+            policy = Policy.model_validate(document)
+            shaped = self._shaped[change.version] = (policy, policy_version(policy))
         return shaped
 
 
@@ -124,7 +125,10 @@ class PolicyFolding:
     def _set_schedule(self, schedule: PolicySchedule) -> None:
         """Hold these policies: the one in force folds, the next scheduled one's time is the check's bound."""
         self.schedule = schedule
-        self.policy = self.what_if.shape(schedule.in_force) if self._shaping else schedule.in_force.policy
+        if self._shaping:
+            self.policy, self.policy_version = self.what_if.shape(schedule.in_force)
+        else:
+            self.policy, self.policy_version = schedule.in_force.policy, schedule.in_force.version
         self._policy_due_ms = schedule.next_ms
 
     def change_policy(self, event: EventBase) -> list[Effect]:
@@ -155,7 +159,7 @@ class PolicyFolding:
             self._set_schedule(PolicySchedule(self.schedule.in_force, tuple(c for c in self.schedule.scheduled if c is not change)))
         else:
             self._set_schedule(self.schedule.enforced(change))
-        policy, store, due, effects = self.policy, self.store, self.due, []
+        policy, version, store, due, effects = self.policy, self.policy_version, self.store, self.due, []
         customer_ids = set().union(*(self.segments.get(status, ()) for status in STATUSES))
         for customer_id in sorted(customer_ids):
             state = store.get(customer_id)
@@ -163,7 +167,7 @@ class PolicyFolding:
                 continue
             self._remember(customer_id, state)
             status, tier, balance, value = state.status, state.tier, state.points_balance, state.value
-            effects.extend(reevaluate_under(state, at_ms, policy, change.source))
+            effects.extend(stamped(reevaluate_under(state, at_ms, policy, change.source), version))
             self._shift(customer_id, state, status, tier, balance, value)
             store.put(customer_id, state)
             due.schedule(customer_id, state.next_due_ms)

@@ -22,6 +22,13 @@ class Effect:
     record: dict
 
 
+def stamped(effects: list[Effect], policy_version: str) -> list[Effect]:
+    """Name in each effect's record the version of the policy that made it (one string per partition, no hashing)."""
+    for effect in effects:
+        effect.record["policy_version"] = policy_version
+    return effects
+
+
 @dataclass(slots=True)
 class Lot:
     """Points credited that expire together (stored as [expires_at_ms, points])."""

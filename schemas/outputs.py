@@ -25,6 +25,9 @@ class OutputRecord(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     customer_id: str
+    # The version of the policy in force on the partition when the record was made (the fold adds it to
+    # every record it returns, so the builders leave it out); None only in records written before it existed.
+    policy_version: Optional[str] = None
 
 
 class LedgerEntry(OutputRecord):

@@ -1,19 +1,25 @@
 """Issue 22: a rule change in the log takes effect at its time, the same live, in replay and in time travel."""
 from __future__ import annotations
 
+import signal
+import time
 import urllib.request
 
 import orjson
 import pytest
 
-from schemas.policy import Policy
-from schemas.policy_doc import policy_changed_document
+from schemas.policy import Policy, load_policy
+from schemas.policy_doc import policy_changed_document, policy_version
+from schemas.timeutil import parse_rfc3339_ms
 from streams.kafka_log import read_topic
 from streams.settings import DLQ_TOPIC
 from tests.fixtures.kafka import wait_for
 from tests.integration.oracles import (
     assert_equals_uninterrupted_run, assert_live_states_equal_fold, assert_outputs_equal_uninterrupted_run,
-    distinct_valid_events, fold_input_log, history,
+    distinct_valid_events, fold_input_log, history, ledger_entries,
+)
+from tests.integration.test_faults import (
+    FAST_RESTART, SteadyProducer, check_uninterrupted, note, ready, seeded, wait_all_applied, watch,
 )
 from tests.support.events import event_line
 from tools.broker import free_port
@@ -134,3 +140,67 @@ def test_verify_names_a_policy_mismatch_before_the_customers(cluster, tmp_path):
     assert result.returncode == 1, stderr
     assert "verify: policy differs on partition" in stderr, stderr
     assert stderr.index("policy differs") < stderr.index("customers differ"), stderr
+
+
+def _occurred_ms(line: bytes) -> int:
+    """Return a line's event time (0 for a line that is not an event with one)."""
+    doc = orjson.loads(line) if line.startswith(b"{") else {}
+    return parse_rfc3339_ms(doc["occurred_at"]) if isinstance(doc.get("occurred_at"), str) else 0
+
+
+def _stop(victim, sig: int) -> str:
+    """Stop a worker with sig; a SIGTERM must end cleanly: after its stop line, in one line while starting, or
+    by the signal itself before Python got as far as the worker's first line."""
+    victim.proc.send_signal(sig)
+    code = victim.proc.wait(90)
+    this_life = victim.log().rsplit("===== test:", 1)[-1]
+    if sig != signal.SIGKILL:
+        clean = (code == 0 and "worker stopped" in this_life) or (
+            code == 128 + sig and "stopped while starting" in this_life) or (
+            code == -sig and "worker starting" not in this_life)
+        assert clean, f"{victim.name} exited {code} on SIGTERM:\n{victim.log()[-3000:]}"
+    return "kill -9" if sig == signal.SIGKILL else "SIGTERM"
+
+
+def test_workers_stopped_at_random_around_the_effective_time_end_as_an_uninterrupted_run(cluster, tmp_path):
+    """SIGTERM and kill -9 of two workers at random moments while the records around a change's time stream in:
+    the ledger on its topic, the states and `replay --verify` are those of an uninterrupted run (the oracle)."""
+    rng = seeded("policy change, stops around its time")
+    (tmp_path / "after.toml").write_text(AFTER_TOML)
+    lines = history(3000, 150, seed=rng.randrange(1000))
+    mid_ms = parse_rfc3339_ms(MID)
+    at = next(n for n, line in enumerate(lines) if _occurred_ms(line) >= mid_ms)
+    before, around, after = lines[:at - 160], lines[at - 160:at + 160], lines[at + 160:]
+    workers = [cluster.worker(f"w{n}", extra_env=FAST_RESTART) for n in (1, 2)]
+    watch(workers, lambda: all(ready(w) for w in workers), 90, "the workers to start")
+    result = cluster.loyalty("policy", "publish", str(tmp_path / "after.toml"), "--effective", MID, "--name", "spring")
+    assert result.returncode == 0, result.stderr.decode()
+    cluster.produce_lines(before)
+    wait_all_applied(workers, distinct_valid_events(before), timeout_s=60)  # the clocks just before the change
+    signals = [signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGTERM]
+    rng.shuffle(signals)
+    done = []
+    producer = SteadyProducer(cluster, around, rate=35)  # about 9 s of records spanning the change's time
+    try:
+        for n, sig in enumerate(signals):
+            time.sleep(rng.uniform(0.3, 2.0))  # the random moment itself (the previous victim may be recovering)
+            victim = workers[rng.randrange(2)]
+            how = _stop(victim, sig)
+            note(victim, f"{how} #{n + 1} around the change's time ({producer.written} of {len(around)} written)")
+            done.append(f"{how} {victim.name} at {producer.written}/{len(around)}")
+            victim.start()
+        producer.finish()
+    finally:
+        producer.close()
+    cluster.produce_lines(after)
+    print(f"  stops around {MID}: {done}")
+    wait_all_applied(workers, distinct_valid_events(lines), timeout_s=120)
+    check_uninterrupted(cluster, workers, lines, tmp_path / "replay")
+    # The ledger names the default policy before the change's time and the new one from then on (an event
+    # older than the partition clock folded after the change is judged, and named, by the new one).
+    spring = policy_version(load_policy(tmp_path / "after.toml"), "spring")
+    entries, _ = ledger_entries(cluster)
+    sides = {}
+    for entry in entries.values():
+        sides.setdefault(parse_rfc3339_ms(entry["occurred_at"]) >= mid_ms, set()).add(entry["policy_version"])
+    assert sides[True] == {spring} and policy_version(Policy()) in sides[False], sides

@@ -12,11 +12,12 @@ _OUTPUT_MODELS = {"ledger": LedgerEntry, "update": CustomerUpdate, "campaign": C
 
 
 def check_effect(effect: Effect) -> None:
-    """Fail unless the effect record is a valid output record (docs/outputs.md)."""
+    """Fail unless the effect record is a valid output record (docs/outputs.md) naming its policy version."""
     if effect.kind == "notice":
         assert isinstance(effect.record.get("notice"), str), effect
         return
     _OUTPUT_MODELS[effect.kind].model_validate(effect.record)
+    assert effect.record.get("policy_version"), f"an output record without the policy version that made it: {effect}"
 
 
 def ledger_sums(entries: Iterable[dict]) -> dict[str, int]:

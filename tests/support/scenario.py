@@ -51,8 +51,18 @@ class Scenario:
         return self.store[customer]
 
     def of(self, effect_kind: str, /, **match: Any) -> list[dict]:
-        """Return the records of the last `when` effects of that kind matching every given field."""
-        return [e.record for e in self.effects
+        """Return the records of the last `when` effects of that kind matching every given field, as the rules
+        make them: without the policy version the fold adds (check_effect checks it on every record; see
+        versions())."""
+        return [{k: v for k, v in e.record.items() if k != "policy_version"}
+                for e in self._matching(effect_kind, match)]
+
+    def versions(self, effect_kind: str, /, **match: Any) -> list[str]:
+        """Return the policy_version of each record of(effect_kind, **match) would return."""
+        return [e.record["policy_version"] for e in self._matching(effect_kind, match)]
+
+    def _matching(self, effect_kind: str, match: dict) -> list[Effect]:
+        return [e for e in self.effects
                 if e.kind == effect_kind and all(e.record.get(k) == v for k, v in match.items())]
 
     def ledger(self, **match: Any) -> list[dict]:

@@ -10,7 +10,7 @@ from schemas.events import PolicyChanged
 from schemas.policy import Policy
 from schemas.policy_doc import policy_changed_document, policy_version
 from schemas.validate import Rejection, validate_message
-from tests.support.events import day, ev, paid, tick
+from tests.support.events import day, ev, event_line, paid, tick
 from tests.support.scenario import given
 from schemas.timeutil import parse_rfc3339_ms
 from tools.replay import LogRecord, fold_log
@@ -19,6 +19,15 @@ MUG = {"points": 50, "coupon_value": "10.00", "valid_days": 30}
 BEFORE = Policy.model_validate({"rewards": {"mug": MUG, "tea": MUG}})
 AFTER = Policy.model_validate({"tier": {"vip_min": "2000.00"}, "rewards": {"tea": MUG},
                                "earn": {"multiplier": {"standard": "2", "premium": "2.5", "vip": "3"}}})
+
+
+def paid_line(order_id: str, amount: str, at: str) -> bytes:
+    """An order.paid of c1 as the log holds it."""
+    return event_line(f"e-{order_id}", "order.paid", "c1", at, order_id=order_id, amount=amount)
+
+
+def tick_line(at: str) -> bytes:
+    return event_line(f"t-{at}", "clock.tick", None, at)
 
 
 def change(policy: Policy, effective: str, published: str = day(0), id: str = "p1", name=None) -> PolicyChanged:
@@ -38,6 +47,27 @@ def test_a_change_waits_for_the_clock_then_re_evaluates_tiers_at_its_time():
     assert s.updates(kind="tier_changed")[0]["source_event_id"] == "p1"
     assert s.fold.policy is not BEFORE and s.fold.schedule.in_force.version == policy_version(AFTER)
     assert s.campaigns(campaign="tier_upgraded"), "the upgrade is congratulated as any other"
+
+
+def test_outputs_carry_the_version_of_the_policy_in_force_when_they_were_made():
+    short_lots = Policy.model_validate({**BEFORE.model_dump(mode="json"), "lots": {"expiry_days": 5}})
+    old, new = policy_version(short_lots), policy_version(AFTER, "spring")
+    s = given(paid("o1", "3000.00", day(0)), change(AFTER, day(10), name="spring"), policy=short_lots)
+    s.when(paid("o2", "100.00", day(4)))
+    assert s.points() == [120] and s.versions("ledger") == [old]  # premium: 1.2
+    s.when(tick(day(12)))  # one clock move: the lots expiring at days 5 and 9 under the old policy, then the change
+    assert [parse_rfc3339_ms(e["occurred_at"]) for e in s.ledger(kind="expire")] == [
+        parse_rfc3339_ms(day(5)), parse_rfc3339_ms(day(9))]
+    assert s.versions("ledger", kind="expire") == [old, old]
+    assert s.versions("update", kind="tier_changed") == [new]
+    assert s.versions("campaign", campaign="tier_upgraded") == [new]
+    s.when(paid("o3", "100.00", day(13)))
+    assert s.points(kind="earn") == [300] and s.versions("ledger", kind="earn") == [new]
+
+
+def test_a_change_dated_before_the_clock_stamps_its_re_evaluation_with_the_new_version():
+    s = given(paid("o1", "3000.00", day(0)), tick(day(20)), policy=BEFORE).when(change(AFTER, day(10), name="late"))
+    assert s.versions("update", kind="tier_changed") == [policy_version(AFTER, "late")]
 
 
 def test_earning_rates_apply_to_events_from_the_change_on_and_lots_keep_their_expiry():
@@ -94,6 +124,75 @@ def test_an_invalid_or_tampered_change_is_rejected_with_its_reason():
     document["payload"]["policy"]["tier"]["premium_min"] = "9000.00"
     rejection = validate_message(orjson.dumps(document))
     assert rejection.error == "invalid_field: payload.policy: tier.premium_min must not exceed tier.vip_min"
+
+
+def _bad_changes() -> dict[str, tuple[bytes, str]]:
+    """Malformed or invalid policy.changed records, each with the DLQ reason it must get."""
+    def document(**changes) -> dict:
+        doc = policy_changed_document(AFTER, day(10), day(0), "bad")
+        doc["payload"].update(changes)
+        return doc
+    tampered = document()
+    tampered["payload"]["policy"]["tier"]["vip_min"] = "1500.00"
+    no_time = document()
+    del no_time["payload"]["effective_at"]
+    unknown_key = document()
+    unknown_key["payload"]["policy"]["earn"] = {"nonsense": 1}
+    return {"tampered": (orjson.dumps(tampered), "invalid_field"), "no time": (orjson.dumps(no_time), "missing_field"),
+            "bad time": (orjson.dumps(document(effective_at="soon")), "invalid_field"),
+            "unknown key": (orjson.dumps(unknown_key), "invalid_field"),
+            "truncated": (orjson.dumps(tampered)[:60], "invalid_json")}
+
+
+def _worker_records(lines: list[bytes]) -> list:
+    """Put lines on partition 0 as the worker reads them (keyed c1 unless a broadcast or not JSON)."""
+    from streams.pipeline import Record
+    return [Record(0, n, b"c1" if b'"customer_id":"c1"' in line else None, line) for n, line in enumerate(lines)]
+
+
+def _pipeline(policy: Policy):
+    from projections.partition import MemoryStore
+    from streams.metrics import LoyaltyMetrics
+    from streams.pipeline import Pipeline
+    return Pipeline(policy, LoyaltyMetrics(), lambda _: PartitionFold(MemoryStore(), policy),
+                    wall_clock_s=lambda: 1_800_000_000.0, clock="event")
+
+
+def test_a_malformed_or_invalid_change_goes_to_the_dlq_with_its_reason_and_changes_nothing():
+    bad = _bad_changes()
+    good = [orjson.dumps(policy_changed_document(BEFORE, day(1), day(0), "p0")), paid_line("o1", "3000.00", day(0))]
+    after = [tick_line(day(12)), paid_line("o2", "100.00", day(13))]
+    with_bad, without = _pipeline(BEFORE), _pipeline(BEFORE)
+    records = _worker_records([good[0], *(line for line, _ in bad.values()), good[1], *after])
+    out = with_bad.process(records)
+    clean = without.process([records[0], *records[-3:]])  # the same offsets, without the bad ones
+    dlq = [orjson.loads(o.value) for o in out if o.topic == "customer-events-dlq"]
+    assert [d["reason"] for d in dlq] == [reason for _, reason in bad.values()]
+    assert "does not match the policy's content" in dlq[0]["error"] and dlq[0]["source"]["offset"] == 1
+    assert [o.value for o in out if o.topic != "customer-events-dlq"] == [o.value for o in clean], "nothing changed"
+    fold = with_bad.folds[0]
+    assert fold.schedule == without.folds[0].schedule and fold.policy_version == policy_version(BEFORE)
+    assert fold.store["c1"].to_bytes() == without.folds[0].store["c1"].to_bytes()
+
+
+def test_a_change_dated_before_the_clock_takes_effect_at_once_in_the_worker_and_the_same_in_replay():
+    from tools.verify import output_id, value_digest
+    lines = [paid_line("o1", "3000.00", day(0)), tick_line(day(20)),
+             orjson.dumps(policy_changed_document(AFTER, day(10), day(0), "late", "late")),
+             paid_line("o2", "100.00", day(21))]
+    pipeline, batches = _pipeline(BEFORE), _worker_records(lines)
+    out = [o for batch in (batches[:2], batches[2:3], batches[3:]) for o in pipeline.process(batch)]
+    updates = [orjson.loads(o.value) for o in out if o.topic == "customer-updates"]
+    late = policy_version(AFTER, "late")
+    assert [(u["to"], u["at"], u["policy_version"]) for u in updates if u["kind"] == "tier_changed"] == [
+        ("premium", "2026-01-01T02:00:00Z", policy_version(BEFORE)), ("vip", "2026-01-21T02:00:00Z", late)], "at once"
+    replayed = fold_log(lambda _: _records(lines), BEFORE, outputs=True)
+    assert replayed.states["c1"].to_bytes() == pipeline.folds[0].store["c1"].to_bytes()
+    assert replayed.versions[0] == late
+    live = {o.topic: {} for o in out}
+    for o in out:
+        live[o.topic][output_id(o.topic, o.value, orjson.loads(o.value))] = value_digest(o.value)
+    assert live == replayed.outputs, "replay derives the same output records, policy_version included"
 
 
 def _records(lines: list[bytes]) -> list[LogRecord]:
@@ -168,3 +267,15 @@ def test_a_what_if_keeps_the_catalog_unless_told_to_replace_and_starts_when_told
     assert late.states["c1"].tier == "vip" and late.versions[0] == policy_version(BEFORE)
     early = fold_log(lambda _: records[:2], BEFORE, what_if=WhatIf(overlay, from_ms=parse_rfc3339_ms(day(5))))
     assert early.states["c1"].tier == "premium", "not before its moment"
+
+
+def test_a_what_if_names_the_policy_it_folded_with_in_its_outputs():
+    from projections.partition import MemoryStore
+    from projections.policies import WhatIf, overlaid
+    from schemas.policy_doc import policy_document
+    overlay = {"tier": {"vip_min": "2000.00"}}
+    fold = PartitionFold(MemoryStore(), BEFORE, what_if=WhatIf(overlay))
+    _, effects = fold.apply(paid("o1", "3000.00", day(0)))
+    shaped = Policy.model_validate(overlaid(policy_document(BEFORE), overlay))
+    assert {e.record["policy_version"] for e in effects if e.kind != "notice"} == {policy_version(shaped)}
+    assert fold.schedule.in_force.version == policy_version(BEFORE), "the log's version stays the one in force"
