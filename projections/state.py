@@ -36,7 +36,7 @@ LOT_EXPIRY = attrgetter("expires_at_ms")  # the key a state's lots are sorted (a
 
 
 class Order(msgspec.Struct, array_like=True, gc=False):
-    """A paid order as the rules need it (stored as a list of these fields in this order, reviewed as 0 or 1)."""
+    """A paid order as the rules need it (stored as an array of these fields in order; as JSON, reviewed was 0 or 1)."""
     paid_at_ms: int
     paid_minor: int
     refunded_minor: int    # refunded so far, at most paid_minor
@@ -46,7 +46,7 @@ class Order(msgspec.Struct, array_like=True, gc=False):
 
 
 class Coupon(msgspec.Struct, array_like=True, gc=False):
-    """A coupon bought with points, open or closed but still remembered (stored as a dict of these fields)."""
+    """A coupon bought with points, open or closed but still remembered (stored as an array of its fields)."""
     reward_id: str
     claim_id: str
     points: int                          # what it cost
@@ -62,14 +62,14 @@ class Coupon(msgspec.Struct, array_like=True, gc=False):
 
 
 class Hold(msgspec.Struct, array_like=True, gc=False):
-    """Points reserved at a checkout until captured, released or expired (stored as a list of these fields)."""
+    """Points reserved at a checkout until captured, released or expired (stored as an array of these fields)."""
     points: int
     placed_at_ms: int
     expires_at_ms: int
 
 
 class Pending(msgspec.Struct, array_like=True, gc=False):
-    """Points an order earned that are not spendable before release_at_ms (stored as a list of these fields)."""
+    """Points an order earned that are not spendable before release_at_ms (stored as an array of these fields)."""
     release_at_ms: int
     points: int
     order_id: str
