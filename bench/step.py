@@ -24,11 +24,11 @@ from projections.customer import DEFAULT_POLICY
 from projections.partition import PartitionFold
 from projections.state import CustomerState
 from schemas.policy import Policy
+from streams.gc_tuning import tune_gc
 from streams.kafka_log import LogRecord
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
 from streams.settings import DEFAULTS, PARTITION_KEYS
-from streams.gc_tuning import tune_gc
 from streams.tables import TablePartitionStore
 from tools.synthetic import synthetic_history
 
@@ -43,13 +43,18 @@ def batches(records: Sequence[LogRecord], size: int = BATCH) -> list[list[Record
 
 
 class _Builders:
-    """One open aiokafka record batch per topic partition, as the worker's sender fills them."""
+    """One open aiokafka record batch per topic partition, as the worker's sender fills them.
+
+    A full or last batch is built to its bytes with `_build`, which aiokafka's sender calls on a batch
+    before it goes out: the worker pays that too.
+    """
 
     def __init__(self) -> None:
         self.open: dict[tuple, BatchBuilder] = {}
         self.built = 0
 
     def append(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
+        """Append a record to its topic partition's batch, building the batch first when it is full."""
         builder = self.open.get((topic, partition))
         if builder is None:
             builder = self.open[(topic, partition)] = BatchBuilder(_BATCH_BYTES, 0)
@@ -59,12 +64,14 @@ class _Builders:
             builder.append(key=key, value=value, timestamp=None)
 
     def close(self) -> None:
+        """Build every open batch (the end of a step's batch)."""
         for builder in self.open.values():
             self.built += len(builder._build())
         self.open.clear()
 
 
 def _databases(workdir: Path, partitions: Iterable[int]) -> dict[int, Rdict]:
+    """Open one RocksDB per partition under workdir, with raw bytes keys and values (as Faust opens them)."""
     return {p: Rdict(str(workdir / f"p{p}"), options=Options(raw_mode=True)) for p in partitions}
 
 
