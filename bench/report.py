@@ -24,6 +24,8 @@ RATIOS = {
     "ratio_worker_in_process": ("1 worker / (validation + fold in process)", "worker_1", "validation_fold"),
     "ratio_worker_loop": ("1 worker / hand-written aiokafka loop", "worker_1", "peer_loop"),
     "ratio_worker_quix": ("1 worker / Quix Streams app", "worker_1", "peer_quix"),
+    # CPU µs per record: the floor's over the step's is the step's rate over the floor's.
+    "ratio_step_floor": ("worker step / floor, in records per CPU second", "floor", "worker_step"),
     "ratio_replay_raw": ("loyalty replay / raw consumer read", "replay", "raw_read"),
 }
 
@@ -35,6 +37,12 @@ def _rows(tick_customers: int, tick_due: int, tick_small: int, policy_customers:
         Row("validation", "limits", "validation in process (orjson, fast path or pydantic, one core)", "records/s"),
         Row("fold", "limits", "fold in process (PartitionFold, one core)", "events/s"),
         Row("validation_fold", "limits", "validation + fold in process (one pass, one core)", "events/s"),
+        Row("worker_step", "limits", "worker step in process: validate, fold, outputs, changelog, RocksDB (CPU)",
+            "µs/record"),
+        Row("floor", "limits", "floor: orjson, dict update, state dumps, WriteBatch, one output each (CPU)",
+            "µs/record"),
+        Row("state_decode", "limits", "state decode, one stored state of the worker step (CPU)", "µs"),
+        Row("state_encode", "limits", "state encode, one state of the worker step (CPU)", "µs"),
         Row("worker_1", "worker", "1 loyalty worker on the backlog, steady", "events/s"),
         Row("worker_2", "worker", "2 loyalty workers on the backlog, steady", "events/s"),
         Row("latency_p50", "latency", "produce -> ledger entry, p50 (1 worker, half its steady rate)", "ms"),

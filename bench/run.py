@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,13 +23,15 @@ from bench.peer_common import LOOP_TOPICS, QUIX_TOPIC
 from bench.peers import run_peer
 from bench.progress import Progress
 from bench.report import Report
+from bench.step import BATCH, batches, codec_us, floor_cpu_s, worker_step_cpu_s
 from bench.state_size import changelog_sizes, store_sizes
 from bench.policy_change import policy_change_cost
 from bench.tick import tick_seconds
 from bench.workers import BenchError, WorkerGroup, steady_rate
 from projections.customer import DEFAULT_POLICY
 from streams.gc_tuning import tune_gc
-from streams.settings import Settings
+from streams.kafka_log import read_log
+from streams.settings import INPUT_TOPIC, Settings
 from tools.broker import EmbeddedBroker, create_topics
 
 PHASES = 13
@@ -95,6 +98,8 @@ def run_bench(options: BenchOptions, progress: Progress, keep_dir: bool = False)
         create_topics(run.settings.broker, {**run.settings.topic_partitions(), **peer_topics})
         _backlog(run)
         run.phase("limits in process", ["raw_read", "validation", "fold", "validation_fold"], partial(_limits, run))
+        run.phase("worker step and floor in process", ["worker_step", "floor", "state_decode", "state_encode"],
+                  partial(_step, run))
         run.expected = run.expected or run.backlog.customer_events  # without the fold's count: every event
         run.phase("loyalty replay", ["replay"], partial(_replay, run))
         for name, key in (("hand-written aiokafka loop", "loop"), ("Quix Streams app", "quix")):
@@ -134,6 +139,20 @@ def _limits(run: Run) -> str:
     run.expected = limits.applied
     run.report.backlog["applied"] = limits.applied
     return f"raw {limits.raw_read:,.0f} records/s, validation + fold {limits.validation_fold:,.0f} events/s"
+
+
+def _step(run: Run) -> str:
+    """The worker's step and the floor on the backlog's batches, in this process: CPU µs per record."""
+    steps = batches(list(read_log(run.settings.broker, INPUT_TOPIC, run.backlog.ends)))
+    records = sum(len(step) for step in steps)
+    floor = floor_cpu_s(steps, run.workdir / "floor")
+    step, saved = worker_step_cpu_s(steps, DEFAULT_POLICY, run.workdir / "step")
+    decode, encode = codec_us(saved)
+    run.report.set("worker_step", 1e6 * step / records, f"{len(steps)} batches of up to {BATCH:,} records")
+    run.report.set("floor", 1e6 * floor / records)
+    run.report.set("state_decode", decode, f"{len(saved):,} states, median {statistics.median(map(len, saved)):,.0f} B")
+    run.report.set("state_encode", encode)
+    return f"step {1e6 * step / records:.1f} µs/record, floor {1e6 * floor / records:.1f} µs/record"
 
 
 def _replay(run: Run) -> str:

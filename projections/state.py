@@ -1,15 +1,19 @@
 """The per-customer projection and the records it holds (lots, orders, coupons, holds), all changed in place.
 
 `evolve` hands the rules a clone, the partition fold the state it owns. Stored (RocksDB, changelog) as
-JSON in which lots and orders are positional lists: to_dict and from_dict are the one mapping.
+positional msgpack (to_bytes, from_bytes); states stored as JSON by earlier versions still load, and
+to_dict is the JSON form (exports, explain, equality).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import zlib
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Literal, Optional
 
+import msgspec
 import orjson
+from msgspec.structs import replace
 
 OPEN, USED, EXPIRED = "open", "used", "expired"  # the states of a coupon
 EffectKind = Literal["ledger", "update", "campaign", "coupon", "notice"]
@@ -29,8 +33,7 @@ def stamped(effects: list[Effect], policy_version: str) -> list[Effect]:
     return effects
 
 
-@dataclass(slots=True)
-class Lot:
+class Lot(msgspec.Struct, array_like=True, gc=False):
     """Points credited that expire together (stored as [expires_at_ms, points])."""
     expires_at_ms: int
     points: int
@@ -39,9 +42,8 @@ class Lot:
 LOT_EXPIRY = attrgetter("expires_at_ms")  # the key a state's lots are sorted (and bisected) by
 
 
-@dataclass(slots=True)
-class Order:
-    """A paid order as the rules need it (stored as a list of these fields in this order, reviewed as 0 or 1)."""
+class Order(msgspec.Struct, array_like=True, gc=False):
+    """A paid order as the rules need it (stored as an array of these fields in order; as JSON, reviewed was 0 or 1)."""
     paid_at_ms: int
     paid_minor: int
     refunded_minor: int    # refunded so far, at most paid_minor
@@ -50,9 +52,8 @@ class Order:
     reviewed: bool         # a review of it was rewarded
 
 
-@dataclass(slots=True)
-class Coupon:
-    """A coupon bought with points, open or closed but still remembered (stored as a dict of these fields)."""
+class Coupon(msgspec.Struct, array_like=True, gc=False):
+    """A coupon bought with points, open or closed but still remembered (stored as an array of its fields)."""
     reward_id: str
     claim_id: str
     points: int                          # what it cost
@@ -67,17 +68,15 @@ class Coupon:
     order_id: Optional[str] = None       # the order it was used on
 
 
-@dataclass(slots=True)
-class Hold:
-    """Points reserved at a checkout until captured, released or expired (stored as a list of these fields)."""
+class Hold(msgspec.Struct, array_like=True, gc=False):
+    """Points reserved at a checkout until captured, released or expired (stored as an array of these fields)."""
     points: int
     placed_at_ms: int
     expires_at_ms: int
 
 
-@dataclass(slots=True)
-class Pending:
-    """Points an order earned that are not spendable before release_at_ms (stored as a list of these fields)."""
+class Pending(msgspec.Struct, array_like=True, gc=False):
+    """Points an order earned that are not spendable before release_at_ms (stored as an array of these fields)."""
     release_at_ms: int
     points: int
     order_id: str
@@ -217,13 +216,25 @@ class CustomerState:
         return state
 
     def to_bytes(self) -> bytes:
-        """Serialise for a key-value store."""
-        return orjson.dumps(self.to_dict())
+        """Serialise for a key-value store: [FORMAT, every slot in order] as msgpack, compressed if large."""
+        raw = _encode((FORMAT, *_slot_values(self)))
+        return raw if len(raw) <= COMPRESS_ABOVE else zlib.compress(raw, 1)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "CustomerState":
-        """Deserialise from a key-value store."""
-        return cls.from_dict(orjson.loads(raw))
+        """Deserialise from a key-value store, in the format its first byte shows."""
+        first = raw[:1]
+        if first == b"{":  # a JSON object: stored before FORMAT 1
+            return cls.from_dict(orjson.loads(raw))
+        if first == _ZLIB:
+            raw = zlib.decompress(raw)
+        values = _decode(raw)
+        if values[0] != FORMAT:
+            raise ValueError(f"customer state in unknown format {values[0]!r}")
+        state = cls.__new__(cls)
+        for name, value in zip(cls.__slots__, values[1:]):
+            setattr(state, name, value)
+        return state
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, CustomerState) and self.to_dict() == other.to_dict()
@@ -237,6 +248,22 @@ class CustomerState:
 # stores and changelogs hold these keys.
 _STORED_KEY = {"window_spend_minor": "spend_12m_minor", "window_orders": "orders_12m"}
 _STORED = tuple((_STORED_KEY.get(name, name), name) for name in CustomerState.__slots__)  # (key, attribute), in order
+
+
+# The stored form since FORMAT 1: a msgpack array of FORMAT and the slots in __slots__ order, the records
+# positional (their fields in order). A msgpack array never starts with "{", the first byte of every
+# state stored as JSON before it. A new slot goes last, with a new FORMAT.
+FORMAT = 1
+# A very active customer's state holds a year of lots and orders (tens of KB of near-repeating numbers):
+# above this many bytes it is stored zlib-compressed (level 1: a third of the bytes, for a rare large state).
+COMPRESS_ABOVE = 4096
+_ZLIB = b"\x78"  # the first byte of every zlib stream (deflate, 32 KB window): neither "{" nor a msgpack array
+_RECORD_TYPES = {"lots": list[Lot], "orders": dict[str, Order], "coupons": dict[str, Coupon],
+                 "holds": dict[str, Hold], "pending": list[Pending]}
+_slot_values = attrgetter(*CustomerState.__slots__)
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(
+    tuple[(int, *(_RECORD_TYPES.get(name, Any) for name in CustomerState.__slots__))]).decode
 
 
 def _coupon_doc(coupon: Coupon) -> dict[str, Any]:

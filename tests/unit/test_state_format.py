@@ -1,4 +1,8 @@
-"""The stored form of a customer state: what main wrote before the typed records decodes to the same state."""
+"""The JSON form of a customer state (to_dict), and what main stored as JSON before the typed records and msgpack.
+
+States are stored as msgpack now (tests/unit/test_state_upgrade.py); JSON bytes of every earlier version still
+load, and to_dict still gives the same JSON, which these tests compare byte for byte.
+"""
 from __future__ import annotations
 
 import orjson
@@ -39,6 +43,11 @@ CHECKOUT_FIELDS = (b',"holds":{},"held_points":0,"hold_due_ms":null,"pending":[]
 STORED_NOW = STORED_WITH_OFFSET[:-1] + CHECKOUT_FIELDS
 
 
+def _json(state: CustomerState) -> bytes:
+    """The state's JSON form: what to_bytes stored before msgpack."""
+    return orjson.dumps(state.to_dict())
+
+
 def test_a_state_stored_by_main_decodes_to_typed_records():
     state = CustomerState.from_bytes(STORED_BY_MAIN)
     assert state.lots == [Lot(1798855200000, 11), Lot(1798945200000, 10), Lot(1799028000000, 5),
@@ -55,21 +64,21 @@ def test_a_state_stored_by_main_encodes_back_to_the_same_bytes_with_its_input_of
     state = CustomerState.from_bytes(STORED_BY_MAIN)
     assert state.input_offset is None, "a state stored before input offsets skips no record by offset"
     assert state.to_dict() == {**orjson.loads(STORED_NOW), "input_offset": None}
-    assert state.to_bytes() == STORED_NOW
+    assert _json(state) == STORED_NOW
     assert CustomerState.from_bytes(state.to_bytes()) == state
 
 
 def test_a_state_stored_with_its_input_offset_decodes_and_encodes_to_the_same_bytes():
     stored = STORED_BY_MAIN[:-1] + b',"input_offset":1234567}'
     state = CustomerState.from_bytes(stored)
-    assert state.input_offset == 1234567 and state.to_bytes() == stored[:-1] + CHECKOUT_FIELDS
+    assert state.input_offset == 1234567 and _json(state) == stored[:-1] + CHECKOUT_FIELDS
 
 
 def test_a_state_stored_before_checkout_decodes_with_nothing_held_pending_or_remembered():
     state = CustomerState.from_bytes(STORED_WITH_OFFSET)
     assert (state.holds, state.held_points, state.hold_due_ms) == ({}, 0, None)
     assert (state.pending, state.pending_points, state.history, state.commands) == ([], 0, [], {})
-    assert state.to_bytes() == STORED_NOW
+    assert _json(state) == STORED_NOW
 
 
 def test_a_state_with_holds_pending_points_and_history_encodes_back_to_the_same_bytes():
@@ -80,11 +89,11 @@ def test_a_state_with_holds_pending_points_and_history_encodes_back_to_the_same_
     state = CustomerState.from_bytes(stored)
     assert state.holds["h1"] == Hold(30, 1768528800000, 1768532400000)
     assert state.pending == [Pending(1769738400000, 12, "o3")]
-    assert state.to_bytes() == stored
+    assert _json(state) == stored
     clone = state.clone()
     clone.holds["h1"].points, clone.pending[0].points = 1, 1
     clone.history.append([11]), clone.commands.clear()
-    assert state.to_bytes() == stored
+    assert _json(state) == stored
 
 
 def test_a_state_stored_before_rewards_decodes_with_no_coupons_and_typed_lots_and_orders():
@@ -104,7 +113,7 @@ def test_a_clone_shares_no_record_with_its_original():
     clone.lots[0].points += 1
     clone.orders["o1"].refunded_minor = 1
     clone.coupons["c1:k3"].state = USED
-    assert state.to_bytes() == STORED_NOW
+    assert _json(state) == STORED_NOW
     assert clone != state
 
 
