@@ -12,5 +12,5 @@ def main() -> None:
     """Run `loyalty`; each command takes over Ctrl-C and SIGTERM as it starts (tools.cli_common.friendly)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop_before_the_command)
-    from tools.cli import main as loyalty
+    from tools.cli import main as loyalty  # here, after the handlers: loading the commands takes a while
     loyalty()
