@@ -21,6 +21,7 @@ from bench.limits import measure_limits
 from bench.peer_common import LOOP_TOPICS, QUIX_TOPIC
 from bench.peers import run_peer
 from bench.progress import Progress
+from bench.rebuild import measure_rebuild
 from bench.report import Report
 from bench.state_size import changelog_sizes, store_sizes
 from bench.tick import tick_seconds
@@ -30,7 +31,7 @@ from streams.gc_tuning import tune_gc
 from streams.settings import Settings
 from tools.broker import EmbeddedBroker, create_topics
 
-PHASES = 12
+PHASES = 13
 
 
 @dataclass
@@ -43,11 +44,13 @@ class BenchOptions:
     latency_seconds: float = 20.0
     tick_customers: int = 1_000_000
     tick_due: int = 1_000
+    rebuild_customers: int = 1_000_000
     timeout_s: float = 600.0  # for each phase that waits on a consumer
 
 
 #: `--quick`: sizes that check the command end to end in about a minute; the figures mean little.
-QUICK = {"events": 16_000, "customers": 1_600, "latency_seconds": 2.0, "tick_customers": 20_000, "tick_due": 200}
+QUICK = {"events": 16_000, "customers": 1_600, "latency_seconds": 2.0, "tick_customers": 20_000, "tick_due": 200,
+         "rebuild_customers": 20_000}
 
 
 class Run:
@@ -102,6 +105,8 @@ def run_bench(options: BenchOptions, progress: Progress, keep_dir: bool = False)
                   partial(_commands, run))
         run.phase("a very active customer's state", ["state_heavy_1y", "state_heavy_2y"], partial(_heavy, run))
         run.phase("tick on a large partition", ["tick_large", "tick_small"], partial(_ticks, run))
+        run.phase("a worker rebuilding from the changelog", ["rebuild_seconds", "rebuild_rate"],
+                  partial(_rebuild, run))
     finally:
         broker.stop()
         if keep_dir:
@@ -117,9 +122,13 @@ def _backlog(run: Run) -> None:
     options = run.options
     run.progress.phase("backlog")
     run.backlog = produce_backlog(run.settings, options.events, options.customers, options.seed,
+                                  run.workdir / "backlog.jsonl",
                                   lambda sent, total: run.progress.update(f"{sent:,}/{total:,} events sent"))
     run.report.backlog = {"events": run.backlog.events, "records": run.backlog.records}
-    run.progress.done(f"{run.backlog.events:,} events sent ({run.backlog.records:,} records)")
+    rate = run.backlog.events / run.backlog.produce_s
+    run.report.set("produce", rate, f"{run.backlog.events:,} lines ({run.backlog.records:,} records) in "
+                                    f"{run.backlog.produce_s:.2f}s")
+    run.progress.done(f"{run.backlog.events:,} events sent ({run.backlog.records:,} records), {rate:,.0f} lines/s")
 
 
 def _limits(run: Run) -> str:
@@ -259,3 +268,15 @@ def _ticks(run: Run) -> str:
     run.report.set("tick_small", small * 1000)
     return f"{large * 1000:.1f} ms with {options.tick_customers:,} held, {small * 1000:.1f} ms with " \
            f"{10 * options.tick_due:,}"
+
+
+def _rebuild(run: Run) -> str:
+    """A new group's changelog of `rebuild_customers` customers, then its first worker's start with no data dir."""
+    result = measure_rebuild(run.settings, run.workdir, run.options.rebuild_customers, DEFAULT_POLICY,
+                             run.options.timeout_s, run.progress.update)
+    assigned = f"{result.assigned_s:.1f}s to its partitions assigned, then " if result.assigned_s is not None else ""
+    note = (f"{result.customers:,} customers, {result.changelog_bytes / 2**20:,.0f} MB of changelog; "
+            f"{assigned}recovery and loading")
+    run.report.set("rebuild_seconds", result.loaded_s, note)
+    run.report.set("rebuild_rate", result.customers / result.loaded_s)
+    return f"{result.customers:,} customers in {result.loaded_s:.1f}s ({note})"

@@ -29,6 +29,7 @@ _IDLE_S = 0.005  # input paused this long (a slow pipe): the open batches go out
 _POLL_S = 0.001
 
 Line = tuple[int, Optional[bytes], bytes]  # (line number, key, value)
+BY_KEY, EVERY = None, -1  # where an item goes: its key's partition, every partition, or the partition given
 
 
 class ProduceError(RuntimeError):
@@ -50,7 +51,7 @@ def record_too_large(key: Optional[bytes], value: bytes) -> bool:
 
 
 class BulkSender:
-    """Reads (line number, key, broadcast, value) items in a thread and sends them from an asyncio loop.
+    """Reads (line number, key, where, value) items in a thread and sends them to `topic` from an asyncio loop.
 
     The reader never blocks the loop (stdin may be a slow pipe), and an open batch goes out as soon as the
     input pauses. A batch the broker refuses as too large is split into one record per batch and sent again
@@ -58,8 +59,9 @@ class BulkSender:
     are skipped. `refused` maps each such line to its size.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, topic: str = INPUT_TOPIC) -> None:
         self.settings = settings
+        self.topic = topic
         self.refused: dict[int, int] = {}
         self._failure: Optional[tuple[list[Line], Exception]] = None
         self._queue: deque = deque()
@@ -67,7 +69,7 @@ class BulkSender:
         self._read_error: Optional[BaseException] = None
         self._reading = True
 
-    def run(self, items: Iterable[tuple[int, Optional[bytes], bool, bytes]]) -> None:
+    def run(self, items: Iterable[tuple[int, Optional[bytes], Optional[int], bytes]]) -> None:
         """Send every item; raise ProduceError if the broker failed, or the reader's own error."""
         reader = threading.Thread(target=self._read, args=(items,), name="produce-reader", daemon=True)
         asyncio.run(self._main(reader))
@@ -101,9 +103,9 @@ class BulkSender:
             raise ProduceError(f"cannot reach the broker at {self.settings.broker}: {exc}") from None
         try:
             try:
-                partitions = sorted(await producer.partitions_for(INPUT_TOPIC))
+                partitions = sorted(await producer.partitions_for(self.topic))
             except KafkaError:
-                raise ProduceError(f"topic {INPUT_TOPIC} does not exist: run `loyalty topics create` first") from None
+                raise ProduceError(f"topic {self.topic} does not exist: run `loyalty topics create` first") from None
             outboxes = {p: asyncio.Queue(_QUEUED_BATCHES) for p in partitions}
             senders = [asyncio.create_task(self._drain(producer, p, box)) for p, box in outboxes.items()]
             reader.start()
@@ -136,8 +138,9 @@ class BulkSender:
                 continue
             idle_since = None
             for _ in range(min(len(queue), 5000)):
-                number, key, broadcast, value = queue.popleft()
-                for partition in (partitions if broadcast else (partition_of(key),)):
+                number, key, where, value = queue.popleft()
+                targets = partitions if where == EVERY else (partition_of(key),) if where is None else (where,)
+                for partition in targets:
                     batch = open_batches.get(partition)
                     if batch is None:
                         batch = open_batches[partition] = (producer.create_batch(), [])
@@ -161,7 +164,7 @@ class BulkSender:
     async def _send(self, producer: Any, partition: int, builder: Any, lines: list[Line]) -> None:
         builder.close()
         try:
-            await (await producer.send_batch(builder, INPUT_TOPIC, partition=partition))
+            await (await producer.send_batch(builder, self.topic, partition=partition))
         except (MessageSizeTooLargeError, RecordListTooLargeError):
             if len(lines) == 1:
                 self.refused[lines[0][0]] = len(lines[0][2])
