@@ -10,7 +10,7 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLarg
 
 from streams.kafka_auth import kafka_python_options
 from streams.settings import INPUT_TOPIC, Settings
-from tools.bulk_send import BulkSender, ProduceError, record_too_large
+from tools.bulk_send import BY_KEY, EVERY, BulkSender, ProduceError, record_too_large
 
 
 BROADCAST_TYPES = ("clock.tick", "policy.changed")  # every partition folds them: sent to each
@@ -132,7 +132,7 @@ def send_lines(settings: Settings, lines: Iterable[bytes],
         if on_skip is not None:
             on_skip(number, message)
 
-    def items() -> Iterator[tuple[int, Optional[bytes], bool, bytes]]:
+    def items() -> Iterator[tuple[int, Optional[bytes], Optional[int], bytes]]:
         nonlocal queued
         for number, line in enumerate(lines, 1):
             line = line.strip()
@@ -143,7 +143,7 @@ def send_lines(settings: Settings, lines: Iterable[bytes],
                 skip(number, too_large(number, len(line)))
                 continue
             queued += 1
-            yield number, key, broadcast, line
+            yield number, key, EVERY if broadcast else BY_KEY, line
 
     sender = BulkSender(settings)
     sender.run(items())
