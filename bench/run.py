@@ -150,9 +150,9 @@ def _replay(run: Run) -> str:
         raise BenchError(f"loyalty replay exited with code {done.returncode}: "
                          f"{done.stderr.decode(errors='replace').strip()[-300:]}")
     summary = orjson.loads(done.stdout)
-    run.report.set("replay", summary["events_per_second"],
+    run.report.set("replay", summary["records_per_second"],
                    f"{summary['records']:,} records in {summary['seconds']:.1f}s")
-    return f"{summary['events_per_second']:,.0f} records/s"
+    return f"{summary['records_per_second']:,.0f} records/s"
 
 
 def _peer(run: Run, name: str) -> str:

@@ -163,7 +163,7 @@ def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[
             rate = taken / (last_report - started)
             done = sum(1 for p, total in progress.items() if read.get(p, 0) >= total)
             click.echo(f"replay (partitions {sorted(progress)}): {taken}/{sum(progress.values())} records, "
-                       f"{rate:,.0f} events/s, {done}/{len(progress)} partitions done", err=True)
+                       f"{rate:,.0f} records/s, {done}/{len(progress)} partitions done", err=True)
     for partition, fold in folds.items():
         if partition in rerun:
             continue
@@ -269,7 +269,8 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
         _write_store(out, result, until_ms, current_policy, ends)
     summary = {"records": result.records, "rejected": result.rejected, "customers": result.customers,
                "partitions": len(ends), "seconds": round(seconds, 3),
-               "events_per_second": round(result.records / seconds) if seconds else None,
+               "records_per_second": round(result.records / seconds) if seconds else None,
+               "events_per_second": round(result.records / seconds) if seconds else None,  # the old name of the same
                "until": format_ms(until_ms) if until_ms else None, "out": out,
                "stats": {**result.stats().to_dict(),
                          "policy_versions": policy_versions(result, ends, current_policy)}}
@@ -295,7 +296,7 @@ def run_replay(settings: Settings, out: Optional[str], until_ms: Optional[int], 
         return ok
     where = f"-> {out}" if out else "(no store written; --out DIR keeps one)"
     click.echo(f"replayed {result.records} records ({result.rejected} rejected) from {len(ends)} partitions "
-               f"in {seconds:.2f}s ({summary['events_per_second'] or 0:,} events/s): "
+               f"in {seconds:.2f}s ({summary['records_per_second'] or 0:,} records/s): "
                f"{result.customers} customers {where}")
     if verify:
         print_differences(summary["verify"])
