@@ -1,6 +1,7 @@
 """A worker whose data dir is lost rebuilding its customers from the changelog: built directly, then timed."""
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ class Rebuild(NamedTuple):
     build_s: float  # building and sending the changelog (not part of the rebuild)
     assigned_s: Optional[float]
     loaded_s: float
+    cpu_s: Optional[float]  # the worker's CPU time by then (user + system; None without /proc)
 
 
 def template_states(policy: Policy, count: int = TEMPLATES, seed: int = 5) -> tuple[list[CustomerState], int]:
@@ -89,12 +91,22 @@ def measure_rebuild(settings: Settings, workdir: Path, customers: int, policy: P
         group.start()
         assigned_s, loaded = _wait_loaded(group, settings.partitions, started, timeout_s, report)
         loaded_s = time.monotonic() - started
+        cpu_s = _cpu_seconds(group.procs[0].pid)
     finally:
         group.stop()
     if sum(loaded.values()) != customers:
         raise BenchError(f"the worker loaded {sum(loaded.values()):,} customers, not {customers:,} "
                          f"(log: {group.logs[0]})")
-    return Rebuild(customers, sizes[0], build_s, assigned_s, loaded_s)
+    return Rebuild(customers, sizes[0], build_s, assigned_s, loaded_s, cpu_s)
+
+
+def _cpu_seconds(pid: int) -> Optional[float]:
+    """User + system CPU seconds of a process so far (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_loaded(group: WorkerGroup, partitions: int, started: float, timeout_s: float,

@@ -275,8 +275,9 @@ def _rebuild(run: Run) -> str:
     result = measure_rebuild(run.settings, run.workdir, run.options.rebuild_customers, DEFAULT_POLICY,
                              run.options.timeout_s, run.progress.update)
     assigned = f"{result.assigned_s:.1f}s to its partitions assigned, then " if result.assigned_s is not None else ""
+    cpu = f"; the worker's CPU {result.cpu_s:.1f}s" if result.cpu_s is not None else ""
     note = (f"{result.customers:,} customers, {result.changelog_bytes / 2**20:,.0f} MB of changelog; "
-            f"{assigned}recovery and loading")
+            f"{assigned}recovery and loading{cpu}")
     run.report.set("rebuild_seconds", result.loaded_s, note)
     run.report.set("rebuild_rate", result.customers / result.loaded_s)
     return f"{result.customers:,} customers in {result.loaded_s:.1f}s ({note})"
