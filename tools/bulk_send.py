@@ -1,8 +1,8 @@
-"""Send many event lines fast: aiokafka record batches per partition, each partition's lines in their order.
+"""Send many records fast: aiokafka record batches per partition, each partition's records in their order.
 
 kafka-python's `send()` costs about 50 µs a record whatever its settings (measured in docs/performance.md),
-so a file or a synthetic history goes out as whole record batches instead; EventSender keeps kafka-python
-for the callers that send a few records at a time.
+so a file, a synthetic history (and the bench's changelog) go out as whole record batches instead;
+EventSender keeps kafka-python for the callers that send a few records at a time.
 """
 from __future__ import annotations
 
