@@ -9,7 +9,8 @@ import click
 
 from tools.cli_common import UserError, echo_json, env_epilog, friendly
 
-_SIZES = ("events", "customers", "latency_seconds", "tick_customers", "tick_due", "policy_customers")
+_SIZES = ("events", "customers", "latency_seconds", "tick_customers", "tick_due", "policy_customers",
+          "rebuild_customers")
 
 
 @click.command("bench", epilog=env_epilog({
@@ -30,17 +31,21 @@ _SIZES = ("events", "customers", "latency_seconds", "tick_customers", "tick_due"
               help="How many of them are due at that tick.")
 @click.option("--policy-customers", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Customers on the partition where a policy change takes effect (the change is timed).")
+@click.option("--rebuild-customers", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Customers on the changelog a worker rebuilds from with no data dir.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=10), default=600.0, show_default=True,
               help="Seconds each worker or peer phase may take before it is marked n/a.")
 @click.option("--quick", is_flag=True,
-              help="Tiny sizes (4,000 events, a 2 s latency run, 20,000 customers on the tick, 10,000 on the policy change): checks the "
-                   "command end to end in about a minute; its figures mean little. Sizes given as flags win.")
+              help="Tiny sizes (16,000 events, a 2 s latency run, 20,000 customers on the tick and the rebuild, "
+                   "10,000 on the policy change): checks the command end to end in a few minutes; its figures "
+                   "mean little. Sizes given as flags win.")
 @click.option("--keep-dir", is_flag=True, help="Keep the work directory (logs of the broker, workers and peers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
 @click.pass_context
 @friendly
 def bench(ctx: click.Context, events: int, customers: int, partitions: int, seed: int, latency_seconds: float,
-          tick_customers: int, tick_due: int, policy_customers: int, timeout_s: float, quick: bool, keep_dir: bool, as_json: bool) -> None:
+          tick_customers: int, tick_due: int, policy_customers: int, rebuild_customers: int, timeout_s: float,
+          quick: bool, keep_dir: bool, as_json: bool) -> None:
     """Measure everything in one run on an embedded broker it starts on a free port, and print one table.
 
     The limits of this machine (raw read, validation and fold in process), 1 and 2 workers on a backlog,
@@ -52,7 +57,8 @@ def bench(ctx: click.Context, events: int, customers: int, partitions: int, seed
     from bench.progress import Progress
     from bench.run import PHASES, QUICK, BenchOptions, run_bench
     sizes = dict(events=events, customers=customers, latency_seconds=latency_seconds,
-                 tick_customers=tick_customers, tick_due=tick_due, policy_customers=policy_customers)
+                 tick_customers=tick_customers, tick_due=tick_due, policy_customers=policy_customers,
+                 rebuild_customers=rebuild_customers)
     if quick:
         for name in _SIZES:
             if ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT:

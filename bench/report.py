@@ -30,9 +30,11 @@ RATIOS = {
 }
 
 
-def _rows(tick_customers: int, tick_due: int, tick_small: int, policy_customers: int) -> list[Row]:
+def _rows(tick_customers: int, tick_due: int, tick_small: int, policy_customers: int, rebuild: int) -> list[Row]:
     """Every row of the table, in order, not measured yet."""
     return [
+        Row("produce", "produce", "loyalty produce of the backlog from a JSON-lines file (a tick is one line)",
+            "events/s"),
         Row("raw_read", "limits", "raw consumer read of customer-events (aiokafka getmany)", "records/s"),
         Row("validation", "limits", "validation in process (orjson, fast path or pydantic, one core)", "records/s"),
         Row("fold", "limits", "fold in process (PartitionFold, one core)", "events/s"),
@@ -68,6 +70,9 @@ def _rows(tick_customers: int, tick_due: int, tick_small: int, policy_customers:
         Row("tick_small", "resources", f"one tick, {tick_due:,} due of {tick_small:,} customers (in process)", "ms"),
         Row("policy_change", "resources", f"policy change: re-evaluate {policy_customers:,} customers of one "
             "partition, none cached (in process)", "s"),
+        Row("rebuild_seconds", "recovery", f"a worker rebuilding {rebuild:,} customers from the changelog "
+            "(data dir lost): start -> every partition loaded", "s"),
+        Row("rebuild_rate", "recovery", "the same, customers per second", "customers/s"),
         *(Row(key, "ratios", measure, "x") for key, (measure, _, _) in RATIOS.items()),
     ]
 
@@ -80,7 +85,8 @@ class Report:
         self.started = datetime.now(timezone.utc)
         self.backlog: dict = {}
         self.rows = {row.key: row for row in _rows(options["tick_customers"], options["tick_due"], tick_small,
-                                                   options["policy_customers"])}
+                                                   options["policy_customers"],
+                                                   options["rebuild_customers"])}
 
     def set(self, key: str, value: float, note: str = "") -> None:
         """Record a measured figure."""

@@ -21,11 +21,12 @@ from bench.latency import measure_latency
 from bench.limits import measure_limits
 from bench.peer_common import LOOP_TOPICS, QUIX_TOPIC
 from bench.peers import run_peer
+from bench.policy_change import policy_change_cost
 from bench.progress import Progress
+from bench.rebuild import measure_rebuild
 from bench.report import Report
 from bench.step import BATCH, batches, codec_us, floor_cpu_s, worker_step_cpu_s
 from bench.state_size import changelog_sizes, store_sizes
-from bench.policy_change import policy_change_cost
 from bench.tick import tick_seconds
 from bench.workers import BenchError, WorkerGroup, steady_rate
 from projections.customer import DEFAULT_POLICY
@@ -34,7 +35,7 @@ from streams.kafka_log import read_log
 from streams.settings import INPUT_TOPIC, Settings
 from tools.broker import EmbeddedBroker, create_topics
 
-PHASES = 13
+PHASES = 15
 
 
 @dataclass
@@ -48,12 +49,13 @@ class BenchOptions:
     tick_customers: int = 1_000_000
     tick_due: int = 1_000
     policy_customers: int = 100_000
+    rebuild_customers: int = 1_000_000
     timeout_s: float = 600.0  # for each phase that waits on a consumer
 
 
 #: `--quick`: sizes that check the command end to end in about a minute; the figures mean little.
 QUICK = {"events": 16_000, "customers": 1_600, "latency_seconds": 2.0, "tick_customers": 20_000, "tick_due": 200,
-         "policy_customers": 10_000}
+         "policy_customers": 10_000, "rebuild_customers": 20_000}
 
 
 class Run:
@@ -111,6 +113,8 @@ def run_bench(options: BenchOptions, progress: Progress, keep_dir: bool = False)
         run.phase("a very active customer's state", ["state_heavy_1y", "state_heavy_2y"], partial(_heavy, run))
         run.phase("tick on a large partition", ["tick_large", "tick_small"], partial(_ticks, run))
         run.phase("policy change on a large partition", ["policy_change"], partial(_policy_change, run))
+        run.phase("a worker rebuilding from the changelog", ["rebuild_seconds", "rebuild_rate"],
+                  partial(_rebuild, run))
     finally:
         broker.stop()
         if keep_dir:
@@ -126,9 +130,13 @@ def _backlog(run: Run) -> None:
     options = run.options
     run.progress.phase("backlog")
     run.backlog = produce_backlog(run.settings, options.events, options.customers, options.seed,
+                                  run.workdir / "backlog.jsonl",
                                   lambda sent, total: run.progress.update(f"{sent:,}/{total:,} events sent"))
     run.report.backlog = {"events": run.backlog.events, "records": run.backlog.records}
-    run.progress.done(f"{run.backlog.events:,} events sent ({run.backlog.records:,} records)")
+    rate = run.backlog.events / run.backlog.produce_s
+    run.report.set("produce", rate, f"{run.backlog.events:,} lines ({run.backlog.records:,} records) in "
+                                    f"{run.backlog.produce_s:.2f}s")
+    run.progress.done(f"{run.backlog.events:,} events sent ({run.backlog.records:,} records), {rate:,.0f} lines/s")
 
 
 def _limits(run: Run) -> str:
@@ -164,9 +172,9 @@ def _replay(run: Run) -> str:
         raise BenchError(f"loyalty replay exited with code {done.returncode}: "
                          f"{done.stderr.decode(errors='replace').strip()[-300:]}")
     summary = orjson.loads(done.stdout)
-    run.report.set("replay", summary["events_per_second"],
+    run.report.set("replay", summary["records_per_second"],
                    f"{summary['records']:,} records in {summary['seconds']:.1f}s")
-    return f"{summary['events_per_second']:,.0f} records/s"
+    return f"{summary['records_per_second']:,.0f} records/s"
 
 
 def _peer(run: Run, name: str) -> str:
@@ -292,3 +300,16 @@ def _policy_change(run: Run) -> str:
             f"every state {cost.encode_s:.2f} s ({cost.state_bytes / 1e6:,.0f} MB to write)")
     run.report.set("policy_change", cost.fold_s + cost.encode_s, note)
     return f"{cost.fold_s + cost.encode_s:.2f} s for {cost.customers:,} customers ({note})"
+
+
+def _rebuild(run: Run) -> str:
+    """A new group's changelog of `rebuild_customers` customers, then its first worker's start with no data dir."""
+    result = measure_rebuild(run.settings, run.workdir, run.options.rebuild_customers, DEFAULT_POLICY,
+                             run.options.timeout_s, run.progress.update)
+    assigned = f"{result.assigned_s:.1f}s to its partitions assigned, then " if result.assigned_s is not None else ""
+    cpu = f"; the worker's CPU {result.cpu_s:.1f}s" if result.cpu_s is not None else ""
+    note = (f"{result.customers:,} customers, {result.changelog_bytes / 2**20:,.0f} MB of changelog; "
+            f"{assigned}recovery and loading{cpu}")
+    run.report.set("rebuild_seconds", result.loaded_s, note)
+    run.report.set("rebuild_rate", result.customers / result.loaded_s)
+    return f"{result.customers:,} customers in {result.loaded_s:.1f}s ({note})"

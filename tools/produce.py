@@ -10,10 +10,7 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLarg
 
 from streams.kafka_auth import kafka_python_options
 from streams.settings import INPUT_TOPIC, Settings
-
-
-class ProduceError(RuntimeError):
-    """The broker cannot be reached or refused the records."""
+from tools.bulk_send import BY_KEY, EVERY, BulkSender, ProduceError, record_too_large
 
 
 BROADCAST_TYPES = ("clock.tick", "policy.changed")  # every partition folds them: sent to each
@@ -122,22 +119,39 @@ class EventSender:
 
 def send_lines(settings: Settings, lines: Iterable[bytes],
                on_skip: Optional[Callable[[int, str], None]] = None) -> int:
-    """Send non-blank lines in order; return how many were sent.
+    """Send non-blank lines, each partition's in line order, as record batches; return how many were sent.
 
     A line too large for the broker is skipped and reported to on_skip(line number, message); without
     on_skip, skipped lines raise ProduceError once every other line is sent.
     """
-    sender = EventSender(settings, on_skip)
-    try:
+    skipped: list[tuple[int, str]] = []
+    queued = 0
+
+    def skip(number: int, message: str) -> None:
+        skipped.append((number, message))
+        if on_skip is not None:
+            on_skip(number, message)
+
+    def items() -> Iterator[tuple[int, Optional[bytes], Optional[int], bytes]]:
+        nonlocal queued
         for number, line in enumerate(lines, 1):
             line = line.strip()
-            if line:
-                sender.send_raw(line, number)
-    finally:
-        sender.close()
-    if sender.skipped and on_skip is None:
-        raise ProduceError(f"{len(sender.skipped)} line(s) skipped, e.g. {sender.skipped[0][1]}")
-    return sender.sent
+            if not line:
+                continue
+            key, broadcast = _key_of(line)
+            if record_too_large(key, line):  # refused by the client before it is queued
+                skip(number, too_large(number, len(line)))
+                continue
+            queued += 1
+            yield number, key, EVERY if broadcast else BY_KEY, line
+
+    sender = BulkSender(settings)
+    sender.run(items())
+    for number, size in sorted(sender.refused.items()):  # a tick is one line however many partitions refused it
+        skip(number, too_large(number, size, by_broker=True))
+    if skipped and on_skip is None:
+        raise ProduceError(f"{len(skipped)} line(s) skipped, e.g. {skipped[0][1]}")
+    return queued - len(sender.refused)
 
 
 def send_documents(settings: Settings, docs: Iterable[dict]) -> int:

@@ -74,11 +74,11 @@ class ReplayStore:
         (path / MARKER).write_text(_MARKER_TEXT)
         return cls(path, create=True)
 
-    def write(self, states: dict[str, CustomerState], meta: dict) -> None:
-        """Write states in sorted key order and the metadata, in one batch."""
+    def write(self, states: dict[str, bytes], meta: dict) -> None:
+        """Write encoded states (customer id -> CustomerState bytes) in sorted key order and the metadata, in one batch."""
         batch = WriteBatch(raw_mode=True)
         for customer_id in sorted(states):
-            batch.put(_CUSTOMER + customer_id.encode(), states[customer_id].to_bytes())
+            batch.put(_CUSTOMER + customer_id.encode(), states[customer_id])
         batch.put(_META, orjson.dumps(meta, option=orjson.OPT_SORT_KEYS))
         self.db.write(batch)
         self.db.flush()

@@ -272,6 +272,38 @@ def test_faust_reads_a_key_from_the_partition_the_key_index_names(table):
     assert table.data._get(b"c1") == b"current"  # without the index Faust searches partition 0 first
 
 
+def changelog_record(offset: int, key: bytes, value: bytes) -> SimpleNamespace:
+    return SimpleNamespace(offset=offset, key=key, value=value)
+
+
+def test_changelog_records_being_recovered_are_written_at_once_and_faust_gets_only_the_last(table):
+    tp = TP(table.changelog_topic.get_topic_name(), 0)
+    taken = SimpleNamespace(message=SimpleNamespace(tp=tp, partition=0, offset=4, key=b"c", value=b"taken"))
+    recovery = SimpleNamespace(active_tps={tp}, standby_tps=set(), active_offsets={tp: 4}, standby_offsets={},
+                               tp_to_table={tp: table}, buffers={table: [taken]})  # Faust took offset 4 already
+    fetched = [changelog_record(5, b"a", b"1"), changelog_record(6, b"b", b"2"), changelog_record(7, b"a", b"3")]
+    other = TP(TOPIC, 0)
+    records = {tp: list(fetched), other: [changelog_record(1, b"x", b"y")]}
+    internals._write_changelogs(recovery, records)
+    db = partition_db(table, 0)
+    assert (db[b"a"], db[b"b"], db[b"c"]) == (b"3", b"2", b"taken")  # in offset order, Faust's taken record first
+    assert recovery.buffers[table] == [] and recovery.active_offsets[tp] == 7
+    assert db[b"__faust\x00offset__"] == b"7"  # the persisted offset, as Faust's own writes set it
+    assert records == {tp: fetched[-1:], other: records[other]}  # Faust sees the last (and skips writing it)
+
+    records = {tp: [changelog_record(6, b"b", b"stale")]}  # read again (e.g. after a seek): written already
+    internals._write_changelogs(recovery, records)
+    assert db[b"b"] == b"2" and recovery.active_offsets[tp] == 7
+
+
+def test_a_standby_partitions_changelog_is_written_at_once_too(table):
+    tp = TP(table.changelog_topic.get_topic_name(), 1)
+    recovery = SimpleNamespace(active_tps=set(), standby_tps={tp}, active_offsets={}, standby_offsets={},
+                               tp_to_table={tp: table}, buffers={})
+    internals._write_changelogs(recovery, {tp: [changelog_record(0, b"a", b"1")]})
+    assert partition_db(table, 1)[b"a"] == b"1" and recovery.standby_offsets == {tp: 0}
+
+
 # --- aiokafka_producer --------------------------------------------------------------------------------------
 
 def test_the_aiokafka_producer_is_fausts_own(app):

@@ -1,51 +1,70 @@
-"""`loyalty produce` skips a line the producer or the broker finds too large and sends every other line."""
+"""`loyalty produce` skips a line the producer or the broker finds too large and sends every other line in order."""
 from __future__ import annotations
 
-import pytest
-from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
-from kafka.future import Future
+import asyncio
 
-import tools.produce
+import pytest
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+import tools.bulk_send
 from streams.settings import Settings
 from tools.produce import ProduceError, send_lines
 
-CLIENT_LIMIT, BROKER_LIMIT = 1000, 500
+CLIENT_LIMIT, BROKER_LIMIT, BATCH_RECORDS = 1000, 500, 3
+
+
+class FakeBatch:
+    """Holds up to BATCH_RECORDS records, as a record batch holds up to its size."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple] = []
+
+    def append(self, key, value, timestamp):
+        if len(self.records) >= BATCH_RECORDS:
+            return None
+        self.records.append((key, value))
+        return object()
+
+    def close(self) -> None:
+        pass
 
 
 class FakeProducer:
-    """Refuses a value over CLIENT_LIMIT at send() (as max_request_size does), over BROKER_LIMIT at flush()."""
+    """Refuses a whole batch holding a value over BROKER_LIMIT (as the broker's max.message.bytes does)."""
 
     def __init__(self, error: Exception = MessageSizeTooLargeError()) -> None:
         self.error = error
-        self.sent: list[bytes] = []
-        self.pending: list[tuple[Future, bytes]] = []
+        self.sent: dict[int, list[bytes]] = {0: [], 1: []}
+        self.batches = 0
 
-    def partitions_for(self, topic):
+    async def start(self):
+        pass
+
+    async def stop(self):
+        pass
+
+    async def partitions_for(self, topic):
         return {0, 1}
 
-    def send(self, topic, key=None, value=None, partition=None):
-        if len(value) > CLIENT_LIMIT:
-            raise MessageSizeTooLargeError(f"The message is {len(value)} bytes")
-        future = Future()
-        self.pending.append((future, value))
+    def create_batch(self):
+        return FakeBatch()
+
+    async def send_batch(self, batch, topic, partition):
+        future = asyncio.get_running_loop().create_future()
+        if any(len(value) > BROKER_LIMIT for _, value in batch.records):
+            future.set_exception(self.error)
+        else:
+            self.batches += 1
+            self.sent[partition].extend(value for _, value in batch.records)
+            future.set_result(None)
         return future
-
-    def flush(self, timeout=None):
-        for future, value in self.pending:
-            if len(value) > BROKER_LIMIT:
-                future.failure(self.error)
-            else:
-                self.sent.append(value)
-                future.success(None)
-
-    def close(self, timeout=None):
-        pass
 
 
 @pytest.fixture
 def producer(monkeypatch):
     fake = FakeProducer()
-    monkeypatch.setattr(tools.produce, "open_producer", lambda settings: fake)
+    monkeypatch.setattr(tools.bulk_send, "open_bulk_producer", lambda settings: fake)
+    monkeypatch.setattr(tools.bulk_send, "MAX_REQUEST_BYTES", CLIENT_LIMIT)
     return fake
 
 
@@ -53,22 +72,38 @@ def line(n: int, size: int = 20) -> bytes:
     return (b'{"customer_id": "c%d", "pad": "' % n).ljust(size, b"x") + b'"}'
 
 
+def everything(producer: FakeProducer) -> list[bytes]:
+    return sorted(producer.sent[0] + producer.sent[1])
+
+
 def test_too_large_lines_are_reported_with_their_number_and_the_rest_is_sent(producer):
     lines = [line(1), line(2, 2000), b"", line(3), line(4, 700), line(5)]
     reports = []
     sent = send_lines(Settings(), lines, on_skip=lambda number, message: reports.append((number, message)))
-    assert sent == 3 and producer.sent == [line(1), line(3), line(5)]
+    assert sent == 3 and everything(producer) == sorted([line(1), line(3), line(5)])
     assert reports == [(2, f"line 2: {len(line(2, 2000)):,} bytes is over the broker's message size limit; skipped"),
                        (5, f"line 5: {len(line(4, 700)):,} bytes was refused by the broker as too large; skipped")]
+
+
+def test_a_refused_batch_is_sent_again_record_by_record_in_order(producer):
+    lines = [line(n % 2, 20 + n) if n != 7 else line(1, 700) for n in range(20)]
+    reports = []
+    assert send_lines(Settings(), lines, on_skip=lambda number, message: reports.append(number)) == 19
+    assert reports == [8]
+    for partition, values in producer.sent.items():  # each partition's lines in file order
+        assert values == [value for value in lines if value in values] and values
+    assert producer.batches < 19  # batched, not one record a send
 
 
 def test_without_a_reporter_skipped_lines_are_an_error_after_the_rest_is_sent(producer):
     with pytest.raises(ProduceError, match="1 line.* skipped, e.g. line 1: "):
         send_lines(Settings(), [line(1, 2000), line(2)])
-    assert producer.sent == [line(2)]
+    assert everything(producer) == [line(2)]
 
 
-def test_a_tick_refused_by_every_partition_is_one_skipped_line(producer):
+def test_a_tick_goes_to_every_partition_and_one_refused_by_every_partition_is_one_skipped_line(producer):
+    small = b'{"event_type": "clock.tick"}'
+    assert send_lines(Settings(), [small]) == 1 and producer.sent == {0: [small], 1: [small]}
     tick = b'{"event_type": "clock.tick", "pad": "' + b"x" * 600 + b'"}'
     reports = []
     assert send_lines(Settings(), [tick, line(1)], on_skip=lambda n, m: reports.append(n)) == 1
@@ -77,6 +112,14 @@ def test_a_tick_refused_by_every_partition_is_one_skipped_line(producer):
 
 def test_other_broker_errors_are_not_silently_lost(monkeypatch):
     fake = FakeProducer(KafkaTimeoutError("no answer"))
-    monkeypatch.setattr(tools.produce, "open_producer", lambda settings: fake)
-    with pytest.raises(ProduceError, match="did not accept line 2"):
-        send_lines(Settings(), [line(1), line(2, 700)], on_skip=lambda n, m: None)
+    monkeypatch.setattr(tools.bulk_send, "open_bulk_producer", lambda settings: fake)
+    with pytest.raises(ProduceError, match=r"did not accept lines 1 to 3 \(one record batch of 2\): .*no answer"):
+        send_lines(Settings(), [line(1), b"", line(3, 700)], on_skip=lambda n, m: None)
+
+
+def test_an_error_of_the_input_reaches_the_caller(producer):
+    def lines():
+        yield line(1)
+        raise OSError("the disk went away")
+    with pytest.raises(OSError, match="the disk went away"):
+        send_lines(Settings(), lines())
