@@ -32,7 +32,8 @@ def write_store(path, count: int) -> None:
     """A replay store of customers 0..count-1 (written a chunk at a time, as replay holds no more)."""
     store = ReplayStore.fresh(path)
     for start in range(0, count, CHUNK):
-        store.write({s.customer_id: s for s in map(state, range(start, min(count, start + CHUNK)))}, {"clocks": {}})
+        store.write({s.customer_id: s.to_bytes() for s in map(state, range(start, min(count, start + CHUNK)))},
+                    {"clocks": {}})
     store.close()
 
 
