@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 from typing import NamedTuple
 
-import orjson
 
 from bench.tick import valid_event
 from projections.partition import PartitionFold, SavedStateStore
@@ -32,7 +31,7 @@ def _templates(policy: Policy) -> tuple[list[dict], int]:
     for doc in synthetic_history(4 * _TEMPLATES, _TEMPLATES, seed=5):
         fold.apply(valid_event(doc))
     fold.store.save()
-    return [orjson.loads(raw) for raw in fold.store.saved.values()], fold.clock_ms
+    return [CustomerState.from_bytes(raw).to_dict() for raw in fold.store.saved.values()], fold.clock_ms
 
 
 def lowered_vip(policy: Policy) -> Policy:
@@ -52,7 +51,8 @@ def policy_change_cost(customers: int, policy: Policy) -> PolicyChangeCost:
     saved: dict[str, bytes] = {}
     for number in range(customers):
         customer_id = f"cust-{number:07d}"
-        saved[customer_id] = orjson.dumps({**templates[number % len(templates)], "customer_id": customer_id})
+        template = templates[number % len(templates)]
+        saved[customer_id] = CustomerState.from_dict({**template, "customer_id": customer_id}).to_bytes()
     store = SavedStateStore(saved)
     fold = PartitionFold(store, policy, clock_ms=clock_ms)
     fold.load(CustomerState.from_bytes(raw) for raw in saved.values())
