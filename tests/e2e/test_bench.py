@@ -16,12 +16,12 @@ import pytest
 pytestmark = pytest.mark.broker
 
 ROWS = [
-    "produce", "raw_read", "validation", "fold", "validation_fold", "worker_1", "worker_2", "latency_p50", "latency_p99",
-    "command_rate", "command_p50", "command_p99", "replay", "peer_loop", "peer_quix", "worker_peak_rss",
-    "state_store_median", "state_store_max",
-    "state_changelog_median", "state_changelog_max", "state_heavy_1y", "state_heavy_2y", "tick_large", "tick_small",
-    "policy_change", "rebuild_seconds", "rebuild_rate", "ratio_worker_in_process",
-    "ratio_worker_loop", "ratio_worker_quix", "ratio_replay_raw",
+    "produce", "raw_read", "validation", "fold", "validation_fold", "worker_step", "floor", "state_decode", "state_encode",
+    "worker_1", "worker_2", "latency_p50", "latency_p99", "command_rate", "command_p50", "command_p99", "replay",
+    "peer_loop", "peer_quix", "worker_peak_rss", "state_store_median", "state_store_max", "state_changelog_median",
+    "state_changelog_max", "state_heavy_1y", "state_heavy_2y", "tick_large", "tick_small", "policy_change",
+    "rebuild_seconds", "rebuild_rate", "ratio_worker_in_process", "ratio_worker_loop", "ratio_worker_quix",
+    "ratio_step_floor", "ratio_replay_raw",
 ]
 
 
