@@ -8,7 +8,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.events import EVENT_TYPES, NO_CONTROL, SUPPORTED_SCHEMA_VERSIONS, Event, EventBase
 from schemas.fast_events import fast_event
-from schemas.msgspec_events import decode_event
 from schemas.policy import Policy
 from schemas.timeutil import format_ms
 
@@ -76,15 +75,13 @@ def _checked(value: object, key: Optional[bytes], currency: Optional[str], max_a
         return Rejection("invalid_json", "empty message")
     if not isinstance(value, (bytes, bytearray, memoryview)):
         return Rejection("invalid_json", f"the message is {type(value).__name__}, not bytes")
-    event = None if reference else decode_event(value)  # msgspec: decoded and validated in one pass, or None
-    if event is None:
-        try:
-            doc = orjson.loads(value)  # non-UTF-8, NUL outside strings and nesting deeper than 1024 all fail here
-        except orjson.JSONDecodeError as exc:
-            return Rejection("invalid_json", str(exc)[:200])
-        event = validate_document_reference(doc)
-        if isinstance(event, Rejection):
-            return event
+    try:
+        doc = orjson.loads(value)  # non-UTF-8, NUL outside strings and nesting deeper than 1024 all fail here
+    except orjson.JSONDecodeError as exc:
+        return Rejection("invalid_json", str(exc)[:200])
+    event = validate_document_reference(doc) if reference else validate_document(doc)
+    if isinstance(event, Rejection):
+        return event
     if (timestamp_ms is not None and timestamp_ms >= 0 and max_future_ms is not None
             and event.occurred_at_ms > timestamp_ms + max_future_ms):
         # The partition clock never goes back: one event far in the future would expire everyone's points.
