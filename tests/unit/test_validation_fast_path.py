@@ -1,6 +1,8 @@
 """The fast validation path gives exactly what pydantic alone gives: the same events, the same rejections."""
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -58,6 +60,11 @@ def assert_same(doc: object, key: object = None, timestamp_ms: object = None) ->
         raw = dumps(doc)
     except (TypeError, ValueError):
         return  # e.g. a str subclass is still text to json; a lone surrogate cannot be encoded
+    assert_same_bytes(raw, key, timestamp_ms)
+
+
+def assert_same_bytes(raw: bytes, key: object = None, timestamp_ms: object = None) -> None:
+    """Check validate_message and validate_record on a raw message against the reference."""
     for currency in (None, "CNY"):
         assert (snapshot(validate_message(raw, key, currency, max_amount_minor=500_000, timestamp_ms=timestamp_ms,
                                           max_future_ms=86_400_000))
@@ -238,3 +245,65 @@ def test_the_snapshot_tells_apart_what_the_fast_path_could_get_wrong():
     wider = event.model_copy()
     object.__setattr__(wider, "__pydantic_fields_set__", {*event.model_fields_set, "schema_version"})
     assert snapshot(wider) != snapshot(event)
+
+
+REGISTERED = (b'{"event_id":"e1","event_type":"customer.registered","customer_id":"c1",'
+              b'"occurred_at":"2026-01-01T00:00:00Z","schema_version":1,"payload":{}}')
+# Raw JSON a foreign producer may send, for the sweep below: what a JSON parser may read in more than one way.
+HOSTILE_TOKENS = [
+    "NaN", "Infinity", "-Infinity", "-0", "-0.0", "0e0", "1e-999999999", "1e999999999", "1E2", "5.0", "5e0",
+    "600", "1", "5", "-5", "1000000000000", "1000000000001", "-1000000000001", "9223372036854775808",
+    "-9223372036854775809", "18446744073709551615", "18446744073709551616", "1" + "0" * 40, "0.1e1", "12.34e0",
+    "true", "false", "null", "[]", "{}", "[1]", '{"a":1}', '"\\ud800"', '"\\udc00x"', '"\\ud83d\\ude00"',
+    '"\xed\xa0\x80"', '"\xff"', '"\xc0\xaf"', '"a\\u0000"', '"a\\n"', '"a\\r"', '"a\\u007f"', '"a\\u2028"',
+    '"\\u00a0"', '"\uff11\uff12"', '"\u0661\u0662.\u0665"', '"12.50"', '"1e3"', '"12.345"', '"0.00"', '" 1"',
+    '"CNY\\n"', '"cny"', '"\u0130BC"', '"2026-01-01T00:00:00+0800"', '"2026-01-01T00:00:00.0009999Z"',
+    '"2026-01-01T00:00:00,5Z"', '"2026-01-01 00:00:00z"', '"2026-01-01T00:00:00.9999999+08:00"',
+    '"\uff12026-01-01T00:00:00Z"', '"02-29"', '"Asia/Tokyo"', '"' + "x" * 129 + '"', '"' + "\U0001f600" * 64 + '"',
+    '"' + "\U0001f600" * 65 + '"', '"customer.visited"', '"order.paid"', '"clock.tick"', '"policy.changed"',
+]
+
+
+def _items(mapping: dict) -> list[str]:
+    """A JSON object's members as text, in order."""
+    return [f"{json.dumps(key)}:{json.dumps(value, ensure_ascii=False)}" for key, value in mapping.items()]
+
+
+def _message(envelope: list[str], payload: list[str]) -> bytes:
+    """A message from its members' texts (the payload last), as raw UTF-8 (invalid sequences kept)."""
+    text = "{" + ",".join([*envelope, '"payload":{' + ",".join(payload) + "}"]) + "}"
+    return text.encode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("event_type", sorted(VALID_DOCUMENTS))
+def test_hostile_raw_values_and_duplicate_keys_give_the_reference_result(event_type):
+    # Each token replaces a field, comes before it (the document's value wins) or after it (the token wins).
+    envelope = {"event_id": "e1", "event_type": event_type, "customer_id": None if event_type in BROADCAST else "c1",
+                "occurred_at": "2026-01-01T00:00:00+08:00", "schema_version": 1}
+    payload = VALID_DOCUMENTS[event_type]
+    assert isinstance(fast_event(orjson.loads(_message(_items(envelope), _items(payload)))), EventBase)
+    names = [("envelope", name) for name in (*envelope, "occurred_at_ms", "extra")]
+    names += [("payload", name) for name in (*payload, "amount", "amount_minor", "points", "channel", "extra")]
+    for token in HOSTILE_TOKENS:
+        for level, name in names:
+            member = f'"{name}":{token}'
+            for where in ("replace", "before", "after"):
+                parts = {"envelope": _items(envelope), "payload": _items(payload)}
+                items = parts[level]
+                if where == "replace":
+                    items[:] = [item for item in items if not item.startswith(f'"{name}":')] + [member]
+                else:
+                    items.insert(0 if where == "before" else len(items), member)
+                assert_same_bytes(_message(parts["envelope"], parts["payload"]), b"c1", 1_767_196_800_000)
+
+
+@pytest.mark.parametrize("raw", [
+    b"\xef\xbb\xbf" + REGISTERED, b" \n" + REGISTERED + b" \t", REGISTERED + b"x", REGISTERED + b"\x00",
+    REGISTERED[:-1], REGISTERED.replace(b'"payload":{}', b'"payload":null'), REGISTERED.replace(b"{}", b"[]"),
+    REGISTERED.replace(b'"c1"', b'"c\\u0031"'), REGISTERED.replace(b'"event_id"', b'"event\\u005fid"'),
+    REGISTERED.replace(b'"payload":{}', b'"payload":{},"payload":{"birthday":"13-01"}'),
+    REGISTERED.replace(b'"payload":{}', b'"payload":{"birthday":"13-01"},"payload":{}'),
+    REGISTERED.replace(b"{}", b'{"a":' + b"[" * 2000 + b"]" * 2000 + b"}"), b"[" + REGISTERED + b"]", b"null", b"1",
+])
+def test_hostile_whole_messages_give_the_reference_result(raw):
+    assert_same_bytes(raw, b"c1", 1_767_196_800_000)
