@@ -14,7 +14,7 @@ from projections.checkout import (
     prune_commands, release_hold, remember_outcome, take_back_pending,
 )
 from projections.constants import figures
-from projections.days import format_ms, local_day
+from projections.days import local_day
 from projections.points import credit, debit
 from projections.rewards import claim_reward, prune_rewards, use_coupon
 from projections.state import CustomerState, Effect, Order
@@ -26,7 +26,7 @@ from schemas.events import (
 )
 from schemas.outputs import redemption_rejected
 from schemas.policy import Policy
-from schemas.timeutil import DAY_MS
+from schemas.timeutil import DAY_MS, format_ms
 
 DEFAULT_POLICY = Policy()
 _PRUNE_EVERY_EVENTS = 32  # prune old redemption ids, orders and counters every this many events (amortised)
