@@ -36,25 +36,20 @@ def _day_text(days_since_epoch: int) -> str:
     return (EPOCH + timedelta(days=days_since_epoch)).strftime("%Y-%m-%d")
 
 
-_CLOCK_TEXT: dict[int, str] = {}  # second of the UTC day -> "Thh:mm:ss" (at most 86,400 entries)
-
-
-def _clock_text(second: int) -> str:
-    """Return and cache the time-of-day text of a second of the day."""
-    hour, rest = divmod(second, 3600)
-    minute, sec = divmod(rest, 60)
-    text = _CLOCK_TEXT[second] = f"T{hour:02d}:{minute:02d}:{sec:02d}"
-    return text
+# The clock text of every minute of a day and of every second of a minute, built once: small and fixed,
+# unlike a cache of every second's text, which grows with each new second formatted.
+_HOUR_MINUTE = tuple(f"T{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
+_SECOND = tuple(f"{second:02d}" for second in range(60))
 
 
 def format_ms(epoch_ms: int) -> str:
-    """Format epoch milliseconds as RFC 3339 in UTC, e.g. 2026-01-02T03:04:05Z (day and clock text cached)."""
+    """Format epoch milliseconds as RFC 3339 in UTC, e.g. 2026-01-02T03:04:05Z (milliseconds only if any)."""
     days, rest_ms = divmod(epoch_ms, DAY_MS)
-    second, millis = divmod(rest_ms, 1000)
-    clock = _CLOCK_TEXT.get(second) or _clock_text(second)
+    seconds, millis = divmod(rest_ms, 1000)
+    minutes, second = divmod(seconds, 60)
     if millis:
-        return f"{_day_text(days)}{clock}.{millis:03d}Z"
-    return f"{_day_text(days)}{clock}Z"
+        return f"{_day_text(days)}{_HOUR_MINUTE[minutes]}{_SECOND[second]}.{millis:03d}Z"
+    return f"{_day_text(days)}{_HOUR_MINUTE[minutes]}{_SECOND[second]}Z"
 
 
 @lru_cache(maxsize=1024)

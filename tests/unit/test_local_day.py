@@ -30,7 +30,7 @@ def test_local_day_around_transitions_and_midnights():
                  st.integers(0, 253_402_300_799).map(lambda n: n * 1000)))  # whole seconds up to year 9999
 def test_format_ms_is_the_uncached_rfc3339_text(epoch_ms):
     assert format_ms(epoch_ms) == uncached_format_ms(epoch_ms)
-    assert format_ms(epoch_ms) == uncached_format_ms(epoch_ms)  # again, from its cache
+    assert format_ms(epoch_ms) == uncached_format_ms(epoch_ms)  # again, the day text from its cache
 
 
 def uncached_format_ms(epoch_ms: int) -> str:
