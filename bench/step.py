@@ -27,7 +27,7 @@ from schemas.policy import Policy
 from streams.gc_tuning import tune_gc
 from streams.kafka_log import LogRecord
 from streams.metrics import LoyaltyMetrics
-from streams.pipeline import Pipeline, Record
+from streams.pipeline import OpenedFold, Pipeline, Record
 from streams.settings import DEFAULTS, PARTITION_KEYS
 from streams.tables import TablePartitionStore
 from tools.synthetic import synthetic_history
@@ -75,6 +75,17 @@ def _databases(workdir: Path, partitions: Iterable[int]) -> dict[int, Rdict]:
     return {p: Rdict(str(workdir / f"p{p}"), options=Options(raw_mode=True)) for p in partitions}
 
 
+class _NewFolds:
+    """The worker's fold loader on the bench's databases: each partition starts empty, its store kept for the writes."""
+
+    def __init__(self, table: SimpleNamespace) -> None:
+        self.table, self.stores = table, {}
+
+    def open_fold(self, partition: int, policy: Policy) -> OpenedFold:
+        store = self.stores[partition] = TablePartitionStore(self.table, partition)
+        return OpenedFold(PartitionFold(store, policy))
+
+
 def worker_step_cpu_s(steps: list[list[Record]], policy: Policy, workdir: Path) -> tuple[float, list[bytes]]:
     """CPU seconds of the worker's step over the batches (Pipeline.process, record batches, changelog, RocksDB),
     and the customers' states it saved."""
@@ -82,21 +93,16 @@ def worker_step_cpu_s(steps: list[list[Record]], policy: Policy, workdir: Path) 
     dbs = _databases(workdir, partitions)
     # The worker's TablePartitionStore on a stand-in for the Faust table it reaches into.
     table = SimpleNamespace(data=SimpleNamespace(_db_for_partition=dbs.__getitem__, _key_index={}))
-    stores: dict[int, TablePartitionStore] = {}
-
-    def open_fold(partition: int) -> PartitionFold:
-        store = stores[partition] = TablePartitionStore(table, partition)
-        return PartitionFold(store, policy)
-
-    pipeline = Pipeline(policy, LoyaltyMetrics(), open_fold, clock="event")
+    loader = _NewFolds(table)
+    pipeline = Pipeline(policy, LoyaltyMetrics(), loader, clock="event")
     started = time.process_time()
     for step in steps:
         builders = _Builders()
         for message in pipeline.process(step):
             builders.append(*message)
         for partition in {record.partition for record in step}:
-            fold, store = pipeline.folds[partition], stores[partition]
-            changelog = store.changelog(fold.clock_ms, pipeline.folded_until.get(partition), fold.schedule)
+            fold, store = pipeline.loaded(partition), loader.stores[partition]
+            changelog = store.changelog(fold.clock_ms, pipeline.folded_until_offset(partition), fold.schedule)
             for key, value in changelog:
                 builders.append("changelog", partition, key, value)
             store.save(changelog)

@@ -9,11 +9,11 @@ from bisect import bisect_left
 from datetime import date, timedelta
 from typing import Optional
 
-from projections.days import format_ms, local_day
+from projections.days import local_day
 from projections.state import LOT_EXPIRY, CustomerState, Effect, Lot
 from projections.triggers import campaign
 from schemas.policy import TIERS, Policy
-from schemas.timeutil import DAY_MS, local_midnight_ms
+from schemas.timeutil import DAY_MS, format_ms, local_midnight_ms
 
 _ONE_DAY = timedelta(days=1)
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 from bisect import insort
 from typing import Optional
 
-from projections.days import format_ms
 from projections.points import debit
 from projections.state import CustomerState, Effect, Hold, Pending
 from schemas.events import EventBase, HoldCaptured, HoldReleased, HoldRequested, OrderPaid
 from schemas.outputs import hold_update, points_released
 from schemas.policy import Policy
-from schemas.timeutil import DAY_MS
+from schemas.timeutil import DAY_MS, format_ms
 
 ACCEPTED, REJECTED = "accepted", "rejected"
 PENDING_KEY = lambda entry: entry.release_at_ms  # noqa: E731 (the sort key of state.pending)

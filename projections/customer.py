@@ -1,8 +1,9 @@
-"""The customer decider: evolve(state, event, clock) -> (state, effects), pure and deterministic.
+"""The customer decider: what one event, or the passing of time, does to a customer's state; deterministic.
 
-The handlers below change the state they are given: `evolve` hands them a clone, so it never changes
-its input; the partition fold, which owns its states and checks duplicates itself, uses `evolve_unseen`
-and copies nothing.
+Production calls `evolve_unseen` and `pass_time_in_place` (from the partition fold, projections/partition.py):
+they change the state they are given in place, and the fold, which owns its states, checks duplicates first.
+`evolve` and `pass_time` are the pure forms, (state, event, clock) -> (state, effects) on a clone: only the
+tests call them, as the reference that never changes its input.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from projections.checkout import (
     prune_commands, release_hold, remember_outcome, take_back_pending,
 )
 from projections.constants import figures
-from projections.days import format_ms, local_day
+from projections.days import local_day
 from projections.points import credit, debit
 from projections.rewards import claim_reward, prune_rewards, use_coupon
 from projections.state import CustomerState, Effect, Order
@@ -26,7 +27,7 @@ from schemas.events import (
 )
 from schemas.outputs import redemption_rejected
 from schemas.policy import Policy
-from schemas.timeutil import DAY_MS
+from schemas.timeutil import DAY_MS, format_ms
 
 DEFAULT_POLICY = Policy()
 _PRUNE_EVERY_EVENTS = 32  # prune old redemption ids, orders and counters every this many events (amortised)
@@ -68,7 +69,7 @@ def _remembered_id(ids: dict[str, int], key: str, state: CustomerState, policy: 
 
 def evolve(state: Optional[CustomerState], event: EventBase, clock_ms: int,
            policy: Policy = DEFAULT_POLICY) -> tuple[CustomerState, list[Effect]]:
-    """Apply one customer event at partition clock clock_ms; a duplicate returns the same state and no effects."""
+    """Apply one event on a clone of the state at clock_ms (a duplicate: the same state, no effects); tests only."""
     if is_duplicate(state, event, clock_ms, policy):
         return state, []
     return evolve_unseen(state.clone() if state is not None else None, event, clock_ms, policy)
@@ -76,7 +77,7 @@ def evolve(state: Optional[CustomerState], event: EventBase, clock_ms: int,
 
 def evolve_unseen(state: Optional[CustomerState], event: EventBase, clock_ms: int,
                   policy: Policy = DEFAULT_POLICY) -> tuple[CustomerState, list[Effect]]:
-    """Like evolve, but change `state` itself, for an event the caller found not to be a duplicate (the fold)."""
+    """Apply one event the caller found not to be a duplicate, changing `state` itself (what the fold calls)."""
     if event.occurred_at_ms > clock_ms:
         clock_ms = event.occurred_at_ms
     if state is None:
@@ -112,7 +113,7 @@ def evolve_unseen(state: Optional[CustomerState], event: EventBase, clock_ms: in
 
 def pass_time(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POLICY,
               source_event_id: Optional[str] = None) -> tuple[CustomerState, list[Effect]]:
-    """Move a customer to a later partition clock, firing what fell due; unchanged if nothing is due."""
+    """Move a clone of the customer to a later clock, firing what fell due (unchanged if nothing is); tests only."""
     if state.next_due_ms is None or state.next_due_ms > clock_ms:
         return state, []
     return pass_time_in_place(state.clone(), clock_ms, policy, source_event_id)
@@ -120,7 +121,7 @@ def pass_time(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POLI
 
 def pass_time_in_place(state: CustomerState, clock_ms: int, policy: Policy = DEFAULT_POLICY,
                        source_event_id: Optional[str] = None) -> tuple[CustomerState, list[Effect]]:
-    """Like pass_time, but change `state` itself (for the fold, which owns it)."""
+    """Move a customer to a later clock, firing what fell due, changing `state` itself (what the fold calls)."""
     if state.next_due_ms is None or state.next_due_ms > clock_ms:
         return state, []
     effects = walk_due_times(state, clock_ms, policy, source_event_id)

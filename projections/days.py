@@ -1,10 +1,10 @@
-"""Customer-local dates and RFC 3339 text of instants, cached (the rules ask for them on every event)."""
+"""Customer-local dates of instants, cached per zone and UTC day (the rules ask for them on every event)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from typing import Optional
 
-from schemas.timeutil import DAY_MS, _day_text, local_date, zone
+from schemas.timeutil import DAY_MS, local_date, zone
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 # (time zone, UTC day number) -> (instant of the local midnight in that UTC day, local date before it, after it);
@@ -38,24 +38,3 @@ def local_day(epoch_ms: int, tz_name: str) -> date:
     if split is None:
         return local_date(epoch_ms, tz_name)
     return split[1] if epoch_ms < split[0] else split[2]
-
-
-_CLOCK_TEXT: dict[int, str] = {}  # second of the UTC day -> "Thh:mm:ss" (at most 86,400 entries)
-
-
-def _clock_text(second: int) -> str:
-    """Return and cache the time-of-day text of a second of the day."""
-    hour, rest = divmod(second, 3600)
-    minute, sec = divmod(rest, 60)
-    text = _CLOCK_TEXT[second] = f"T{hour:02d}:{minute:02d}:{sec:02d}"
-    return text
-
-
-def format_ms(epoch_ms: int) -> str:
-    """Format epoch milliseconds as RFC 3339 in UTC (what schemas.timeutil.format_ms returns, in half the time)."""
-    days, rest_ms = divmod(epoch_ms, DAY_MS)
-    second, millis = divmod(rest_ms, 1000)
-    clock = _CLOCK_TEXT.get(second) or _clock_text(second)
-    if millis:
-        return f"{_day_text(days)}{clock}.{millis:03d}Z"
-    return f"{_day_text(days)}{clock}Z"

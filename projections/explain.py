@@ -14,7 +14,7 @@ from projections.points import points_expiring
 from projections.state import CustomerState
 from projections.timeline import status_for, tier_for
 from projections.value import recency_due_ms, rfm_at, value_for
-from projections.views import money
+from projections.documents import money
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS, format_ms, local_date, parse_rfc3339_ms
 

@@ -7,7 +7,7 @@ from typing import Iterable, Optional, Protocol
 from projections.customer import DEFAULT_POLICY, evolve_unseen, is_duplicate, pass_time_in_place
 from projections.policies import PolicyFolding, PolicySchedule, WhatIf, first_change
 from projections.state import CustomerState, Effect, stamped
-from projections.views import Totals
+from projections.documents import Totals
 from schemas.events import EventBase
 from schemas.policy import Policy
 

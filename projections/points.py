@@ -4,10 +4,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Optional
 
-from projections.days import format_ms
 from projections.state import LOT_EXPIRY, CustomerState, Effect, Lot
 from schemas.outputs import ledger_entry
-from schemas.timeutil import DAY_MS
+from schemas.timeutil import DAY_MS, format_ms
 
 # A member's readable history is their last entries, kept in the state (bounded); older ones are on the ledger
 # topic. Fixed, not a policy: replay under another policy must keep the same history.

@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Optional
 
 from projections.checkout import ACCEPTED, REJECTED, available_points, ledger_detail, remember_outcome
-from projections.days import format_ms, local_day
+from projections.days import local_day
 from projections.points import credit, debit
 from projections.state import EXPIRED, OPEN, USED, Coupon, CustomerState, Effect
 from schemas.events import CouponUsed, RewardClaimed
 from schemas.outputs import claim_rejected, coupon_expired, coupon_issued, coupon_rejected, coupon_used
 from schemas.policy import TIERS, Policy, RewardPolicy
-from schemas.timeutil import DAY_MS
+from schemas.timeutil import DAY_MS, format_ms
 
 
 def coupon_id_of(customer_id: str, claim_id: str) -> str:

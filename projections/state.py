@@ -173,8 +173,8 @@ class CustomerState:
     def to_dict(self) -> dict[str, Any]:
         """Return the state as JSON-ready data: the stored form, unchanged since before the typed records.
 
-        One dict display in __slots__ order (the stored keys' order; a test compares them): a third
-        faster than building it from the slots' names, and every changed state is encoded once a batch.
+        One dict display in __slots__ order (the stored keys' order; a test compares them): faster than
+        building it from the slots' names, and every changed state is encoded once a batch.
         """
         return {
             "customer_id": self.customer_id, "birthday": self.birthday, "timezone": self.timezone,
@@ -255,7 +255,7 @@ _STORED = tuple((_STORED_KEY.get(name, name), name) for name in CustomerState.__
 # state stored as JSON before it. A new slot goes last, with a new FORMAT.
 FORMAT = 1
 # A very active customer's state holds a year of lots and orders (tens of KB of near-repeating numbers):
-# above this many bytes it is stored zlib-compressed (level 1: a third of the bytes, for a rare large state).
+# above this many bytes it is stored zlib-compressed (level 1: the fastest, for a rare large state).
 COMPRESS_ABOVE = 4096
 _ZLIB = b"\x78"  # the first byte of every zlib stream (deflate, 32 KB window): neither "{" nor a msgpack array
 _RECORD_TYPES = {"lots": list[Lot], "orders": dict[str, Order], "coupons": dict[str, Coupon],

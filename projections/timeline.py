@@ -8,7 +8,7 @@ from typing import Optional
 from projections.care import celebrate_member_day, member_day_due_ms, remind_expiring, reminder_due_ms, tier_moved
 from projections.checkout import expire_holds, release_pending
 from projections.constants import figures
-from projections.days import format_ms, local_day
+from projections.days import local_day
 from projections.points import expire_lots
 from projections.rewards import expire_coupons
 from projections.state import CustomerState, Effect
@@ -16,7 +16,7 @@ from projections.value import value_for
 from projections.triggers import campaign
 from schemas.outputs import transition
 from schemas.policy import Policy
-from schemas.timeutil import DAY_MS, local_midnight_ms
+from schemas.timeutil import DAY_MS, format_ms, local_midnight_ms
 
 
 def tier_for(spend_minor: int, policy: Policy) -> str:

@@ -1,9 +1,9 @@
 """Campaign triggers: the one builder of campaign-triggers records, with their deterministic ids."""
 from __future__ import annotations
 
-from projections.days import format_ms
 from projections.state import CustomerState, Effect
 from schemas.outputs import campaign_trigger
+from schemas.timeutil import format_ms
 
 
 def campaign(state: CustomerState, name: str, period: str, at_ms: int, details: dict) -> Effect:

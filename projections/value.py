@@ -4,19 +4,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import Optional
 
-from projections.state import CustomerState
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS
-
-
-def recency_score(days: int, recency_days: tuple[int, ...]) -> int:
-    """Return R: 5 up to the first threshold of whole days since the last purchase, 4 up to the second, ... else 1."""
-    return 5 - bisect_left(recency_days, days)
-
-
-def score_from(amount: int, minimums_rising: tuple[int, ...]) -> int:
-    """Return F or M: 1 plus the number of minimums (in rising order) that amount reaches."""
-    return 1 + bisect_right(minimums_rising, amount)
 
 
 def rfm_at(last_purchase_ms: Optional[int], orders: int, spend_minor: int, at_ms: int,
@@ -27,11 +16,6 @@ def rfm_at(last_purchase_ms: Optional[int], orders: int, spend_minor: int, at_ms
     rules = policy.rfm
     return [5 - bisect_left(rules.recency_days, (at_ms - last_purchase_ms) // DAY_MS),
             1 + bisect_right(rules.frequency_rising, orders), 1 + bisect_right(rules.monetary_rising_minor, spend_minor)]
-
-
-def rfm_for(state: CustomerState, at_ms: int, policy: Policy) -> Optional[list[int]]:
-    """Return the customer's [r, f, m] at at_ms (None without a purchase)."""
-    return rfm_at(state.last_purchase_ms, state.window_orders, state.window_spend_minor, at_ms, policy)
 
 
 def value_for(rfm: Optional[list[int]], policy: Policy) -> str:

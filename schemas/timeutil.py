@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 DAY_MS = 86_400_000
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ONE_MS = timedelta(milliseconds=1)  # built once: timedelta(milliseconds=1) per event cost more than the parse
+_ONE_MS = timedelta(milliseconds=1)  # built once: the parse runs on every event
 # The event times the engine accepts: expiry, windows and birthdays computed from them (years ahead)
 # stay far inside datetime's year 1-9999, so no rule can overflow on a valid event.
 MIN_OCCURRED_AT_MS = 946_684_800_000      # 2000-01-01T00:00:00Z, inclusive
@@ -36,14 +36,20 @@ def _day_text(days_since_epoch: int) -> str:
     return (EPOCH + timedelta(days=days_since_epoch)).strftime("%Y-%m-%d")
 
 
+# The clock text of every minute of a day and of every second of a minute, built once: small and fixed,
+# unlike a cache of every second's text, which grows with each new second formatted.
+_HOUR_MINUTE = tuple(f"T{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
+_SECOND = tuple(f"{second:02d}" for second in range(60))
+
+
 def format_ms(epoch_ms: int) -> str:
-    """Format epoch milliseconds as RFC 3339 in UTC, e.g. 2026-01-02T03:04:05Z."""
+    """Format epoch milliseconds as RFC 3339 in UTC, e.g. 2026-01-02T03:04:05Z (milliseconds only if any)."""
     days, rest_ms = divmod(epoch_ms, DAY_MS)
     seconds, millis = divmod(rest_ms, 1000)
     minutes, second = divmod(seconds, 60)
-    hour, minute = divmod(minutes, 60)
-    text = f"{_day_text(days)}T{hour:02d}:{minute:02d}:{second:02d}"
-    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+    if millis:
+        return f"{_day_text(days)}{_HOUR_MINUTE[minutes]}{_SECOND[second]}.{millis:03d}Z"
+    return f"{_day_text(days)}{_HOUR_MINUTE[minutes]}{_SECOND[second]}Z"
 
 
 @lru_cache(maxsize=1024)

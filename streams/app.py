@@ -12,23 +12,22 @@ import orjson
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 
-from projections.partition import PartitionFold
 from schemas.policy import Policy, load_policy
 from schemas.timeutil import format_ms
 from streams.embedded import enable_embedded_broker_workarounds
 from streams.faust_internals import (ack_fetched, batch_lock, commit_only_current_acks, committed_offsets,
                                      limit_fetch_wait, read_in_bulk, seek_before_resuming, serve_only_our_pages)
+from streams.fold_loader import TableFoldLoader
 from streams.kafka_auth import KafkaAuth
 from streams.logs import crash_without_commit, lifecycle
 from streams.metrics import LoyaltyMetrics
 from streams.output import BatchSender
 from streams.pipeline import Outgoing, Pipeline, Record
-from streams.policy_source import choose_policies
 from streams.settings import CUSTOMER_TABLE, DLQ_TOPIC, INPUT_TOPIC, OUTPUT_TOPICS, Settings
 from streams.stopping import run_to_the_end
 from streams.tables import TablePartitionStore
 from streams.checkout_views import register_checkout_views
-from streams.views import load_owned_folds, register_views
+from streams.http_views import load_owned_folds, register_views
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -126,13 +125,13 @@ def named(handler: Callable, *args: Any) -> Callable:
 
 class WorkerParts:
     """What the handlers share: the app, the settings, the pipeline, and the stores of the partitions owned."""
-    __slots__ = ("app", "settings", "metrics", "customers", "stores", "pipeline", "sender", "batch_at_stop")
+    __slots__ = ("app", "settings", "metrics", "customers", "loader", "pipeline", "sender", "batch_at_stop")
 
     def __init__(self, app: faust.App, settings: Settings, policy: Policy, metrics: LoyaltyMetrics,
                  customers: Any) -> None:
         self.app, self.settings, self.metrics, self.customers = app, settings, metrics, customers
-        self.stores: dict[int, TablePartitionStore] = {}
-        self.pipeline = Pipeline(policy, metrics, partial(open_fold, self), clock=settings.clock)
+        self.loader = TableFoldLoader(customers, settings)  # the pipeline opens folds through it; writes use its stores
+        self.pipeline = Pipeline(policy, metrics, self.loader, clock=settings.clock)
         self.sender = BatchSender(app, customers)
         self.batch_at_stop = "none"  # the batch in flight when the fetch loop was cancelled: finished or abandoned
 
@@ -143,20 +142,6 @@ async def subscribe_to_customer_events(stream: Any) -> None:
     """Subscribe the worker to the input topic; its records reach `fold_fetched_records` in bulk."""
     async for _ in stream:  # never reached: the consumer hands this topic's records over in bulk
         pass
-
-
-def open_fold(parts: WorkerParts, partition: int) -> PartitionFold:
-    """Load a partition's clock, due index and totals from its recovered store."""
-    store = parts.stores[partition] = TablePartitionStore(parts.customers, partition,
-                                                                clock=parts.settings.clock)
-    saved = store.saved_schedule = store.policy_schedule()
-    schedule = choose_policies(saved, parts.pipeline.policy, parts.settings.policy_file, parts.settings.policy_wins)
-    fold = PartitionFold(store, parts.pipeline.policy, clock_ms=store.clock_ms(), schedule=schedule)
-    parts.pipeline.folded_until[partition] = store.next_offset()
-    fold.load(store.states())
-    lifecycle("partition loaded", partition=partition, customers=fold.totals.customers,
-              clock=format_ms(fold.clock_ms), due=len(fold.due), policy=fold.schedule.in_force.version)
-    return fold
 
 
 def _timestamp_ms(timestamp_ms: Optional[int]) -> Optional[int]:
@@ -177,16 +162,15 @@ async def fold_and_write(parts: WorkerParts, fetched: dict) -> None:
                for tp, fetched_records in fetched.items() for r in fetched_records]
     try:
         outgoing = pipeline.process(records)
-        await write_batch(parts.sender, parts.stores, pipeline.folds, outgoing, {tp.partition for tp in fetched},
-                          pipeline.folded_until)
+        await write_batch(parts.sender, parts.loader.stores, pipeline, outgoing, {tp.partition for tp in fetched})
     except Exception as exc:
         # Nothing of this batch may be committed: stop at once, so that it is read again after a restart.
         crash_without_commit(exc)
     ack_fetched(parts.app.consumer, {tp: (rs[0].offset, rs[-1].offset) for tp, rs in fetched.items()})
 
 
-async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore], folds: dict[int, PartitionFold],
-                      outgoing: list[Outgoing], partitions: set[int], folded_until: dict) -> None:
+async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore], pipeline: Pipeline,
+                      outgoing: list[Outgoing], partitions: set[int]) -> None:
     """Write a folded batch in the order that loses nothing: outputs, then changelog, then local state.
 
     Faust acks the batch's offsets when the agent's body returns, after all three. A crash before the
@@ -195,9 +179,10 @@ async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore
     states whose outputs are all on their topics, so a redelivered event may rightly be a duplicate.
     """
     # Taken before any await: a rebalance meanwhile may drop the partitions from `stores`.
+    folds = {partition: pipeline.loaded(partition) for partition in partitions if partition in stores}
     changelogs = {partition: (stores[partition], stores[partition].changelog(
-                      folds[partition].clock_ms, folded_until.get(partition), folds[partition].schedule))
-                  for partition in partitions if partition in stores and partition in folds}
+                      fold.clock_ms, pipeline.folded_until_offset(partition), fold.schedule))
+                  for partition, fold in folds.items() if fold is not None}
     await sender.send_outputs(outgoing)
     await sender.send_changelog({partition: records for partition, (_, records) in changelogs.items()})
     for store, records in changelogs.values():
@@ -213,7 +198,7 @@ async def forget_revoked_partitions(parts: WorkerParts, sender: Any, revoked: An
     async with batch_lock:  # a batch being written finishes first: its partitions' next owner starts after it
         for partition in partitions:
             parts.pipeline.forget(partition)
-            parts.stores.pop(partition, None)
+            parts.loader.forget(partition)
     if partitions:
         lifecycle("partitions revoked", partitions=partitions)
 
@@ -238,7 +223,7 @@ async def log_stopped(parts: WorkerParts, sender: Any, **kwargs: Any) -> None:
     with contextlib.suppress(Exception):
         load_owned_folds(parts.app, parts.pipeline)
     lifecycle("worker stopped", events_applied=parts.pipeline.totals().events_applied,
-              partitions=sorted(parts.pipeline.folds), batch_in_flight=parts.batch_at_stop,
+              partitions=parts.pipeline.loaded_partitions(), batch_in_flight=parts.batch_at_stop,
               committed={str(tp.partition): offset for tp, offset in sorted(committed.items())
                          if tp.topic == INPUT_TOPIC and offset is not None})
 
@@ -248,7 +233,7 @@ async def log_stopped(parts: WorkerParts, sender: Any, **kwargs: Any) -> None:
 def fetched_ends(parts: WorkerParts) -> dict[int, int]:
     """Return the fetch high watermark of each loaded partition (none before its first fetch)."""
     ends = {}
-    for partition in list(parts.pipeline.folds):
+    for partition in parts.pipeline.loaded_partitions():
         highwater = parts.app.consumer.highwater(TP(INPUT_TOPIC, partition))
         if highwater is not None:
             ends[partition] = highwater
@@ -260,7 +245,7 @@ def consumer_lag(parts: WorkerParts, ends: Optional[dict[int, int]] = None) -> d
     pipeline, lags = parts.pipeline, {}
     for partition, highwater in (fetched_ends(parts) if ends is None else ends).items():
         # Before its first record since the assignment: the offset its saved states were folded up to.
-        position = pipeline.positions.get(partition, pipeline.folded_until.get(partition))
+        position = pipeline.position(partition)
         if position is not None:
             lags[partition] = max(0, highwater - position)
     return lags
@@ -293,7 +278,8 @@ async def log_progress(parts: WorkerParts, last: Progress) -> None:
     now, read = time.monotonic(), events_read(parts.metrics)
     rate = (read - last.read) / max(now - last.at, 1e-9)
     last.at, last.read = now, read
-    folds, lags = dict(parts.pipeline.folds), consumer_lag(parts)
+    pipeline, lags = parts.pipeline, consumer_lag(parts)
+    folds = {partition: pipeline.loaded(partition) for partition in pipeline.loaded_partitions()}
     lifecycle("progress", events_applied=parts.pipeline.totals().events_applied, events_per_s=round(rate, 1),
               lag={str(p): lags.get(p, "-") for p in sorted(folds)},
               clocks={str(p): format_ms(folds[p].clock_ms) for p in sorted(folds)})

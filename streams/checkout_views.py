@@ -8,10 +8,10 @@ from pydantic import TypeAdapter, ValidationError
 from typing_extensions import Annotated
 
 from projections.checkout import available_points, known_command, open_holds
-from projections.views import ledger_page
+from projections.documents import ledger_page
 from streams.commands import COMMAND_ID, COMMANDS, outcome_doc, run_command
 from streams.http_guard import ErrorLog, guarded, json_answer, quote_input
-from streams.views import Views, one_customer, read_tokens, valid_customer_id
+from streams.http_views import Views, one_customer, read_tokens, valid_customer_id
 
 LOOPBACK = ("127.0.0.1", "::1")
 LEDGER_PAGE_MAX = 100

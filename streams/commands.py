@@ -111,7 +111,7 @@ def outcome_path(customer_id: str, kind: str, command_id: str) -> str:
 
 def local_outcome(views: Any, customer_id: str, key: str) -> Optional[list]:
     """Read a command's outcome from this worker's fold of the customer's partition (None: not decided here)."""
-    fold = views.pipeline.folds.get(key_partition(customer_id.encode(), views.settings.partitions))
+    fold = views.pipeline.loaded(key_partition(customer_id.encode(), views.settings.partitions))
     state = fold.store.get(customer_id) if fold is not None else None
     return None if state is None else known_command(state, key, views.pipeline.policy)
 

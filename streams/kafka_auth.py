@@ -82,7 +82,7 @@ class KafkaAuth:
 
     def ssl_context(self) -> Any:
         """A TLS context that verifies the broker (against ssl_cafile when given)."""
-        import ssl  # here: only TLS needs it, and `loyalty --help` imports this module (ssl costs ~40 ms)
+        import ssl  # here: only TLS needs it, and `loyalty --help` imports this module (ssl is slow to import)
         return ssl.create_default_context(cafile=self.ssl_cafile)
 
     def faust_credentials(self) -> Any:

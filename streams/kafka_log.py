@@ -107,7 +107,7 @@ def read_log(broker: str, topic: str, ends: Mapping[int, Optional[int]], timeout
     """Yield every record below `ends` ({partition: end offset}), in log order per partition.
 
     A plain aiokafka consumer (no group, so no offsets are touched) fetches in a background thread: it reads
-    about 15 times faster here than kafka-python's consumer. With timeout_s, a read not done by then raises
+    much faster than kafka-python's consumer. With timeout_s, a read not done by then raises
     TimeoutError. `starts` ({partition: offset}) skips what lies before; an end of None never ends (follows
     the partition as records arrive, until the caller stops iterating).
     """

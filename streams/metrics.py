@@ -26,7 +26,7 @@ EVENT_LAG_BUCKETS_SECONDS = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0,
 )
-# One evolve plus store write: tens of µs in memory, up to a slow RocksDB flush.
+# One evolve plus store write: from in-memory work up to a slow RocksDB flush.
 PROCESSING_BUCKETS_SECONDS = (
     1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
     5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,

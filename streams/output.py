@@ -15,8 +15,8 @@ Records = list[tuple[Optional[bytes], bytes]]
 class BatchSender:
     """Writes through the Faust app's own aiokafka producer, so Faust's commit flush covers it.
 
-    Faust's `send_soon` buffer publishes one message at a time (about 50 µs each); appending to a
-    record batch per topic partition costs a few µs and one await per partition per batch.
+    Faust's `send_soon` buffer publishes one message at a time; appending to a record batch per topic
+    partition costs far less, and one await per partition per batch.
     """
 
     def __init__(self, app: Any, table: Any) -> None:

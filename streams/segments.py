@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Optional
 from urllib.parse import urlencode
 from weakref import WeakKeyDictionary
 
-from projections.views import member_row
+from projections.documents import member_row
 
 DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 10_000

@@ -104,7 +104,7 @@ class Settings:
     policy_wins: Optional[str] = field(default_factory=lambda: os.environ.get("LOYALTY_POLICY_WINS") or None)
     clock: str = DEFAULTS["clock"]
     tick_seconds: Optional[float] = None  # None: the policy's [clock] tick_seconds
-    # Faust's own Prometheus sensor costs some µs per message; it can be turned off for throughput.
+    # Faust's own Prometheus sensor costs time on every message; it can be turned off for throughput.
     faust_sensor: bool = field(
         default_factory=lambda: _env("LOYALTY_FAUST_SENSOR", "faust_sensor") not in ("0", "false", "no"))
     # At most this many events are fetched and folded as one batch (a fetch never waits to fill it).

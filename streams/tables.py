@@ -94,7 +94,7 @@ class TablePartitionStore:
     def save(self, changelog: list[tuple[bytes, bytes]]) -> None:
         """Write changelog records (already acknowledged by the broker) into the local RocksDB, all at once.
 
-        One WriteBatch: one write to RocksDB's log instead of one per record (about 3 µs each), and a
+        One WriteBatch: one write to RocksDB's log instead of one per record, and a
         crash leaves none or all of the batch's states, never a part without its clock record.
         """
         batch = WriteBatch(raw_mode=True)  # as Faust opens the table's databases (raw bytes keys and values)

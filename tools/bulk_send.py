@@ -1,6 +1,6 @@
 """Send many records fast: aiokafka record batches per partition, each partition's records in their order.
 
-kafka-python's `send()` costs about 50 µs a record whatever its settings (measured in docs/performance.md),
+kafka-python's `send()` is slow per record whatever its settings (the figures are in docs/performance.md),
 so a file, a synthetic history (and the bench's changelog) go out as whole record batches instead;
 EventSender keeps kafka-python for the callers that send a few records at a time.
 """

@@ -12,7 +12,7 @@ import click
 import orjson
 
 from projections.explain import explain
-from projections.views import Totals, customer_view, ledger_page, member_row
+from projections.documents import Totals, customer_view, ledger_page, member_row
 from streams.peers import key_partition
 from schemas.policy import Policy, load_policy
 from streams.segments import PageError, decode_cursor, encode_cursor
@@ -94,7 +94,7 @@ def _unavailable(url: str, exc: urllib.error.HTTPError) -> str:
     if isinstance(body, dict) and body.get("error") == "partition_unavailable":
         partitions = ", ".join(str(int(p)) for p in body.get("partitions", []))
         return f"{url}: the worker that owns partition {partitions} does not answer; retry in a moment"
-    try:  # streams/views.py answers {"error": "recovering", "recovered": N, "partitions": M}
+    try:  # streams/http_views.py answers {"error": "recovering", "recovered": N, "partitions": M}
         progress = f" ({int(body['recovered'])} of {int(body['partitions'])} partitions)"
     except Exception:
         progress = ""

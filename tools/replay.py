@@ -17,7 +17,7 @@ import orjson
 from projections.partition import MemoryStore, PartitionFold
 from projections.policies import WhatIf, first_change
 from projections.state import CustomerState
-from projections.views import Totals
+from projections.documents import Totals
 from schemas.policy import Policy, PolicyError, load_policy
 from schemas.policy_doc import policy_version
 from schemas.timeutil import format_ms

@@ -6,7 +6,7 @@ from typing import Iterator, NamedTuple, Optional, TextIO
 
 import orjson
 
-from projections.views import MEMBER_FIELDS
+from projections.documents import MEMBER_FIELDS
 from tools.query import QueryError, warn_if_partial
 
 

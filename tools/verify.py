@@ -11,7 +11,7 @@ import orjson
 from kafka import KafkaAdminClient, TopicPartition
 
 from projections.state import CustomerState
-from projections.views import Totals
+from projections.documents import Totals
 from schemas.policy import CAMPAIGNS
 from streams.kafka_auth import kafka_python_options
 from streams.kafka_log import read_topic

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from projections.state import CustomerState
-from projections.views import MEMBER_FIELDS
+from projections.documents import MEMBER_FIELDS
 from schemas.timeutil import format_ms
 from tools.store import ReplayStore
 

@@ -15,7 +15,7 @@ from typing import Iterable, Optional
 import orjson
 
 from projections.partition import MemoryStore, PartitionFold
-from projections.views import customer_view
+from projections.documents import customer_view
 from schemas.policy import load_policy
 from schemas.validate import Rejection, validate_message, validate_record
 from streams.kafka_log import LogRecord, high_watermarks, read_topic

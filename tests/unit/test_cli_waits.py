@@ -78,7 +78,7 @@ def test_waiting_for_a_broker_says_so_before_giving_up():
 
 
 class _Recovering(http.server.BaseHTTPRequestHandler):
-    """A worker that is still recovering its partitions, as streams/views.py answers then."""
+    """A worker that is still recovering its partitions, as streams/http_views.py answers then."""
 
     def do_GET(self):
         body = b'{"error": "recovering"}'

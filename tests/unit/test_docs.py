@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from projections.partition import MemoryStore, PartitionFold
-from projections.views import customer_view
+from projections.documents import customer_view
 from schemas.events import EVENT_TYPES
 from schemas.policy import load_policy
 from schemas.validate import validate_record

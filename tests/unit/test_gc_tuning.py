@@ -12,6 +12,7 @@ from streams.gc_tuning import GC_THRESHOLDS, tune_gc
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
 from tools.synthetic import synthetic_history
+from tests.support.folds import FoldsFrom
 
 BAD = [b"", b"{not json", b"\xff\xfe", b"[]", b'{"event_type": "order.paid", "event_id": "x"}',
        b'{"event_type": "nope"}', b'{"event_id": "e", "event_type": "order.paid", "customer_id": "c", '
@@ -30,7 +31,7 @@ def _records() -> list[Record]:
 
 
 def test_the_batch_step_leaves_no_cyclic_garbage_for_the_collector():
-    pipeline = Pipeline(DEFAULT_POLICY, LoyaltyMetrics(), lambda p: PartitionFold(MemoryStore(), DEFAULT_POLICY),
+    pipeline = Pipeline(DEFAULT_POLICY, LoyaltyMetrics(), FoldsFrom(lambda p: PartitionFold(MemoryStore(), DEFAULT_POLICY)),
                         wall_clock_s=lambda: 1_800_000_000.0)
     records = _records()
     gc.collect()

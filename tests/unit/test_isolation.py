@@ -8,10 +8,11 @@ import pytest
 from projections.customer import DEFAULT_POLICY
 from projections.partition import PartitionFold, SavedStateStore
 import projections.partition
-from projections.views import Totals
+from projections.documents import Totals
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
 from tests.support.events import event_line as raw
+from tests.support.folds import FoldsFrom
 from tests.support.promtext import samples, value
 from tools.replay import LogRecord, fold_log
 
@@ -35,7 +36,7 @@ def make_pipeline() -> tuple[Pipeline, LoyaltyMetrics, dict[int, SavedStateStore
     def open_fold(partition: int) -> PartitionFold:
         stores[partition] = SavedStateStore()
         return PartitionFold(stores[partition], DEFAULT_POLICY)
-    return Pipeline(DEFAULT_POLICY, metrics, open_fold, wall_clock_s=lambda: 1_800_000_000.0), metrics, stores
+    return Pipeline(DEFAULT_POLICY, metrics, FoldsFrom(open_fold), wall_clock_s=lambda: 1_800_000_000.0), metrics, stores
 
 
 def by_topic(out) -> dict[str, list[dict]]:

@@ -233,8 +233,8 @@ def test_a_cycle_through_imports_inside_functions_is_found():
 @pytest.mark.parametrize("module, source, target", [
     ("streams.embedded", "def f():\n    from tools.broker import bootstrap_servers  # why\n", "tools.broker"),
     ("schemas.policy", "import streams.settings\n", "streams.settings"),
-    ("projections.views", "from tools import store\n", "tools.store"),
-    ("projections.views", "from ..tools import store\n", "tools.store"),
+    ("projections.documents", "from tools import store\n", "tools.store"),
+    ("projections.documents", "from ..tools import store\n", "tools.store"),
     ("streams.app", "from bench.run import run_bench\n", "bench.run"),
     ("tools.replay", "try:\n    pass\nexcept E:\n    import bench.limits\n", "bench.limits"),
     ("tools.cli", "from bench.run import run_bench\n", "bench.run"),

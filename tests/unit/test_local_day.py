@@ -1,12 +1,11 @@
-"""The fold's cached local dates and time text (projections/days.py) equal the uncached ones, DST days included."""
+"""The fold's cached local dates (projections/days.py) and time text (schemas/timeutil.py) equal the uncached ones."""
 import zoneinfo
+from datetime import timedelta
 
 from hypothesis import given, settings, strategies as st
 
-from projections import days
 from projections.days import local_day
-from schemas import timeutil
-from schemas.timeutil import MAX_OCCURRED_AT_MS, MIN_OCCURRED_AT_MS, local_date
+from schemas.timeutil import EPOCH, MAX_OCCURRED_AT_MS, MIN_OCCURRED_AT_MS, format_ms, local_date
 
 _ZONES = sorted(zoneinfo.available_timezones())
 
@@ -29,6 +28,13 @@ def test_local_day_around_transitions_and_midnights():
 @settings(max_examples=3000, deadline=None)
 @given(st.one_of(st.integers(MIN_OCCURRED_AT_MS, MAX_OCCURRED_AT_MS),
                  st.integers(0, 253_402_300_799).map(lambda n: n * 1000)))  # whole seconds up to year 9999
-def test_the_folds_format_ms_is_format_ms(epoch_ms):
-    assert days.format_ms(epoch_ms) == timeutil.format_ms(epoch_ms)
-    assert days.format_ms(epoch_ms) == timeutil.format_ms(epoch_ms)  # again, from its cache
+def test_format_ms_is_the_uncached_rfc3339_text(epoch_ms):
+    assert format_ms(epoch_ms) == uncached_format_ms(epoch_ms)
+    assert format_ms(epoch_ms) == uncached_format_ms(epoch_ms)  # again, the day text from its cache
+
+
+def uncached_format_ms(epoch_ms: int) -> str:
+    """The oracle: datetime's own text of the instant, with milliseconds only when there are any."""
+    moment = EPOCH + timedelta(milliseconds=epoch_ms)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{epoch_ms % 1000:03d}Z" if epoch_ms % 1000 else f"{text}Z"

@@ -21,8 +21,9 @@ from rocksdict import Options, Rdict
 from projections.customer import DEFAULT_POLICY
 from projections.partition import PartitionFold
 from projections.state import CustomerState
+from schemas.policy import Policy
 from streams.metrics import LoyaltyMetrics
-from streams.pipeline import Pipeline, Record
+from streams.pipeline import OpenedFold, Pipeline, Record
 from streams.settings import CLOCK_KEY
 from streams.tables import TablePartitionStore
 from tests.support.events import day, event_line
@@ -37,15 +38,16 @@ class SimulatedWorker:
         self.db = db
         self.table = SimpleNamespace(data=SimpleNamespace(_db_for_partition=lambda partition: db, _key_index={}))
         self.stores: dict[int, TablePartitionStore] = {}
-        self.pipeline = Pipeline(DEFAULT_POLICY, LoyaltyMetrics(), self._open_fold, wall_clock_s=lambda: 2e9)
+        self.pipeline = Pipeline(DEFAULT_POLICY, LoyaltyMetrics(), self, wall_clock_s=lambda: 2e9)
         self.sent: list[tuple[str, bytes]] = []  # (topic, value) of every output acknowledged
 
-    def _open_fold(self, partition: int) -> PartitionFold:
+    def open_fold(self, partition: int, policy: Policy) -> OpenedFold:
+        """The pipeline's fold loader, as streams/fold_loader.py opens a recovered partition."""
         store = self.stores[partition] = TablePartitionStore(self.table, partition)
-        fold = PartitionFold(store, DEFAULT_POLICY, clock_ms=store.clock_ms())
-        self.pipeline.folded_until[partition] = store.next_offset()
+        fold = PartitionFold(store, policy, clock_ms=store.clock_ms())
+        folded_until = store.next_offset()
         fold.load(store.states())
-        return fold
+        return OpenedFold(fold, folded_until)
 
     def fold_batch(self, records: list[Record], changelog_written: int | None = None) -> None:
         """Fold a batch and write it; with changelog_written, only that many changelog records reach Kafka."""

@@ -11,12 +11,13 @@ from projections.partition import MemoryStore, PartitionFold
 from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
 from tests.support.events import event_line as event
+from tests.support.folds import FoldsFrom
 from tests.support.promtext import samples, value
 
 
 def make_pipeline(clock: str = "wall") -> tuple[Pipeline, LoyaltyMetrics]:
     metrics = LoyaltyMetrics()
-    return Pipeline(DEFAULT_POLICY, metrics, lambda p: PartitionFold(MemoryStore(), DEFAULT_POLICY),
+    return Pipeline(DEFAULT_POLICY, metrics, FoldsFrom(lambda p: PartitionFold(MemoryStore(), DEFAULT_POLICY)),
                     wall_clock_s=lambda: 1_800_000_000.0, clock=clock), metrics
 
 
@@ -105,9 +106,8 @@ def test_records_redelivered_below_the_folded_offset_are_skipped_even_past_the_e
 
 
 def test_a_partition_loaded_from_its_store_skips_what_the_store_has_folded():
-    pipeline, _ = make_pipeline()
-    pipeline.fold(0)
-    pipeline.folded_until[0] = 5  # what open_fold reads from the partition's saved clock record
+    pipeline = Pipeline(DEFAULT_POLICY, LoyaltyMetrics(), FoldsFrom(  # 5: read from the saved clock record
+        lambda p: PartitionFold(MemoryStore(), DEFAULT_POLICY), folded_until={0: 5}))
     records = [Record(0, n, b"c1", event(f"e{n}", "customer.visited", "c1", f"2026-01-0{n + 1}T00:00:00Z"))
                for n in range(7)]
     pipeline.process(records)
@@ -134,8 +134,8 @@ def test_observing_a_batch_at_once_gives_the_same_histogram_as_one_value_at_a_ti
 def test_a_revoked_partition_keeps_its_clock_gauge_and_a_reloaded_one_shows_its_clock_at_once():
     """A rebalance revokes every partition and assigns most again: their clocks must not vanish meanwhile."""
     saved = {0: MemoryStore()}
-    pipeline = Pipeline(DEFAULT_POLICY, LoyaltyMetrics(), lambda p: PartitionFold(saved[p], DEFAULT_POLICY,
-                                                                                  clock_ms=1_767_225_600_000))
+    pipeline = Pipeline(DEFAULT_POLICY, LoyaltyMetrics(), FoldsFrom(lambda p: PartitionFold(
+        saved[p], DEFAULT_POLICY, clock_ms=1_767_225_600_000)))
     pipeline.forget(0)
     assert 0 not in pipeline.folds
     pipeline.fold(0)  # reloaded after recovery, before any record

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from projections.customer import DEFAULT_POLICY, pass_time, evolve
 from projections.partition import MemoryStore, PartitionFold
 from projections.state import CustomerState
-from projections.views import Totals
+from projections.documents import Totals
 from schemas.events import EventBase
 from schemas.timeutil import DAY_MS
 from schemas.validate import Rejection, validate_document

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import projections.customer
 from projections.partition import MemoryStore, PartitionFold, SavedStateStore
 from projections.state import CustomerState
-from projections.views import customer_view
+from projections.documents import customer_view
 from schemas.events import EventBase
 from schemas.policy import Policy
 from schemas.validate import Rejection, validate_document

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 import projections.customer
 from projections.partition import MemoryStore, PartitionFold
-from projections.views import customer_view
+from projections.documents import customer_view
 from schemas.policy import Policy
 from tests.support.events import day, ev, tick
 from tests.support.scenario import given

@@ -11,6 +11,7 @@ from schemas.policy import Policy
 from schemas.policy_doc import policy_changed_document, policy_version
 from schemas.validate import Rejection, validate_message
 from tests.support.events import day, ev, event_line, paid, tick
+from tests.support.folds import FoldsFrom
 from tests.support.scenario import given
 from schemas.timeutil import parse_rfc3339_ms
 from tools.replay import LogRecord, fold_log
@@ -154,7 +155,7 @@ def _pipeline(policy: Policy):
     from projections.partition import MemoryStore
     from streams.metrics import LoyaltyMetrics
     from streams.pipeline import Pipeline
-    return Pipeline(policy, LoyaltyMetrics(), lambda _: PartitionFold(MemoryStore(), policy),
+    return Pipeline(policy, LoyaltyMetrics(), FoldsFrom(lambda _: PartitionFold(MemoryStore(), policy)),
                     wall_clock_s=lambda: 1_800_000_000.0, clock="event")
 
 

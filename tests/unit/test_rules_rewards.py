@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from projections.views import customer_view
+from projections.documents import customer_view
 from schemas.policy import Policy
 from tests.support.events import day, ev, tick
 from tests.support.scenario import given

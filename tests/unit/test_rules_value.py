@@ -10,7 +10,7 @@ from projections.partition import PartitionFold, SavedStateStore
 from projections.state import CustomerState
 from projections.timeline import _rescore
 from projections.value import recency_due_ms, rfm_at
-from projections.views import customer_view
+from projections.documents import customer_view
 from schemas.policy import Policy, PolicyError, RfmPolicy, ValuePolicy, load_policy
 from schemas.timeutil import DAY_MS, parse_rfc3339_ms
 from tests.support.events import day, doc, ev, paid, refund, tick

@@ -12,6 +12,7 @@ from streams.metrics import LoyaltyMetrics
 from streams.pipeline import Pipeline, Record
 from streams.settings import Settings
 from tests.support.events import doc
+from tests.support.folds import FoldsFrom
 from tests.support.promtext import samples, value
 
 
@@ -46,7 +47,7 @@ def test_a_coupon_use_above_max_amount_is_an_invalid_field():
 def test_the_worker_sends_bad_reward_events_to_the_dlq_and_counts_claims_coupons_and_campaigns():
     policy = Policy.model_validate({"rewards": {"mug": {"points": 100, "coupon_value": "20.00", "valid_days": 30}}})
     metrics = LoyaltyMetrics()
-    pipeline = Pipeline(policy, metrics, lambda p: PartitionFold(MemoryStore(), policy), wall_clock_s=lambda: 2e9)
+    pipeline = Pipeline(policy, metrics, FoldsFrom(lambda p: PartitionFold(MemoryStore(), policy)), wall_clock_s=lambda: 2e9)
 
     def record(offset: int, document: dict) -> Record:
         return Record(0, offset, b"c1", orjson.dumps({**document, "event_id": f"e{offset}"}))

@@ -10,7 +10,7 @@ import pytest
 
 from projections.partition import MemoryStore, PartitionFold
 from projections.state import CustomerState
-from projections.views import member_row
+from projections.documents import member_row
 from tests.support.events import day, ev
 from streams.segments import (MAX_LIMIT, Page, PageError, PageRequest, decode_cursor, encode_cursor, local_page,
                               merge_pages, page_document, page_from_document, page_request)

@@ -5,8 +5,11 @@ import asyncio
 
 import pytest
 
+from projections.customer import DEFAULT_POLICY
 from streams.app import write_batch
-from streams.pipeline import Outgoing
+from streams.metrics import LoyaltyMetrics
+from streams.pipeline import Outgoing, Pipeline
+from tests.support.folds import FoldsFrom
 
 
 class FakeStore:
@@ -47,10 +50,12 @@ class FakeSender:
 
 def run(fail_at: str = "") -> list:
     log: list = []
-    stores, folds = {0: FakeStore(log)}, {0: FakeFold()}
+    stores = {0: FakeStore(log)}
+    pipeline = Pipeline(DEFAULT_POLICY, LoyaltyMetrics(), FoldsFrom(lambda p: FakeFold(), folded_until={0: 1}))
+    pipeline.fold(0)
     outgoing = [Outgoing("loyalty-ledger", 0, b"c1", b"{}")]
     try:
-        asyncio.run(write_batch(FakeSender(log, fail_at), stores, folds, outgoing, {0}, {0: 1}))
+        asyncio.run(write_batch(FakeSender(log, fail_at), stores, pipeline, outgoing, {0}))
     except ConnectionError:
         pass
     return [step for step, _ in log]

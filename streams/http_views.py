@@ -8,7 +8,7 @@ from urllib.parse import quote
 from pydantic import TypeAdapter, ValidationError
 
 from projections.explain import explain
-from projections.views import Totals, customer_view
+from projections.documents import Totals, customer_view
 from schemas.events import CustomerId
 from schemas.policy import STATUSES, TIERS, VALUES
 from streams.http_guard import ErrorLog, bound_server_errors, guarded, json_answer, quote_input, unavailable
@@ -85,7 +85,7 @@ def load_folds_once_recovered(views: Views) -> bool:
 def recovering(views: Views, web: Any) -> Any:
     """Answer 503 with how many of this worker's partitions are loaded (the CLI shows it)."""
     assigned = [tp.partition for tp in views.app.assignor.assigned_actives() if tp.topic == INPUT_TOPIC]
-    loaded = sum(1 for partition in assigned if partition in views.pipeline.folds)
+    loaded = sum(1 for partition in assigned if views.pipeline.loaded(partition) is not None)
     return unavailable(web, {"error": "recovering", "recovered": loaded, "partitions": len(assigned)})
 
 
@@ -109,7 +109,7 @@ async def one_customer(views: Views, web: Any, request: Any, customer_id: str, s
         return recovering(views, web)
     # The folds' stores: the state as of the last batch folded, like /stats (RocksDB gets it a few
     # milliseconds later, once the broker has acknowledged the batch).
-    for fold in list(views.pipeline.folds.values()):
+    for fold in views.pipeline.loaded_folds():
         state = fold.store.get(customer_id)
         if state is not None:
             doc = render(fold, state)  # a document, or a (document, status) pair
@@ -145,7 +145,7 @@ async def get_segment(views: Views, web: Any, request: Any) -> Any:
         return json_answer(web, {"error": str(exc)}, 400)  # it quotes at most 64 characters of the input
     if not load_folds_once_recovered(views):
         return recovering(views, web)
-    pages, missing = [local_page(list(views.pipeline.folds.values()), status, tier, value, asked)], []
+    pages, missing = [local_page(views.pipeline.loaded_folds(), status, tier, value, asked)], []
     if request.query.get("scope") != "local":
         docs, missing = await views.peers.gather(peer_path(status, tier, value, asked))
         pages.extend(page_from_document(doc) for doc in docs)
@@ -159,7 +159,7 @@ async def get_stats(views: Views, web: Any, request: Any) -> Any:
     if not load_folds_once_recovered(views):
         return recovering(views, web)
     totals, missing = views.pipeline.totals(), []
-    versions = {fold.schedule.in_force.version for fold in list(views.pipeline.folds.values())}
+    versions = {fold.schedule.in_force.version for fold in views.pipeline.loaded_folds()}
     if request.query.get("scope") != "local":
         docs, missing = await views.peers.gather("/stats?scope=local")
         for doc in docs:

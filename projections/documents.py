@@ -1,4 +1,4 @@
-"""What the query tools and HTTP views show of the projections (docs/outputs.md)."""
+"""The documents the query tools and HTTP views show of the projections (docs/outputs.md), and the totals."""
 from __future__ import annotations
 
 from typing import Iterable, Optional
