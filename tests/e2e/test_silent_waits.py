@@ -11,12 +11,17 @@ from tools.broker import free_port
 from tools.processes import stop_process
 
 
-def test_a_worker_without_a_broker_says_what_it_waits_for_at_once(tmp_path):
-    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+def worker_without_broker(tmp_path, address: str) -> subprocess.Popen:
+    """Start a worker whose broker address has nothing listening; its stderr is piped."""
     env = {**os.environ, "LOYALTY_BROKER": f"kafka://{address}", "LOYALTY_WEB_PORT": str(free_port()),
            "LOYALTY_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen([sys.executable, "-m", "tools", "worker", "--clock", "event"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "tools", "worker", "--clock", "event"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_a_worker_without_a_broker_says_what_it_waits_for_at_once(tmp_path):
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    proc = worker_without_broker(tmp_path, address)
     try:
         lines = _lines(proc.stderr)
         # Well before the 15 s it waits: said once, at the start, with the address and how to change it.
@@ -29,10 +34,7 @@ def test_a_worker_without_a_broker_says_what_it_waits_for_at_once(tmp_path):
 
 
 def test_sigusr1_prints_where_a_starting_worker_waits_and_it_goes_on(tmp_path):
-    env = {**os.environ, "LOYALTY_BROKER": f"kafka://127.0.0.1:{free_port()}", "LOYALTY_WEB_PORT": str(free_port()),
-           "LOYALTY_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen([sys.executable, "-m", "tools", "worker", "--clock", "event"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = worker_without_broker(tmp_path, f"127.0.0.1:{free_port()}")
     try:
         lines = _lines(proc.stderr)
         _wait_for_line(lines, b"waiting up to 15s for a Kafka broker", timeout_s=10)
