@@ -7,8 +7,7 @@ import click
 import orjson
 
 from streams.kafka_auth import KAFKA_AUTH_ENV
-from tools.cli_common import (UserError, broker_option, env_epilog, friendly, interrupt_on_stop_signals,
-                              settings_from)
+from tools.cli_common import UserError, broker_option, env_epilog, friendly, settings_from
 
 
 @click.command(epilog=env_epilog(KAFKA_AUTH_ENV))
@@ -27,11 +26,10 @@ def tail(broker: str, broker_kind: str, topic: str, from_beginning: bool, lines:
     """Print a topic's latest records (or all of them), in human form or as JSON lines."""
     from tools.topic_view import as_json as json_line, human, tail as read  # here: the CLI starts faster
     settings = settings_from(broker, broker_kind)
-    interrupt_on_stop_signals()
     try:
         for record, doc in read(settings.broker, topic, lines, from_beginning, customer_id, follow):
             click.echo(orjson.dumps(json_line(topic, record, doc)).decode() if as_json else human(topic, record, doc))
     except KeyError:
         raise UserError(f"topic {topic} does not exist") from None
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM ends --follow: the normal way out, not an error
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (friendly makes it one) ends --follow: the normal way out
         pass
