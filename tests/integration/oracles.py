@@ -7,7 +7,10 @@ number of distinct valid customer events sent).
 """
 from __future__ import annotations
 
+import bisect
 import copy
+import itertools
+import random
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Optional
@@ -16,7 +19,8 @@ import orjson
 
 from projections.partition import MemoryStore, PartitionFold
 from projections.documents import customer_view
-from schemas.policy import load_policy
+from schemas.policy import Policy, load_policy
+from schemas.timeutil import DAY_MS, parse_rfc3339_ms
 from schemas.validate import Rejection, validate_message, validate_record
 from streams.kafka_log import LogRecord, high_watermarks, read_topic
 from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS
@@ -45,6 +49,65 @@ def split(lines: list[bytes], *fractions: float) -> list[list[bytes]]:
     """Cut lines into consecutive parts at these fractions of the whole (file order is kept)."""
     cuts = [0, *(int(len(lines) * f) for f in fractions), len(lines)]
     return [lines[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+def _occurred_ms(doc: Optional[dict]) -> Optional[int]:
+    """Return a document's occurred_at in epoch ms (None if it has none that parses)."""
+    try:
+        return parse_rfc3339_ms(doc["occurred_at"]) if doc else None
+    except (KeyError, ValueError):
+        return None
+
+
+def twice_and_shuffled(lines: list[bytes], rng: random.Random,
+                       window_ms: int = Policy().retention.event_id_days * DAY_MS) -> tuple[list[bytes], int]:
+    """Shuffle each customer's events of their last (UTC) day among themselves, then send every line twice.
+
+    The copy comes up to 30 lines later, but before any line whose occurred_at could move its partition's
+    clock to the end of the original's event id window (`window_ms`): only a resend within that window is a
+    duplicate (docs/rules.md), and 30 lines of a sparse stretch of history span more than 7 days.
+    Return the lines and how many customers had their last day shuffled.
+    """
+    docs = []
+    for line in lines:
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            doc = None
+        docs.append(doc if isinstance(doc, dict) else None)
+    occurred = [_occurred_ms(doc) for doc in docs]
+    last_day: dict[str, int] = {}
+    for doc, at_ms in zip(docs, occurred):
+        if at_ms is not None and doc.get("customer_id"):
+            last_day[doc["customer_id"]] = max(last_day.get(doc["customer_id"], at_ms // DAY_MS), at_ms // DAY_MS)
+    positions: dict[str, list[int]] = defaultdict(list)
+    for index, (doc, at_ms) in enumerate(zip(docs, occurred)):
+        customer_id = doc.get("customer_id") if at_ms is not None else None
+        if customer_id in last_day and at_ms // DAY_MS == last_day[customer_id]:
+            positions[customer_id].append(index)
+    shuffled = list(lines)
+    changed = 0
+    for indexes in positions.values():
+        chosen = [lines[i] for i in indexes]
+        if len(set(chosen)) < 2:  # (history() sends some events twice in a row)
+            continue
+        order = list(chosen)
+        while order == chosen:  # a real permutation
+            rng.shuffle(order)
+        for index, line in zip(indexes, order):
+            shuffled[index] = line
+        changed += 1
+    at_of = {line: at_ms for line, at_ms in zip(lines, occurred) if at_ms is not None}
+    # The latest occurred_at up to each line: no partition's clock is past it once that line is folded.
+    latest = list(itertools.accumulate((at_of.get(line, -1) for line in shuffled), max))
+    copies = []
+    for n, line in enumerate(shuffled):
+        # A copy sorts after every line at or before its position: the last one it may follow is the last
+        # whose `latest` is still inside the window.
+        last = len(shuffled) if line not in at_of else bisect.bisect_left(latest, at_of[line] + window_ms) - 1
+        copies.append((min(n + rng.uniform(0, 30), max(n, last)), 1, line))
+    sent = sorted([(float(n), 0, line) for n, line in enumerate(shuffled)] + copies, key=lambda item: (item[0], item[1]))
+    return [line for _, _, line in sent], changed
 
 
 def key_of(line: bytes) -> Optional[bytes]:
