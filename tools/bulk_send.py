@@ -77,6 +77,8 @@ class BulkSender:
             raise self._read_error
         if self._failure is not None:
             lines, error = self._failure
+            if not isinstance(error, KafkaError):  # our own fault, not the broker's: as it is
+                raise error
             which = f"line {lines[0][0]}" if len(lines) == 1 else \
                 f"lines {lines[0][0]} to {lines[-1][0]} (one record batch of {len(lines):,})"
             raise ProduceError(f"the broker did not accept {which}: {error}")
@@ -159,7 +161,10 @@ class BulkSender:
         """Send a partition's batches one after another (the next only once the broker has this one)."""
         while (batch := await outbox.get()) is not None:
             if self._failure is None:
-                await self._send(producer, partition, *batch)
+                try:
+                    await self._send(producer, partition, *batch)
+                except Exception as exc:  # recorded, and the outbox still drained: a full outbox would hang the filler
+                    self._failure = (batch[1], exc)
 
     async def _send(self, producer: Any, partition: int, builder: Any, lines: list[Line]) -> None:
         builder.close()

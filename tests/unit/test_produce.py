@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
@@ -123,3 +124,31 @@ def test_an_error_of_the_input_reaches_the_caller(producer):
         raise OSError("the disk went away")
     with pytest.raises(OSError, match="the disk went away"):
         send_lines(Settings(), lines())
+
+
+def test_an_unexpected_error_in_one_partitions_sender_fails_the_command_instead_of_hanging_it(monkeypatch):
+    fake = FakeProducer()
+
+    async def broken_send(batch, topic, partition):
+        if partition == 1:
+            raise RuntimeError("a bug in the sender")
+        return await FakeProducer.send_batch(fake, batch, topic, partition)
+    fake.send_batch = broken_send
+    monkeypatch.setattr(tools.bulk_send, "open_bulk_producer", lambda settings: fake)
+    monkeypatch.setattr(tools.bulk_send, "_QUEUED_BATCHES", 1)  # the filler meets a full outbox at once
+    errors = []
+    lines = [line(n) for n in range(200)]
+    sending = threading.Thread(target=lambda: errors.append(catch(lambda: send_lines(Settings(), lines))), daemon=True)
+    sending.start()
+    sending.join(30)  # the bug hung the command: fail rather than hang the suite
+    assert not sending.is_alive(), "loyalty produce hung after a sender failed"
+    assert isinstance(errors[0], RuntimeError) and "a bug in the sender" in str(errors[0])
+
+
+def catch(call) -> BaseException | None:
+    """Return what `call` raised, or None."""
+    try:
+        call()
+    except BaseException as exc:
+        return exc
+    return None
