@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import Iterable, NamedTuple
 
+from projections.effects import Outcome
 from projections.partition import MemoryStore, PartitionFold
 from schemas.policy import Policy
 from schemas.validate import Rejection, validate_record
@@ -50,7 +51,7 @@ def _fold(events: Iterable[tuple], folds: dict[int, PartitionFold], policy: Poli
         fold = folds.get(partition)
         if fold is None:
             fold = folds[partition] = PartitionFold(MemoryStore(), policy)
-        applied += fold.apply(event)[0] == "applied"
+        applied += fold.apply(event)[0] is Outcome.APPLIED
     return applied
 
 
@@ -64,5 +65,5 @@ def _validate_and_fold(records: list[LogRecord], folds: dict[int, PartitionFold]
         fold = folds.get(record.partition)
         if fold is None:
             fold = folds[record.partition] = PartitionFold(MemoryStore(), policy)
-        applied += fold.apply(event)[0] == "applied"
+        applied += fold.apply(event)[0] is Outcome.APPLIED
     return applied

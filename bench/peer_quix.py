@@ -12,6 +12,7 @@ from quixstreams import Application, message_context
 
 from bench.peer_common import QUIX_TOPIC, PeerClock, peer_arguments, print_result
 from projections.customer import DEFAULT_POLICY
+from projections.effects import Outcome, Output
 from projections.partition import PartitionFold
 from projections.state import CustomerState
 from schemas.validate import Rejection, validate_record
@@ -67,9 +68,9 @@ class QuixPeer:
         if isinstance(event, Rejection):
             return []
         outcome, effects = fold.apply(event, message_context().offset)
-        if outcome == "applied":
+        if outcome is Outcome.APPLIED:
             self.clock.applied(1)
-        return [orjson.dumps(effect.record) for effect in effects if effect.kind != "notice"]
+        return [orjson.dumps(effect.record) for effect in effects if isinstance(effect, Output)]
 
 
 def build(broker: str, group: str, records: int, state_dir: str) -> QuixPeer:

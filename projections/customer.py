@@ -16,9 +16,10 @@ from projections.checkout import (
 )
 from projections.constants import figures
 from projections.days import local_day
+from projections.effects import Effect, RefundOfUnknownOrder, RequestRefused
 from projections.points import credit, debit
 from projections.rewards import claim_reward, prune_rewards, use_coupon
-from projections.state import CustomerState, Effect, Order
+from projections.state import CustomerState, Order
 from projections.timeline import count_order_spend, next_due_ms, reevaluate_into, refresh_birthday_due, walk_due_times
 from schemas.events import (
     INTERACTION_TYPES, ContentShared, CouponUsed, CustomerCheckedIn, CustomerErased, CustomerProfileUpdated,
@@ -182,7 +183,7 @@ def _refund_order(state: CustomerState, event: OrderRefunded, policy: Policy) ->
     """Reverse floor(earned * refunded_so_far / paid) cumulatively; refunds past the paid amount are capped."""
     order = known_order(state, event.payload.order_id, policy)
     if order is None:
-        return [Effect("notice", {"notice": "refund_unknown_order", "source_event_id": event.event_id})]
+        return [RefundOfUnknownOrder(event.event_id)]
     refunded = min(order.paid_minor, order.refunded_minor + event.payload.amount_minor)
     if refunded == order.refunded_minor:
         return []
@@ -212,9 +213,10 @@ def _redeem_points(state: CustomerState, event: RedemptionRequested, policy: Pol
         remember_outcome(state, key, event.occurred_at_ms, request, ACCEPTED, ledger_detail(entry))
         return [entry]
     remember_outcome(state, key, event.occurred_at_ms, request, REJECTED, {"reason": "insufficient_points"})
-    return [Effect("update", redemption_rejected(
+    return [RequestRefused(redemption_rejected(
         customer_id=state.customer_id, reason="insufficient_points", redemption_id=payload.redemption_id,
-        points=payload.points, at=format_ms(event.occurred_at_ms), source_event_id=event.event_id))]
+        points=payload.points, at=format_ms(event.occurred_at_ms), source_event_id=event.event_id),
+        "redemption_rejected", "insufficient_points")]
 
 
 def _reward_check_in(state: CustomerState, event: CustomerCheckedIn, policy: Policy) -> list[Effect]:

@@ -7,30 +7,14 @@ to_dict is the JSON form (exports, explain, equality).
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import msgspec
 import orjson
 from msgspec.structs import replace
 
 OPEN, USED, EXPIRED = "open", "used", "expired"  # the states of a coupon
-EffectKind = Literal["ledger", "update", "campaign", "coupon", "notice"]
-
-
-@dataclass(slots=True)
-class Effect:
-    """Something the outside world must hear of: a record of schemas/outputs.py, or a notice for the metrics."""
-    kind: EffectKind
-    record: dict
-
-
-def stamped(effects: list[Effect], policy_version: str) -> list[Effect]:
-    """Name in each effect's record the version of the policy that made it (one string per partition, no hashing)."""
-    for effect in effects:
-        effect.record["policy_version"] = policy_version
-    return effects
 
 
 class Lot(msgspec.Struct, array_like=True, gc=False):

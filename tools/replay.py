@@ -14,6 +14,7 @@ import tomllib
 from pydantic import ValidationError
 import orjson
 
+from projections.effects import CampaignTriggered
 from projections.partition import MemoryStore, PartitionFold
 from projections.policies import WhatIf, first_change
 from projections.state import CustomerState
@@ -24,7 +25,7 @@ from schemas.timeutil import format_ms
 from schemas.validate import Rejection, validate_record
 from streams.gc_tuning import tune_gc
 from streams.kafka_log import LogRecord, high_watermarks, read_log
-from streams.settings import INPUT_TOPIC, OUTPUT_TOPICS, Settings
+from streams.settings import INPUT_TOPIC, TOPIC_OF, Settings
 from tools.broker import wait_for_broker
 from tools.cli_common import UserError
 from tools.store import ReplayStore, StoreError, check_target
@@ -156,7 +157,7 @@ def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[
             stopped.add(partition)
             rerun.add(partition)
             continue
-        result.campaigns.update(e.record["trigger_id"] for e in effects if e.kind == "campaign")
+        result.campaigns.update(e.trigger_id for e in effects if isinstance(e, CampaignTriggered))
         if progress and time.monotonic() - last_report >= _PROGRESS_EVERY_S:
             last_report = time.monotonic()
             taken = sum(read.values())
@@ -169,7 +170,7 @@ def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[
             continue
         if until_ms is not None:
             effects = fold.advance_clock(until_ms, None)
-            result.campaigns.update(e.record["trigger_id"] for e in effects if e.kind == "campaign")
+            result.campaigns.update(e.trigger_id for e in effects if isinstance(e, CampaignTriggered))
         result.states.update(fold.store)
         result.clocks_ms[partition] = fold.clock_ms
         result.versions[partition] = fold.schedule.in_force.version
@@ -191,7 +192,7 @@ class _DerivedOutputs:
     def add(self, partition: int, effects: list) -> None:
         topics = self._by_partition.setdefault(partition, {})
         for effect in effects:
-            topic = OUTPUT_TOPICS.get(effect.kind)
+            topic = TOPIC_OF.get(type(effect))
             if topic is None:
                 continue  # a notice is only counted
             value = orjson.dumps(effect.record)

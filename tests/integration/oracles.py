@@ -19,7 +19,7 @@ from projections.documents import customer_view
 from schemas.policy import load_policy
 from schemas.validate import Rejection, validate_message, validate_record
 from streams.kafka_log import LogRecord, high_watermarks, read_topic
-from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS
+from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, TOPIC_OF
 from tests.fixtures.kafka import Cluster, Worker, wait_for
 from tests.support.invariants import ledger_sums
 from tools.store import ReplayStore
@@ -259,7 +259,7 @@ def fold_input_log(cluster: Cluster) -> InProcessFold:
             result.refused[partition, offset] = reason
             result.rejections[reason] += 1
         for effect in effects:
-            topic = OUTPUT_TOPICS.get(effect.kind)
+            topic = TOPIC_OF.get(type(effect))
             if topic is None:
                 continue  # a notice is only counted in the metrics
             value = orjson.dumps(effect.record)  # as the worker sends it

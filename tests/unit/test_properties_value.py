@@ -6,6 +6,7 @@ from typing import Optional
 
 from hypothesis import given
 
+from projections.effects import Outcome
 from projections.partition import MemoryStore, PartitionFold
 from schemas.events import EventBase
 from schemas.policy import Policy
@@ -76,7 +77,7 @@ def test_incremental_rfm_equals_a_full_recount_from_the_orders_at_every_clock(lo
     orders_by: dict[str, Orders] = {}
     for event in log:
         outcome, _ = fold.apply(event)
-        if outcome == "applied":
+        if outcome is Outcome.APPLIED:
             note(orders_by, event, fold.clock_ms)
         assert_every_customer_recounts(store, orders_by, fold.clock_ms)
     for days in LATER_DAYS:  # and as time passes with no event: recency falls, orders leave the window

@@ -5,6 +5,7 @@ import orjson
 import pytest
 from hypothesis import given as h_given, settings, strategies as st
 
+from projections.effects import BecameDormant
 from projections.customer import DEFAULT_POLICY
 from projections.partition import PartitionFold, SavedStateStore
 from projections.state import CustomerState
@@ -176,8 +177,7 @@ def test_a_new_purchase_lifts_the_value_at_once():
 def test_becoming_dormant_notes_the_tier_and_value_held_just_before_for_the_churn_metric():
     s = given(*HIGH).when(tick(day(180)))
     # at day 180: vip (5000.05 in the window), medium (R 3 since day 91); dormant 180 days after day 0
-    assert s.notices(notice="became_dormant") == [{"notice": "became_dormant", "tier": "vip", "value": "medium",
-                                                   "source_event_id": s.effects[0].record["source_event_id"]}]
+    assert s.notices() == [BecameDormant("vip", "medium", s.effects[0].record["source_event_id"])]
     s.when(tick(day(400)))
     assert s.notices() == []  # staying dormant is no new churn
 
