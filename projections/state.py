@@ -36,6 +36,13 @@ class Order(msgspec.Struct, array_like=True, gc=False):
     reviewed: bool         # a review of it was rewarded
 
 
+class Rfm(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """The recency, frequency and monetary scores, each 1..5 (stored as [r, f, m])."""
+    r: int
+    f: int
+    m: int
+
+
 class Coupon(msgspec.Struct, array_like=True, gc=False):
     """A coupon bought with points, open or closed but still remembered (stored as an array of its fields)."""
     reward_id: str
@@ -112,7 +119,7 @@ class CustomerState:
         self.tier_due_ms: Optional[int] = None        # when the next order leaves the tier window
         self.next_due_ms: Optional[int] = None
         self.window_orders = 0                        # orders in the tier window not fully refunded (F)
-        self.rfm: Optional[list[int]] = None          # [r, f, m] scores 1..5; None without a purchase
+        self.rfm: Optional[Rfm] = None                # None without a purchase
         self.value = "none"                           # high, medium, low, or none without a purchase
         self.rfm_due_ms: Optional[int] = None         # when R next falls, or now after an order event; None: never
         self.birthday_fired_year = 0                  # last year a birthday campaign fired (0: never)
@@ -174,7 +181,7 @@ class CustomerState:
             "tier": self.tier, "status": self.status, "last_win_back_ms": self.last_win_back_ms,
             "birthday_done_year": self.birthday_done_year, "birthday_due_ms": self.birthday_due_ms,
             "tier_due_ms": self.tier_due_ms, "next_due_ms": self.next_due_ms, "orders_12m": self.window_orders,
-            "rfm": self.rfm, "value": self.value, "rfm_due_ms": self.rfm_due_ms,
+            "rfm": None if self.rfm is None else [self.rfm.r, self.rfm.f, self.rfm.m], "value": self.value, "rfm_due_ms": self.rfm_due_ms,
             "birthday_fired_year": self.birthday_fired_year,
             "claim_ids": self.claim_ids, "claims_per_year": self.claims_per_year,
             "coupons": {coupon_id: _coupon_doc(c) for coupon_id, c in self.coupons.items()},
@@ -243,7 +250,7 @@ FORMAT = 1
 COMPRESS_ABOVE = 4096
 _ZLIB = b"\x78"  # the first byte of every zlib stream (deflate, 32 KB window): neither "{" nor a msgpack array
 _RECORD_TYPES = {"lots": list[Lot], "orders": dict[str, Order], "coupons": dict[str, Coupon],
-                 "holds": dict[str, Hold], "pending": list[Pending]}
+                 "holds": dict[str, Hold], "pending": list[Pending], "rfm": Optional[Rfm]}
 _slot_values = attrgetter(*CustomerState.__slots__)
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(
@@ -268,6 +275,8 @@ def _load_records(state: CustomerState, data: dict[str, Any]) -> None:
     state.coupons = {coupon_id: Coupon(**doc) for coupon_id, doc in data.get("coupons", {}).items()}
     state.holds = {hold_id: Hold(*fields) for hold_id, fields in data.get("holds", {}).items()}
     state.pending = [Pending(*fields) for fields in data.get("pending", ())]
+    rfm = data.get("rfm")
+    state.rfm = None if rfm is None else Rfm(*rfm)
 
 
 def _upgraded(data: dict[str, Any]) -> CustomerState:

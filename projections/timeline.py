@@ -12,7 +12,7 @@ from projections.days import local_day
 from projections.effects import BecameDormant, Effect, StatusChanged, TierChanged, Transition, ValueChanged
 from projections.points import expire_lots
 from projections.rewards import expire_coupons
-from projections.state import CustomerState
+from projections.state import CustomerState, Rfm
 from projections.value import value_for
 from projections.triggers import campaign
 from schemas.outputs import transition
@@ -205,11 +205,11 @@ def _rescore(state: CustomerState, at_ms: int, policy: Policy, source_event_id: 
         index = bisect_left(limits, (at_ms - last_purchase) // DAY_MS)
         # R holds while the whole days since the purchase are at most limits[index]: it falls on day limit + 1.
         state.rfm_due_ms = last_purchase + (limits[index] + 1) * DAY_MS if index < len(limits) else None
-        rfm = [5 - index, 1 + bisect_right(rules.frequency_rising, state.window_orders),
-               1 + bisect_right(rules.monetary_rising_minor, state.window_spend_minor)]
+        rfm = Rfm(5 - index, 1 + bisect_right(rules.frequency_rising, state.window_orders),
+                  1 + bisect_right(rules.monetary_rising_minor, state.window_spend_minor))
     if rfm == state.rfm:
         return []
-    state.rfm = rfm  # a new list: clones share the old one, which is never changed in place
+    state.rfm = rfm  # frozen: clones may share it
     value = value_for(rfm, policy)
     if value == state.value:
         return []

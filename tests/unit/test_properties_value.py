@@ -8,6 +8,7 @@ from hypothesis import given
 
 from projections.effects import Outcome
 from projections.partition import MemoryStore, PartitionFold
+from projections.state import Rfm
 from schemas.events import EventBase
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS, format_ms
@@ -45,7 +46,7 @@ def recount(orders: Orders, clock_ms: int) -> tuple[Optional[list[int]], str]:
     f = score(len(nets), rules.frequency_orders, rising=False)
     m = score(sum(nets), tuple(int(amount * 100) for amount in rules.monetary_min), rising=False)
     value = "high" if r >= 4 and f + m >= 8 else "low" if r <= 2 else "medium"
-    return [r, f, m], value
+    return Rfm(r, f, m), value
 
 
 def note(orders_by: dict[str, Orders], event: EventBase, clock_ms: int) -> None:
