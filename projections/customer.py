@@ -240,7 +240,7 @@ def _daily_bonus(state: CustomerState, event: EventBase, policy: Policy, counter
     if at_ms < state.as_of_ms - (policy.retention.daily_counter_days - 2) * DAY_MS \
             and day < _first_counted_day(state, policy, tz_name, 0):
         return []  # a day whose count is no longer kept: the cap cannot be checked, so no bonus
-    key = f"{counter}|{day}"
+    key = (counter, day)
     count = state.daily_counts.get(key, 0)
     if count >= daily_max or not points:
         return []
@@ -285,8 +285,8 @@ def _prune(state: CustomerState, policy: Policy) -> None:
     # Two spare days: a later change of time zone may move the first counted day back by one.
     days_since = _first_counted_day(state, policy, state.timezone or policy.campaigns.default_timezone, 2)
     counts = state.daily_counts
-    if counts and next(iter(counts)).split("|", 1)[1] < days_since:
-        state.daily_counts = {k: n for k, n in counts.items() if k.split("|", 1)[1] >= days_since}
+    if counts and next(iter(counts))[1] < days_since:
+        state.daily_counts = {key: n for key, n in counts.items() if key[1] >= days_since}
     prune_rewards(state, policy)
     prune_commands(state, policy)
 

@@ -29,13 +29,13 @@ def known_coupon(state: CustomerState, coupon_id: str, policy: Policy) -> Option
     return coupon
 
 
-def _claim_year_key(state: CustomerState, reward_id: str, policy: Policy) -> str:
+def _claim_year_key(state: CustomerState, reward_id: str, policy: Policy) -> tuple[str, int]:
     """Return the key counting a reward's claims in the current local year (of the clock, like the balance)."""
     year = local_day(state.as_of_ms, state.timezone or policy.campaigns.default_timezone).year
-    return f"{reward_id}|{year}"
+    return reward_id, year
 
 
-def _refusal(state: CustomerState, reward: Optional[RewardPolicy], year_key: str) -> Optional[str]:
+def _refusal(state: CustomerState, reward: Optional[RewardPolicy], year_key: tuple[str, int]) -> Optional[str]:
     """Return why a claim is refused, in this order of checks, or None when it is accepted."""
     if reward is None:
         return "unknown_reward"
@@ -169,7 +169,7 @@ def prune_rewards(state: CustomerState, policy: Policy) -> None:
         # Only the current local year's counts decide; the year before is kept for a change of time zone.
         first_year = local_day(state.as_of_ms, state.timezone or policy.campaigns.default_timezone).year - 1
         state.claims_per_year = {k: n for k, n in state.claims_per_year.items()
-                                 if int(k.rsplit("|", 1)[1]) >= first_year}
+                                 if k[1] >= first_year}
 
 
 def open_coupons(state: CustomerState) -> list[dict]:

@@ -106,7 +106,7 @@ class CustomerState:
         self.ledger_seq = 0                           # ledger entries written so far
         self.orders: dict[str, Order] = {}            # order_id -> the order, in arrival order
         self.redemption_ids: dict[str, int] = {}      # redemption_id -> occurred_at_ms
-        self.daily_counts: dict[str, int] = {}        # "checkin|2026-01-31" -> rewarded that local day
+        self.daily_counts: dict[tuple[str, str], int] = {}  # ("checkin", "2026-01-31") -> rewarded that local day
         self.lifetime_spend_minor = 0
         self.window_spend_minor = 0                   # net spend of the orders in the tier window (policy window_days)
         self.last_purchase_ms: Optional[int] = None
@@ -124,7 +124,7 @@ class CustomerState:
         self.rfm_due_ms: Optional[int] = None         # when R next falls, or now after an order event; None: never
         self.birthday_fired_year = 0                  # last year a birthday campaign fired (0: never)
         self.claim_ids: dict[str, int] = {}           # claim_id -> occurred_at_ms, for dedupe
-        self.claims_per_year: dict[str, int] = {}     # "reward_id|2026" -> claims accepted that local year
+        self.claims_per_year: dict[tuple[str, int], int] = {}  # (reward_id, 2026) -> claims accepted that local year
         self.coupons: dict[str, Coupon] = {}          # coupon_id -> open coupons and closed ones still remembered
         self.coupon_due_ms: Optional[int] = None      # the earliest expiry of an open coupon
         self.remind_lot_ms: Optional[int] = None      # expiry of the lot whose local date is reminded next
@@ -175,7 +175,7 @@ class CustomerState:
             "debt_points": self.debt_points, "points_balance": self.points_balance, "ledger_seq": self.ledger_seq,
             "orders": {order_id: [o.paid_at_ms, o.paid_minor, o.refunded_minor, o.earned_points, o.reversed_points,
                                   1 if o.reviewed else 0] for order_id, o in self.orders.items()},
-            "redemption_ids": self.redemption_ids, "daily_counts": self.daily_counts,
+            "redemption_ids": self.redemption_ids, "daily_counts": _joined(self.daily_counts),
             "lifetime_spend_minor": self.lifetime_spend_minor, "spend_12m_minor": self.window_spend_minor,
             "last_purchase_ms": self.last_purchase_ms, "last_interaction_ms": self.last_interaction_ms,
             "tier": self.tier, "status": self.status, "last_win_back_ms": self.last_win_back_ms,
@@ -183,7 +183,7 @@ class CustomerState:
             "tier_due_ms": self.tier_due_ms, "next_due_ms": self.next_due_ms, "orders_12m": self.window_orders,
             "rfm": None if self.rfm is None else [self.rfm.r, self.rfm.f, self.rfm.m], "value": self.value, "rfm_due_ms": self.rfm_due_ms,
             "birthday_fired_year": self.birthday_fired_year,
-            "claim_ids": self.claim_ids, "claims_per_year": self.claims_per_year,
+            "claim_ids": self.claim_ids, "claims_per_year": _joined(self.claims_per_year),
             "coupons": {coupon_id: _coupon_doc(c) for coupon_id, c in self.coupons.items()},
             "coupon_due_ms": self.coupon_due_ms, "remind_lot_ms": self.remind_lot_ms,
             "remind_due_ms": self.remind_due_ms, "reminded_until_ms": self.reminded_until_ms,
@@ -208,7 +208,12 @@ class CustomerState:
 
     def to_bytes(self) -> bytes:
         """Serialise for a key-value store: [FORMAT, every slot in order] as msgpack, compressed if large."""
-        raw = _encode((FORMAT, *_slot_values(self)))
+        values = [FORMAT, *_slot_values(self)]
+        if self.daily_counts:
+            values[_DAILY_COUNTS] = _joined(self.daily_counts)
+        if self.claims_per_year:
+            values[_CLAIMS_PER_YEAR] = _joined(self.claims_per_year)
+        raw = _encode(values)
         return raw if len(raw) <= COMPRESS_ABOVE else zlib.compress(raw, 1)
 
     @classmethod
@@ -225,6 +230,7 @@ class CustomerState:
         state = cls.__new__(cls)
         for name, value in zip(cls.__slots__, values[1:]):
             setattr(state, name, value)
+        _split_keys(state)
         return state
 
     def __eq__(self, other: object) -> bool:
@@ -252,6 +258,9 @@ _ZLIB = b"\x78"  # the first byte of every zlib stream (deflate, 32 KB window): 
 _RECORD_TYPES = {"lots": list[Lot], "orders": dict[str, Order], "coupons": dict[str, Coupon],
                  "holds": dict[str, Hold], "pending": list[Pending], "rfm": Optional[Rfm]}
 _slot_values = attrgetter(*CustomerState.__slots__)
+# Their places in the stored array (after FORMAT).
+_DAILY_COUNTS = 1 + CustomerState.__slots__.index("daily_counts")
+_CLAIMS_PER_YEAR = 1 + CustomerState.__slots__.index("claims_per_year")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(
     tuple[(int, *(_RECORD_TYPES.get(name, Any) for name in CustomerState.__slots__))]).decode
@@ -277,6 +286,24 @@ def _load_records(state: CustomerState, data: dict[str, Any]) -> None:
     state.pending = [Pending(*fields) for fields in data.get("pending", ())]
     rfm = data.get("rfm")
     state.rfm = None if rfm is None else Rfm(*rfm)
+    _split_keys(state)
+
+
+def _joined(counts: dict[tuple, int]) -> dict[str, int]:
+    """Return counts by a two-part key in their stored form: the parts joined by "|" ("checkin|2026-01-31")."""
+    return {f"{first}|{second}": count for (first, second), count in counts.items()}
+
+
+def _split_keys(state: CustomerState) -> None:
+    """Turn the stored "|"-joined keys of the daily and yearly counts into their tuples (a day or a year last)."""
+    if state.daily_counts:
+        state.daily_counts = {tuple(key.split("|", 1)): count for key, count in state.daily_counts.items()}
+    if state.claims_per_year:
+        years = {}
+        for key, count in state.claims_per_year.items():
+            reward_id, year = key.rsplit("|", 1)  # a reward id may hold "|", a year never does
+            years[reward_id, int(year)] = count
+        state.claims_per_year = years
 
 
 def _upgraded(data: dict[str, Any]) -> CustomerState:
