@@ -21,24 +21,46 @@ BALANCE_LIMIT = 10**15
 
 
 class StateStore(Protocol):
-    """The one interface to customer states, used by the worker, replay and the tests."""
+    """The one interface to customer states, used by the worker, replay and the tests.
 
-    def get(self, customer_id: str) -> Optional[CustomerState]: ...
+    Each store saves in its own way (a batch's changelog, a WriteBatch, a copy); the contract, checked for
+    every store by tests/unit/test_store_contract.py, is what get returns around a save and a discard.
+    """
 
-    def put(self, customer_id: str, state: CustomerState) -> None: ...
+    def get(self, customer_id: str) -> Optional[CustomerState]:
+        """Return the customer's state, which the caller may change in place and then put (None: unknown)."""
+
+    def put(self, customer_id: str, state: CustomerState) -> None:
+        """Keep the customer's new state; it is saved with the store's next save."""
 
     def discard(self, customer_id: str) -> None:
-        """Forget the changes not yet saved, so the next get returns the saved state (rollback)."""
+        """Forget the changes not yet saved, so the next get returns the saved state, or None (rollback)."""
 
 
 class MemoryStore(dict):
-    """A state store in a dict (tests, replay buffers); it keeps no saved copy, so it cannot roll back."""
+    """A state store in a dict (tests, replay, the bench): save() copies every state, so that discard can roll back.
+
+    Until the first save nothing is saved: a discard forgets the customer, which is what a fold of a whole
+    log from its start rolls back to.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._saved: dict[str, bytes] = {}
 
     def put(self, customer_id: str, state: CustomerState) -> None:
         self[customer_id] = state
 
     def discard(self, customer_id: str) -> None:
-        raise NotImplementedError("a MemoryStore keeps no saved state to roll back to")
+        raw = self._saved.get(customer_id)
+        if raw is None:
+            self.pop(customer_id, None)
+        else:
+            self[customer_id] = CustomerState.from_bytes(raw)
+
+    def save(self) -> None:
+        """Save a copy of every state (states are changed in place, so the copy is their bytes)."""
+        self._saved = {customer_id: state.to_bytes() for customer_id, state in self.items()}
 
 
 class SavedStateStore:

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Optional, Protocol
 
 import orjson
 
+from projections.isolation import Poisoned, PoisonedRecord, fold_batch
 from projections.partition import PartitionFold
 from projections.effects import (BecameDormant, CampaignTriggered, CouponChanged, Effect, LedgerEntryMade, Outcome,
                                  RefundOfUnknownOrder, RequestRefused, StatusChanged, TierChanged, ValueChanged)
@@ -71,14 +72,6 @@ class FoldLoader(Protocol):
 
     def open_fold(self, partition: int, policy: Policy) -> OpenedFold:
         """Load the partition's fold under the worker's policy, with the offset its states include."""
-
-
-class PoisonedRecord(Exception):
-    """Folding a valid event raised: the batch is rolled back and re-run without this record."""
-
-    def __init__(self, offset: int, error: BaseException) -> None:
-        super().__init__(offset, error)
-        self.offset, self.error = offset, error
 
 
 def processing_error(error: BaseException) -> Rejection:
@@ -202,40 +195,29 @@ class Pipeline:
 
     def _process_partition(self, partition: int, records: list[Record], now_s: float) -> _Attempt:
         """Fold one partition's records; if one raises, roll the partition back and fold again without it."""
-        poisoned: dict[int, BaseException] = {}
-        while True:
-            try:
-                return self._attempt(partition, records, poisoned, now_s)
-            except PoisonedRecord as poison:
-                self.folds[partition].rollback()
-                poisoned[poison.offset] = poison.error
+        return fold_batch(self.fold(partition), lambda poisoned: self._attempt(partition, records, poisoned, now_s))
 
-    def _attempt(self, partition: int, records: list[Record], poisoned: dict[int, BaseException],
-                 now_s: float) -> _Attempt:
+    def _attempt(self, partition: int, records: list[Record], poisoned: Poisoned, now_s: float) -> _Attempt:
         """One pass: validate, fold and serialise each record; raise PoisonedRecord when one fails.
 
         The loop runs once per event, so what it uses is bound to locals first.
         """
         attempt = _Attempt()
-        partition_fold = self.fold(partition)  # its policy in force validates: a policy.changed may change limits
-        max_raw_bytes = partition_fold.policy.limits.max_dlq_raw_bytes
+        fold = self.fold(partition)  # its policy in force validates: a policy.changed may change limits
+        max_raw_bytes = fold.policy.limits.max_dlq_raw_bytes
         out, all_effects, counted = attempt.out, attempt.effects, attempt.counted
         lags_s, durations_s = attempt.lags_s, attempt.durations_s
         validate, perf_counter, dumps, topic_of = validate_record, time.perf_counter, orjson.dumps, TOPIC_OF.get
-        fold: Optional[PartitionFold] = None
         for record in records:
             started = perf_counter()
             error = poisoned.get(record.offset) if poisoned else None
             event = processing_error(error) if error is not None else validate(
-                record.value, record.key, partition_fold.policy, record.timestamp_ms)
+                record.value, record.key, fold.policy, record.timestamp_ms)
             if isinstance(event, Rejection):
                 out.append(dlq_record(record, event, max_raw_bytes, error))
                 attempt.dlq_reasons[event.reason] += 1
                 counted[INVALID, Outcome.REJECTED] += 1
                 continue
-            if fold is None:
-                fold = self.fold(partition)
-                fold.begin_batch()
             occurred_at_ms = event.occurred_at_ms
             if attempt.far_behind is None and fold.clock_ms - occurred_at_ms > _FAR_BEHIND_MS:
                 attempt.far_behind = (fold.clock_ms, occurred_at_ms)  # as it arrives, not after the batch

@@ -7,13 +7,13 @@ number of distinct valid customer events sent).
 """
 from __future__ import annotations
 
-import copy
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Optional
 
 import orjson
 
+from projections.isolation import apply_isolated, fold_batch
 from projections.partition import MemoryStore, PartitionFold
 from projections.documents import customer_view
 from schemas.policy import load_policy
@@ -198,40 +198,28 @@ def _validator(policy):
     return lambda value, key, timestamp_ms: validate_record(value, key, policy, timestamp_ms)
 
 
-def _fold_partition(records: list, policy, validate, checkpoint_every: int = 500):
+def _fold_partition(records: list, policy, validate):
     """Fold one partition's (offset, timestamp_ms, key, value) records; return (fold, effects, refused).
 
-    An event whose fold raises is refused as processing_error and the fold goes on from the state before
-    it (a copy kept every `checkpoint_every` records, then the records after it folded again).
+    The whole partition is one batch of projections.isolation.fold_batch, the worker's isolation: an event
+    whose fold raises is refused as processing_error and the partition is folded again without it.
     """
     fold = PartitionFold(MemoryStore(), policy)
-    effects: list = []
-    refused: dict[int, str] = {}
-    poisoned: set[int] = set()
-    checkpoint = (0, copy.deepcopy(fold), 0, {})
-    index = 0
-    while index < len(records):
-        if index % checkpoint_every == 0 and index != checkpoint[0]:
-            checkpoint = (index, copy.deepcopy(fold), len(effects), dict(refused))
-        offset, timestamp_ms, key, value = records[index]
-        index += 1
-        if offset in poisoned:
-            refused[offset] = "processing_error"
-            continue
-        event = validate(value, key, timestamp_ms)
-        if isinstance(event, Rejection):
-            refused[offset] = event.reason
-            continue
-        try:
-            _, more = fold.apply(event, offset)
-        except Exception:  # the worker rolls the batch back and refuses this event (processing_error)
-            poisoned.add(offset)
-            index, saved, kept, refused_then = checkpoint
-            fold = copy.deepcopy(saved)
-            del effects[kept:]
-            refused = dict(refused_then)
-            continue
-        effects.extend(more)
+
+    def attempt(poisoned):
+        effects: list = []
+        refused: dict[int, str] = {}
+        for offset, timestamp_ms, key, value in records:
+            if offset in poisoned:
+                refused[offset] = "processing_error"
+                continue
+            event = validate(value, key, timestamp_ms)
+            if isinstance(event, Rejection):
+                refused[offset] = event.reason
+                continue
+            effects.extend(apply_isolated(fold, event, offset)[1])
+        return effects, refused
+    effects, refused = fold_batch(fold, attempt)
     return fold, effects, refused
 
 
