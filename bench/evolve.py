@@ -11,6 +11,7 @@ import orjson
 from projections.partition import MemoryStore, PartitionFold
 from schemas.validate import validate_message
 from streams.gc_tuning import tune_gc
+from streams.settings import CAMPAIGNS_TOPIC, LEDGER_TOPIC, TOPIC_OF, UPDATES_TOPIC
 from tools.synthetic import synthetic_history
 
 
@@ -38,15 +39,15 @@ def main() -> None:
             targets = [folds[zlib.crc32(event.customer_id.encode()) % args.partitions]]
         for fold in targets:
             outcome, effects = fold.apply(event)
-            kinds[outcome] += 1
+            kinds[outcome.value] += 1
             for effect in effects:
-                kinds[effect.kind] += 1
+                kinds[TOPIC_OF.get(type(effect))] += 1
     fold_s = time.perf_counter() - started
 
     n = len(events)
     print(f"history: {n} records ({kinds['applied']} applied, {kinds['tick']} tick deliveries), "
           f"{sum(len(f.store) for f in folds)} customers, {args.partitions} partitions")
-    print(f"effects: {kinds['ledger']} ledger, {kinds['update']} updates, {kinds['campaign']} campaigns")
+    print(f"effects: {kinds[LEDGER_TOPIC]} ledger, {kinds[UPDATES_TOPIC]} updates, {kinds[CAMPAIGNS_TOPIC]} campaigns")
     print(f"{'stage':<28}{'seconds':>10}{'events/s':>14}{'target':>10}{'ratio':>8}")
     for stage, seconds, target in (("validate (orjson+fast path)", validate_s, None),
                                    ("evolve (PartitionFold)", fold_s, 100_000),

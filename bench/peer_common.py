@@ -8,8 +8,11 @@ from typing import Optional
 
 import orjson
 
-# The peers' output topics (created by the benchmark), apart from the worker's.
-LOOP_TOPICS = {"ledger": "bench-loop-ledger", "update": "bench-loop-updates", "campaign": "bench-loop-campaigns"}
+from streams.settings import CAMPAIGNS_TOPIC, LEDGER_TOPIC, UPDATES_TOPIC
+
+# The peers' output topics (created by the benchmark), apart from the worker's: the loop peer's by the worker's
+# topic each stands for (it sends no coupons).
+LOOP_TOPICS = {LEDGER_TOPIC: "bench-loop-ledger", UPDATES_TOPIC: "bench-loop-updates", CAMPAIGNS_TOPIC: "bench-loop-campaigns"}
 QUIX_TOPIC = "bench-quix-effects"
 
 

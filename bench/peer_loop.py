@@ -15,11 +15,12 @@ from rocksdict import Options, Rdict, WriteBatch
 
 from bench.peer_common import LOOP_TOPICS, PeerClock, peer_arguments, print_result
 from projections.customer import DEFAULT_POLICY
+from projections.effects import Outcome
 from projections.partition import PartitionFold
 from projections.state import CustomerState
 from schemas.validate import Rejection, validate_record
 from streams.gc_tuning import tune_gc
-from streams.settings import INPUT_TOPIC
+from streams.settings import INPUT_TOPIC, TOPIC_OF
 
 
 class RocksStore:
@@ -82,9 +83,9 @@ async def run(broker: str, group: str, records: int, state_dir: Path) -> PeerClo
                     if isinstance(event, Rejection):
                         continue
                     outcome, effects = fold.apply(event, record.offset)
-                    applied += outcome == "applied"
+                    applied += outcome is Outcome.APPLIED
                     for effect in effects:
-                        topic = LOOP_TOPICS.get(effect.kind)
+                        topic = LOOP_TOPICS.get(TOPIC_OF.get(type(effect)))
                         if topic is not None:
                             sends.append(await producer.send(topic, orjson.dumps(effect.record),
                                                              key=effect.record["customer_id"].encode(),

@@ -12,6 +12,7 @@ from quixstreams import Application, message_context
 
 from bench.peer_common import QUIX_TOPIC, PeerClock, peer_arguments, print_result
 from projections.customer import DEFAULT_POLICY
+from projections.effects import Outcome, Output
 from projections.partition import PartitionFold
 from projections.state import CustomerState
 from schemas.validate import Rejection, validate_record
@@ -26,21 +27,32 @@ class QuixStore:
 
     A tick fires rules for customers other than the message's key, so the store reads and writes
     through the partition's transaction with each customer's own key prefix (Quix's per-key State
-    is that transaction with the message key as prefix).
+    is that transaction with the message key as prefix). States put are kept until save() writes them
+    into the transaction (once a message), so that discard can return to what the transaction holds.
     """
 
     def __init__(self) -> None:
         self.transaction: Any = None
+        self._unsaved: dict[str, CustomerState] = {}
 
     def get(self, customer_id: str) -> Optional[CustomerState]:
-        raw = self.transaction.get_bytes(_STATE_KEY, prefix=customer_id.encode())
-        return None if raw is None else CustomerState.from_bytes(raw)
+        state = self._unsaved.get(customer_id)
+        if state is None:
+            raw = self.transaction.get_bytes(_STATE_KEY, prefix=customer_id.encode())
+            state = None if raw is None else CustomerState.from_bytes(raw)
+        return state
 
     def put(self, customer_id: str, state: CustomerState) -> None:
-        self.transaction.set_bytes(_STATE_KEY, state.to_bytes(), prefix=customer_id.encode())
+        self._unsaved[customer_id] = state
 
     def discard(self, customer_id: str) -> None:
-        raise NotImplementedError("the benchmark never rolls back")
+        self._unsaved.pop(customer_id, None)
+
+    def save(self) -> None:
+        """Write the states put since the last save into the transaction."""
+        for customer_id, state in self._unsaved.items():
+            self.transaction.set_bytes(_STATE_KEY, state.to_bytes(), prefix=customer_id.encode())
+        self._unsaved.clear()
 
 
 class QuixPeer:
@@ -67,9 +79,10 @@ class QuixPeer:
         if isinstance(event, Rejection):
             return []
         outcome, effects = fold.apply(event, message_context().offset)
-        if outcome == "applied":
+        fold.store.save()
+        if outcome is Outcome.APPLIED:
             self.clock.applied(1)
-        return [orjson.dumps(effect.record) for effect in effects if effect.kind != "notice"]
+        return [orjson.dumps(effect.record) for effect in effects if isinstance(effect, Output)]
 
 
 def build(broker: str, group: str, records: int, state_dir: str) -> QuixPeer:

@@ -10,7 +10,8 @@ from datetime import date, timedelta
 from typing import Optional
 
 from projections.days import local_day
-from projections.state import LOT_EXPIRY, CustomerState, Effect, Lot
+from projections.effects import Effect
+from projections.state import LOT_EXPIRY, CustomerState, Lot
 from projections.triggers import campaign
 from schemas.policy import TIERS, Policy
 from schemas.timeutil import DAY_MS, format_ms, local_midnight_ms

@@ -4,8 +4,9 @@ from __future__ import annotations
 from bisect import insort
 from typing import Optional
 
+from projections.effects import CheckoutUpdated, Effect, LedgerEntryMade
 from projections.points import debit
-from projections.state import CustomerState, Effect, Hold, Pending
+from projections.state import CustomerState, Hold, Pending
 from schemas.events import EventBase, HoldCaptured, HoldReleased, HoldRequested, OrderPaid
 from schemas.outputs import hold_update, points_released
 from schemas.policy import Policy
@@ -33,7 +34,7 @@ def remember_outcome(state: CustomerState, key: str, at_ms: int, request: list, 
     state.commands[key] = [at_ms, request, outcome, detail]
 
 
-def ledger_detail(entry: Effect) -> dict:
+def ledger_detail(entry: LedgerEntryMade) -> dict:
     """Return what an answer says of an accepted command's ledger entry."""
     return {"entry_id": entry.record["entry_id"], "points": entry.record["points"],
             "balance_after": entry.record["balance_after"]}
@@ -43,7 +44,7 @@ def _hold_refused(state: CustomerState, kind: str, hold_id: str, points: int, at
                   key: str, request: list, reason: str) -> list[Effect]:
     """Remember and report a refused hold command."""
     remember_outcome(state, key, at_ms, request, REJECTED, {"reason": reason})
-    return [Effect("update", hold_update(customer_id=state.customer_id, kind=kind, hold_id=hold_id, points=points,
+    return [CheckoutUpdated(hold_update(customer_id=state.customer_id, kind=kind, hold_id=hold_id, points=points,
                                          reason=reason, at=format_ms(at_ms), source_event_id=event_id))]
 
 
@@ -64,7 +65,7 @@ def place_hold(state: CustomerState, event: HoldRequested, policy: Policy) -> li
         state.hold_due_ms = expires_ms
     remember_outcome(state, key, at_ms, request, ACCEPTED, {"points": payload.points,
                                                            "expires_at": format_ms(expires_ms)})
-    return [Effect("update", hold_update(
+    return [CheckoutUpdated(hold_update(
         customer_id=state.customer_id, kind="hold_placed", hold_id=payload.hold_id, points=payload.points,
         expires_at=format_ms(expires_ms), at=format_ms(at_ms), source_event_id=event.event_id))]
 
@@ -119,7 +120,7 @@ def _capture(state: CustomerState, hold_id: str, wanted: Optional[int], event: E
     entry = debit(state, points, at_ms, "redeem", event.event_id)
     remember_outcome(state, key, at_ms, request, ACCEPTED,
                      {**ledger_detail(entry), "released": hold.points - points, **about})
-    return [entry, Effect("update", hold_update(
+    return [entry, CheckoutUpdated(hold_update(
         customer_id=state.customer_id, kind="hold_captured", hold_id=hold_id, points=points,
         released=hold.points - points, at=format_ms(at_ms), source_event_id=event.event_id, **about))]
 
@@ -136,7 +137,7 @@ def release_hold(state: CustomerState, event: HoldReleased, policy: Policy) -> l
                              _closed_reason(state, payload.hold_id, policy))
     _close_hold(state, payload.hold_id)
     remember_outcome(state, key, at_ms, [], ACCEPTED, {"points": hold.points})
-    return [Effect("update", hold_update(customer_id=state.customer_id, kind="hold_released", hold_id=payload.hold_id,
+    return [CheckoutUpdated(hold_update(customer_id=state.customer_id, kind="hold_released", hold_id=payload.hold_id,
                                          points=hold.points, at=format_ms(at_ms), source_event_id=event.event_id))]
 
 
@@ -146,7 +147,7 @@ def expire_holds(state: CustomerState, until_ms: int, source_event_id: Optional[
     effects = []
     for expires_ms, hold_id in due:
         hold = _close_hold(state, hold_id)
-        effects.append(Effect("update", hold_update(
+        effects.append(CheckoutUpdated(hold_update(
             customer_id=state.customer_id, kind="hold_expired", hold_id=hold_id, points=hold.points,
             at=format_ms(expires_ms), source_event_id=source_event_id)))
     return effects
@@ -181,7 +182,7 @@ def release_pending(state: CustomerState, until_ms: int, source_event_id: Option
     while pending and pending[0].release_at_ms <= until_ms:
         entry = pending.pop(0)
         state.pending_points -= entry.points
-        effects.append(Effect("update", points_released(
+        effects.append(CheckoutUpdated(points_released(
             customer_id=state.customer_id, order_id=entry.order_id, points=entry.points,
             at=format_ms(entry.release_at_ms), source_event_id=source_event_id)))
     return effects

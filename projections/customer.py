@@ -16,9 +16,10 @@ from projections.checkout import (
 )
 from projections.constants import figures
 from projections.days import local_day
+from projections.effects import Effect, RefundOfUnknownOrder, RequestRefused
 from projections.points import credit, debit
 from projections.rewards import claim_reward, prune_rewards, use_coupon
-from projections.state import CustomerState, Effect, Order
+from projections.state import CustomerState, Order
 from projections.timeline import count_order_spend, next_due_ms, reevaluate_into, refresh_birthday_due, walk_due_times
 from schemas.events import (
     INTERACTION_TYPES, ContentShared, CouponUsed, CustomerCheckedIn, CustomerErased, CustomerProfileUpdated,
@@ -182,7 +183,7 @@ def _refund_order(state: CustomerState, event: OrderRefunded, policy: Policy) ->
     """Reverse floor(earned * refunded_so_far / paid) cumulatively; refunds past the paid amount are capped."""
     order = known_order(state, event.payload.order_id, policy)
     if order is None:
-        return [Effect("notice", {"notice": "refund_unknown_order", "source_event_id": event.event_id})]
+        return [RefundOfUnknownOrder(event.event_id)]
     refunded = min(order.paid_minor, order.refunded_minor + event.payload.amount_minor)
     if refunded == order.refunded_minor:
         return []
@@ -212,9 +213,10 @@ def _redeem_points(state: CustomerState, event: RedemptionRequested, policy: Pol
         remember_outcome(state, key, event.occurred_at_ms, request, ACCEPTED, ledger_detail(entry))
         return [entry]
     remember_outcome(state, key, event.occurred_at_ms, request, REJECTED, {"reason": "insufficient_points"})
-    return [Effect("update", redemption_rejected(
+    return [RequestRefused(redemption_rejected(
         customer_id=state.customer_id, reason="insufficient_points", redemption_id=payload.redemption_id,
-        points=payload.points, at=format_ms(event.occurred_at_ms), source_event_id=event.event_id))]
+        points=payload.points, at=format_ms(event.occurred_at_ms), source_event_id=event.event_id),
+        "redemption_rejected", "insufficient_points")]
 
 
 def _reward_check_in(state: CustomerState, event: CustomerCheckedIn, policy: Policy) -> list[Effect]:
@@ -238,7 +240,7 @@ def _daily_bonus(state: CustomerState, event: EventBase, policy: Policy, counter
     if at_ms < state.as_of_ms - (policy.retention.daily_counter_days - 2) * DAY_MS \
             and day < _first_counted_day(state, policy, tz_name, 0):
         return []  # a day whose count is no longer kept: the cap cannot be checked, so no bonus
-    key = f"{counter}|{day}"
+    key = (counter, day)
     count = state.daily_counts.get(key, 0)
     if count >= daily_max or not points:
         return []
@@ -283,8 +285,8 @@ def _prune(state: CustomerState, policy: Policy) -> None:
     # Two spare days: a later change of time zone may move the first counted day back by one.
     days_since = _first_counted_day(state, policy, state.timezone or policy.campaigns.default_timezone, 2)
     counts = state.daily_counts
-    if counts and next(iter(counts)).split("|", 1)[1] < days_since:
-        state.daily_counts = {k: n for k, n in counts.items() if k.split("|", 1)[1] >= days_since}
+    if counts and next(iter(counts))[1] < days_since:
+        state.daily_counts = {key: n for key, n in counts.items() if key[1] >= days_since}
     prune_rewards(state, policy)
     prune_commands(state, policy)
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+from msgspec.structs import asdict
+
 from projections.checkout import available_points, open_holds, pending_points
 from projections.points import points_expiring
 from projections.rewards import open_coupons
@@ -44,7 +46,7 @@ def customer_view(state: CustomerState) -> dict:
         "pending": pending_points(state),
         "events_applied": state.events_applied,
         "as_of": format_ms(state.as_of_ms),
-        "rfm": None if state.rfm is None else dict(zip("rfm", state.rfm)),
+        "rfm": None if state.rfm is None else asdict(state.rfm),
         "value": state.value,
     }
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from msgspec.structs import asdict
+
 from projections.checkout import available_points, open_holds, pending_points
 from projections.points import points_expiring
 from projections.state import CustomerState
@@ -124,13 +126,13 @@ def _value(state: CustomerState, policy: Policy, window: list[dict], now: int) -
     """The R, F and M scores with their inputs and thresholds, the class, and how time would change them."""
     rules, rule = policy.rfm, policy.value
     last = state.last_purchase_ms
-    base = {"value": state.value, "rfm": None if state.rfm is None else dict(zip("rfm", state.rfm)),
+    base = {"value": state.value, "rfm": None if state.rfm is None else asdict(state.rfm),
             "recency_days": rules.recency_days, "frequency_orders": rules.frequency_orders,
             "monetary_min": [str(m) for m in rules.monetary_min],
             "high": f"R >= {rule.high_min_r} and F + M >= {rule.high_min_f_plus_m}", "low": f"R <= {rule.low_max_r}"}
     if last is None:
         return {**base, "if_nothing_happens": [], "why": ["none: no purchase yet, so no R, F and M scores."]}
-    r, f, m = state.rfm
+    r, f, m = state.rfm.r, state.rfm.f, state.rfm.m
     days = (now - last) // DAY_MS
     changes, value, orders, spend = [], state.value, state.window_orders, state.window_spend_minor
     leaving = [row for row in window if row["net"] > 0]
@@ -145,7 +147,7 @@ def _value(state: CustomerState, policy: Policy, window: list[dict], now: int) -
         scores = rfm_at(last, orders, spend, at_ms, policy)
         if value_for(scores, policy) != value:
             value = value_for(scores, policy)
-            changes.append({"at": format_ms(at_ms), "value": value, "rfm": dict(zip("rfm", scores))})
+            changes.append({"at": format_ms(at_ms), "value": value, "rfm": asdict(scores)})
     limits = ", ".join(f"{5 - i} up to {d}" for i, d in enumerate(rules.recency_days))
     why = [f"{state.value}: R {r}, F {f}, M {m}; high is {base['high']}, low is {base['low']}, else medium.",
            f"R {r}: {days} whole days since the last purchase on {_date(last)} ({limits} days, else 1).",

@@ -2,40 +2,65 @@
 from __future__ import annotations
 
 import heapq
-from typing import Iterable, Optional, Protocol
+from typing import Iterable, NamedTuple, Optional, Protocol
 
 from projections.customer import DEFAULT_POLICY, evolve_unseen, is_duplicate, pass_time_in_place
+from projections.effects import Effect, Outcome, stamped
 from projections.policies import PolicyFolding, PolicySchedule, WhatIf, first_change
-from projections.state import CustomerState, Effect, stamped
+from projections.state import CustomerState
 from projections.documents import Totals
 from schemas.events import EventBase
 from schemas.policy import Policy
 
 
+APPLIED, DUPLICATE, REDELIVERED, TICK, POLICY = (Outcome.APPLIED, Outcome.DUPLICATE, Outcome.REDELIVERED, Outcome.TICK,
+                                                 Outcome.POLICY)  # module globals: read once per event
 # Balances stay far inside 64 bits (orjson and Kafka consumers in other languages need that): an event
 # that would take one past this limit is refused as a processing error, like any fold that raises.
 BALANCE_LIMIT = 10**15
 
 
 class StateStore(Protocol):
-    """The one interface to customer states, used by the worker, replay and the tests."""
+    """The one interface to customer states, used by the worker, replay and the tests.
 
-    def get(self, customer_id: str) -> Optional[CustomerState]: ...
+    Each store saves in its own way (a batch's changelog, a WriteBatch, a copy); the contract, checked for
+    every store by tests/unit/test_store_contract.py, is what get returns around a save and a discard.
+    """
 
-    def put(self, customer_id: str, state: CustomerState) -> None: ...
+    def get(self, customer_id: str) -> Optional[CustomerState]:
+        """Return the customer's state, which the caller may change in place and then put (None: unknown)."""
+
+    def put(self, customer_id: str, state: CustomerState) -> None:
+        """Keep the customer's new state; it is saved with the store's next save."""
 
     def discard(self, customer_id: str) -> None:
-        """Forget the changes not yet saved, so the next get returns the saved state (rollback)."""
+        """Forget the changes not yet saved, so the next get returns the saved state, or None (rollback)."""
 
 
 class MemoryStore(dict):
-    """A state store in a dict (tests, replay buffers); it keeps no saved copy, so it cannot roll back."""
+    """A state store in a dict (tests, replay, the bench): save() copies every state, so that discard can roll back.
+
+    Until the first save nothing is saved: a discard forgets the customer, which is what a fold of a whole
+    log from its start rolls back to.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._saved: dict[str, bytes] = {}
 
     def put(self, customer_id: str, state: CustomerState) -> None:
         self[customer_id] = state
 
     def discard(self, customer_id: str) -> None:
-        raise NotImplementedError("a MemoryStore keeps no saved state to roll back to")
+        raw = self._saved.get(customer_id)
+        if raw is None:
+            self.pop(customer_id, None)
+        else:
+            self[customer_id] = CustomerState.from_bytes(raw)
+
+    def save(self) -> None:
+        """Save a copy of every state (states are changed in place, so the copy is their bytes)."""
+        self._saved = {customer_id: state.to_bytes() for customer_id, state in self.items()}
 
 
 class SavedStateStore:
@@ -162,7 +187,7 @@ class PartitionFold(PolicyFolding):
             for members in self.segments.values():
                 members.discard(customer_id)
             if before is not None:
-                for name in _segment_names(before[0]):
+                for name in before[0].segments():
                     self.segments.setdefault(name, set()).add(customer_id)
             self.due.schedule(customer_id, before[1] if before is not None else None)
             self.store.discard(customer_id)
@@ -175,7 +200,7 @@ class PartitionFold(PolicyFolding):
         """Note what a customer was before the batch first changes it (only inside a batch)."""
         undo = self._undo
         if undo is not None and customer_id not in undo:
-            undo[customer_id] = None if state is None else (_summary(state), state.next_due_ms)
+            undo[customer_id] = None if state is None else (Summary.of(state), state.next_due_ms)
 
     def segment(self, status: Optional[str], tier: Optional[str], value: Optional[str] = None) -> set[str]:
         """Return the ids of customers with that status, tier and/or value class."""
@@ -185,7 +210,7 @@ class PartitionFold(PolicyFolding):
     def _shift(self, customer_id: str, state: CustomerState, status: Optional[str], tier: str, balance: int,
                value: str) -> None:
         """Move a customer's contribution from what it was (status None: not counted yet) to `state`."""
-        # Field by field, without a _summary tuple per event: most events change the balance only.
+        # Field by field, without a Summary per event: most events change the balance only.
         totals, segments = self.totals, self.segments
         if status is None:
             totals.add_values(state.status, state.tier, state.points_balance, 0, value=state.value)
@@ -200,10 +225,10 @@ class PartitionFold(PolicyFolding):
         if state.value != value:
             _swap(totals.by_value, segments, customer_id, value, state.value)
 
-    def apply(self, event: EventBase, offset: Optional[int] = None) -> tuple[str, list[Effect]]:
+    def apply(self, event: EventBase, offset: Optional[int] = None) -> tuple[Outcome, list[Effect]]:
         """Apply one valid event or tick at its input offset; return its outcome and effects.
 
-        Outcomes: applied, duplicate, tick, and redelivered: the customer's state already holds the record
+        Outcomes: applied, duplicate, tick, policy, and redelivered: the customer's state already holds the record
         at `offset` (it was saved after a batch whose offsets were not committed, or only part of a batch's
         states reached the changelog before a stop). A redelivered record still moves the clock, as it did
         the first time, so that every other customer's time rules fire at the same moments.
@@ -211,24 +236,24 @@ class PartitionFold(PolicyFolding):
         at_ms = event.occurred_at_ms
         customer_id = event.customer_id
         if customer_id is None and event.event_type == "policy.changed":
-            return "policy", self.change_policy(event)  # its occurred_at (when published) moves no clock
+            return POLICY, self.change_policy(event)  # its occurred_at (when published) moves no clock
         effects = self.advance_clock(at_ms, event.event_id) if at_ms > self.clock_ms else []
         if customer_id is None:
-            return "tick", effects
+            return TICK, effects
         state = self.store.get(customer_id)
         if state is None:
             status = tier = balance = value = None
         else:
             folded = state.input_offset
             if offset is not None and folded is not None and offset <= folded:
-                return "redelivered", effects
+                return REDELIVERED, effects
             if is_duplicate(state, event, self.clock_ms, self.policy):
                 if offset is not None:
                     # Stored as read: a duplicate forgotten later (its id's window ends) is still this record.
                     self._remember(customer_id, state)
                     state.input_offset = offset
                     self.store.put(customer_id, state)
-                return "duplicate", effects
+                return DUPLICATE, effects
             status, tier, balance, value = state.status, state.tier, state.points_balance, state.value
         if self._undo is not None:
             self._remember(customer_id, state)
@@ -247,7 +272,7 @@ class PartitionFold(PolicyFolding):
         self.due.schedule(customer_id, state.next_due_ms)
         if more:
             effects.extend(stamped(more, self.policy_version))
-        return "applied", effects
+        return APPLIED, effects
 
     def advance_clock(self, at_ms: int, source_event_id: Optional[str]) -> list[Effect]:
         """Move the partition clock forward and fire what fell due (a late time changes nothing)."""
@@ -286,14 +311,17 @@ def _swap(counts: dict, segments: dict[str, set[str]], customer_id: str, was: st
     segments.setdefault(now, set()).add(customer_id)
 
 
-def _summary(state: CustomerState) -> tuple:
-    """Return what a customer contributes to the totals and segments: status, tier, balance and value class."""
-    return state.status, state.tier, state.points_balance, state.value
+class Summary(NamedTuple):
+    """What a customer contributes to the totals and segments."""
+    status: str
+    tier: str
+    points_balance: int
+    value: str
 
+    @classmethod
+    def of(cls, state: CustomerState) -> "Summary":
+        return cls(state.status, state.tier, state.points_balance, state.value)
 
-_SEGMENT_FIELDS = (0, 1, 3)  # the segments of a _summary: status, tier, value class (their names never clash)
-
-
-def _segment_names(summary: tuple) -> list[str]:
-    """Return the segments a customer with this _summary belongs to."""
-    return [summary[index] for index in _SEGMENT_FIELDS]
+    def segments(self) -> tuple[str, str, str]:
+        """Return the segments a customer with this summary belongs to (their names never clash)."""
+        return self.status, self.tier, self.value

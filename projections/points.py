@@ -4,7 +4,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Optional
 
-from projections.state import LOT_EXPIRY, CustomerState, Effect, Lot
+from projections.effects import LedgerEntryMade
+from projections.state import LOT_EXPIRY, CustomerState, Lot
 from schemas.outputs import ledger_entry
 from schemas.timeutil import DAY_MS, format_ms
 
@@ -14,7 +15,7 @@ HISTORY_ENTRIES = 20
 
 
 def ledger_effect(state: CustomerState, kind: str, points: int, at_ms: int, source_event_id: Optional[str],
-                  reward_id: Optional[str] = None, claim_id: Optional[str] = None) -> Effect:
+                  reward_id: Optional[str] = None, claim_id: Optional[str] = None) -> LedgerEntryMade:
     """Record a ledger entry with a deterministic id (customer id and per-customer sequence)."""
     seq = state.ledger_seq = state.ledger_seq + 1
     history = state.history
@@ -23,14 +24,14 @@ def ledger_effect(state: CustomerState, kind: str, points: int, at_ms: int, sour
     history.append([seq, at_ms, kind, points, state.points_balance])
     if len(history) > HISTORY_ENTRIES:
         del history[0]
-    return Effect("ledger", ledger_entry(
+    return LedgerEntryMade(ledger_entry(
         entry_id=f"{state.customer_id}:{seq}", customer_id=state.customer_id,
         occurred_at=format_ms(at_ms), kind=kind, points=points, balance_after=state.points_balance,
-        source_event_id=source_event_id, reward_id=reward_id, claim_id=claim_id))
+        source_event_id=source_event_id, reward_id=reward_id, claim_id=claim_id), kind, points)
 
 
 def credit(state: CustomerState, points: int, at_ms: int, expiry_days: int, kind: str,
-           source_event_id: Optional[str], reward_id: Optional[str] = None, claim_id: Optional[str] = None) -> Effect:
+           source_event_id: Optional[str], reward_id: Optional[str] = None, claim_id: Optional[str] = None) -> LedgerEntryMade:
     """Add points: repay debt first, the rest becomes a lot expiring expiry_days after at_ms."""
     repaid = min(state.debt_points, points)
     state.debt_points -= repaid
@@ -55,7 +56,7 @@ def credit(state: CustomerState, points: int, at_ms: int, expiry_days: int, kind
 
 
 def debit(state: CustomerState, points: int, at_ms: int, kind: str, source_event_id: str,
-          reward_id: Optional[str] = None, claim_id: Optional[str] = None) -> Effect:
+          reward_id: Optional[str] = None, claim_id: Optional[str] = None) -> LedgerEntryMade:
     """Take points from the oldest lots first; what the lots cannot cover becomes debt."""
     remaining = points
     lots = state.lots
@@ -74,7 +75,7 @@ def debit(state: CustomerState, points: int, at_ms: int, kind: str, source_event
     return ledger_effect(state, kind, -points, at_ms, source_event_id, reward_id, claim_id)
 
 
-def expire_lots(state: CustomerState, until_ms: int, source_event_id: Optional[str]) -> list[Effect]:
+def expire_lots(state: CustomerState, until_ms: int, source_event_id: Optional[str]) -> list[LedgerEntryMade]:
     """Remove every lot that expired at or before until_ms, one ledger entry each."""
     effects = []
     lots = state.lots

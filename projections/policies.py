@@ -5,7 +5,8 @@ from typing import NamedTuple, Optional
 
 import orjson
 
-from projections.state import CustomerState, Effect, stamped
+from projections.effects import Effect, stamped
+from projections.state import CustomerState
 from projections.timeline import next_due_ms, reevaluate_into, refresh_orders, walk_due_times
 from schemas.events import EventBase
 from schemas.policy import STATUSES, Policy

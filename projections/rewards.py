@@ -5,8 +5,9 @@ from typing import Optional
 
 from projections.checkout import ACCEPTED, REJECTED, available_points, ledger_detail, remember_outcome
 from projections.days import local_day
+from projections.effects import CouponChanged, Effect, RequestRefused
 from projections.points import credit, debit
-from projections.state import EXPIRED, OPEN, USED, Coupon, CustomerState, Effect
+from projections.state import EXPIRED, OPEN, USED, Coupon, CustomerState
 from schemas.events import CouponUsed, RewardClaimed
 from schemas.outputs import claim_rejected, coupon_expired, coupon_issued, coupon_rejected, coupon_used
 from schemas.policy import TIERS, Policy, RewardPolicy
@@ -28,13 +29,13 @@ def known_coupon(state: CustomerState, coupon_id: str, policy: Policy) -> Option
     return coupon
 
 
-def _claim_year_key(state: CustomerState, reward_id: str, policy: Policy) -> str:
+def _claim_year_key(state: CustomerState, reward_id: str, policy: Policy) -> tuple[str, int]:
     """Return the key counting a reward's claims in the current local year (of the clock, like the balance)."""
     year = local_day(state.as_of_ms, state.timezone or policy.campaigns.default_timezone).year
-    return f"{reward_id}|{year}"
+    return reward_id, year
 
 
-def _refusal(state: CustomerState, reward: Optional[RewardPolicy], year_key: str) -> Optional[str]:
+def _refusal(state: CustomerState, reward: Optional[RewardPolicy], year_key: tuple[str, int]) -> Optional[str]:
     """Return why a claim is refused, in this order of checks, or None when it is accepted."""
     if reward is None:
         return "unknown_reward"
@@ -63,9 +64,9 @@ def claim_reward(state: CustomerState, event: RewardClaimed, policy: Policy) -> 
     key, request = f"claim:{payload.claim_id}", [payload.reward_id]
     if reason is not None:
         remember_outcome(state, key, event.occurred_at_ms, request, REJECTED, {"reason": reason})
-        return [Effect("update", claim_rejected(
+        return [RequestRefused(claim_rejected(
             customer_id=state.customer_id, reason=reason, claim_id=payload.claim_id, reward_id=payload.reward_id,
-            at=format_ms(event.occurred_at_ms), source_event_id=event.event_id))]
+            at=format_ms(event.occurred_at_ms), source_event_id=event.event_id), "claim_rejected", reason)]
     state.claims_per_year[year_key] = state.claims_per_year.get(year_key, 0) + 1
     entry = debit(state, reward.points, event.occurred_at_ms, "redeem", event.event_id,
                   reward_id=payload.reward_id, claim_id=payload.claim_id)
@@ -78,11 +79,11 @@ def claim_reward(state: CustomerState, event: RewardClaimed, policy: Policy) -> 
         state.coupon_due_ms = expires_ms
     remember_outcome(state, key, event.occurred_at_ms, request, ACCEPTED,
                      {**ledger_detail(entry), "coupon_id": coupon_id, "expires_at": format_ms(expires_ms)})
-    return [entry, Effect("coupon", coupon_issued(
+    return [entry, CouponChanged(coupon_issued(
         customer_id=state.customer_id, coupon_id=coupon_id, reward_id=payload.reward_id, claim_id=payload.claim_id,
         points=reward.points, coupon_value=_money(reward.coupon_value_minor), percent_off=reward.percent_off,
         min_order=_money(reward.min_order_minor), expires_at=format_ms(expires_ms),
-        at=format_ms(event.occurred_at_ms), source_event_id=event.event_id))]
+        at=format_ms(event.occurred_at_ms), source_event_id=event.event_id), "coupon_issued")]
 
 
 def _order_amount(state: CustomerState, event: CouponUsed, policy: Policy) -> Optional[int]:
@@ -120,15 +121,15 @@ def use_coupon(state: CustomerState, event: CouponUsed, policy: Policy) -> list[
         return []
     reason = _use_refusal(state, coupon, event, policy)
     if reason is not None:
-        return [Effect("update", coupon_rejected(
+        return [RequestRefused(coupon_rejected(
             customer_id=state.customer_id, reason=reason, coupon_id=payload.coupon_id, order_id=payload.order_id,
-            at=format_ms(event.occurred_at_ms), source_event_id=event.event_id))]
+            at=format_ms(event.occurred_at_ms), source_event_id=event.event_id), "coupon_rejected", reason)]
     coupon.state, coupon.closed_at_ms, coupon.order_id = USED, event.occurred_at_ms, payload.order_id
     if coupon.expires_at_ms == state.coupon_due_ms:
         _refresh_coupon_due(state)
-    return [Effect("coupon", coupon_used(
+    return [CouponChanged(coupon_used(
         customer_id=state.customer_id, coupon_id=payload.coupon_id, reward_id=coupon.reward_id,
-        order_id=payload.order_id, at=format_ms(event.occurred_at_ms), source_event_id=event.event_id))]
+        order_id=payload.order_id, at=format_ms(event.occurred_at_ms), source_event_id=event.event_id), "coupon_used")]
 
 
 def expire_coupons(state: CustomerState, until_ms: int, policy: Policy, source_event_id: Optional[str]) -> list[Effect]:
@@ -142,9 +143,9 @@ def expire_coupons(state: CustomerState, until_ms: int, policy: Policy, source_e
         expires_ms = coupon.expires_at_ms
         coupon.state, coupon.closed_at_ms = EXPIRED, expires_ms
         refund = coupon.points if coupon.refund else 0
-        effects.append(Effect("coupon", coupon_expired(
+        effects.append(CouponChanged(coupon_expired(
             customer_id=state.customer_id, coupon_id=coupon_id, reward_id=coupon.reward_id, points_refunded=refund,
-            at=format_ms(expires_ms), source_event_id=source_event_id)))
+            at=format_ms(expires_ms), source_event_id=source_event_id), "coupon_expired"))
         if refund:
             effects.append(credit(state, refund, expires_ms, policy.lots.expiry_days, "coupon_refund", source_event_id,
                                   reward_id=coupon.reward_id, claim_id=coupon.claim_id))
@@ -168,7 +169,7 @@ def prune_rewards(state: CustomerState, policy: Policy) -> None:
         # Only the current local year's counts decide; the year before is kept for a change of time zone.
         first_year = local_day(state.as_of_ms, state.timezone or policy.campaigns.default_timezone).year - 1
         state.claims_per_year = {k: n for k, n in state.claims_per_year.items()
-                                 if int(k.rsplit("|", 1)[1]) >= first_year}
+                                 if k[1] >= first_year}
 
 
 def open_coupons(state: CustomerState) -> list[dict]:

@@ -7,30 +7,14 @@ to_dict is the JSON form (exports, explain, equality).
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import msgspec
 import orjson
 from msgspec.structs import replace
 
 OPEN, USED, EXPIRED = "open", "used", "expired"  # the states of a coupon
-EffectKind = Literal["ledger", "update", "campaign", "coupon", "notice"]
-
-
-@dataclass(slots=True)
-class Effect:
-    """Something the outside world must hear of: a record of schemas/outputs.py, or a notice for the metrics."""
-    kind: EffectKind
-    record: dict
-
-
-def stamped(effects: list[Effect], policy_version: str) -> list[Effect]:
-    """Name in each effect's record the version of the policy that made it (one string per partition, no hashing)."""
-    for effect in effects:
-        effect.record["policy_version"] = policy_version
-    return effects
 
 
 class Lot(msgspec.Struct, array_like=True, gc=False):
@@ -50,6 +34,13 @@ class Order(msgspec.Struct, array_like=True, gc=False):
     earned_points: int     # earned when paid
     reversed_points: int   # taken back by refunds so far
     reviewed: bool         # a review of it was rewarded
+
+
+class Rfm(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """The recency, frequency and monetary scores, each 1..5 (stored as [r, f, m])."""
+    r: int
+    f: int
+    m: int
 
 
 class Coupon(msgspec.Struct, array_like=True, gc=False):
@@ -115,7 +106,7 @@ class CustomerState:
         self.ledger_seq = 0                           # ledger entries written so far
         self.orders: dict[str, Order] = {}            # order_id -> the order, in arrival order
         self.redemption_ids: dict[str, int] = {}      # redemption_id -> occurred_at_ms
-        self.daily_counts: dict[str, int] = {}        # "checkin|2026-01-31" -> rewarded that local day
+        self.daily_counts: dict[tuple[str, str], int] = {}  # ("checkin", "2026-01-31") -> rewarded that local day
         self.lifetime_spend_minor = 0
         self.window_spend_minor = 0                   # net spend of the orders in the tier window (policy window_days)
         self.last_purchase_ms: Optional[int] = None
@@ -128,12 +119,12 @@ class CustomerState:
         self.tier_due_ms: Optional[int] = None        # when the next order leaves the tier window
         self.next_due_ms: Optional[int] = None
         self.window_orders = 0                        # orders in the tier window not fully refunded (F)
-        self.rfm: Optional[list[int]] = None          # [r, f, m] scores 1..5; None without a purchase
+        self.rfm: Optional[Rfm] = None                # None without a purchase
         self.value = "none"                           # high, medium, low, or none without a purchase
         self.rfm_due_ms: Optional[int] = None         # when R next falls, or now after an order event; None: never
         self.birthday_fired_year = 0                  # last year a birthday campaign fired (0: never)
         self.claim_ids: dict[str, int] = {}           # claim_id -> occurred_at_ms, for dedupe
-        self.claims_per_year: dict[str, int] = {}     # "reward_id|2026" -> claims accepted that local year
+        self.claims_per_year: dict[tuple[str, int], int] = {}  # (reward_id, 2026) -> claims accepted that local year
         self.coupons: dict[str, Coupon] = {}          # coupon_id -> open coupons and closed ones still remembered
         self.coupon_due_ms: Optional[int] = None      # the earliest expiry of an open coupon
         self.remind_lot_ms: Optional[int] = None      # expiry of the lot whose local date is reminded next
@@ -184,15 +175,15 @@ class CustomerState:
             "debt_points": self.debt_points, "points_balance": self.points_balance, "ledger_seq": self.ledger_seq,
             "orders": {order_id: [o.paid_at_ms, o.paid_minor, o.refunded_minor, o.earned_points, o.reversed_points,
                                   1 if o.reviewed else 0] for order_id, o in self.orders.items()},
-            "redemption_ids": self.redemption_ids, "daily_counts": self.daily_counts,
+            "redemption_ids": self.redemption_ids, "daily_counts": _joined(self.daily_counts),
             "lifetime_spend_minor": self.lifetime_spend_minor, "spend_12m_minor": self.window_spend_minor,
             "last_purchase_ms": self.last_purchase_ms, "last_interaction_ms": self.last_interaction_ms,
             "tier": self.tier, "status": self.status, "last_win_back_ms": self.last_win_back_ms,
             "birthday_done_year": self.birthday_done_year, "birthday_due_ms": self.birthday_due_ms,
             "tier_due_ms": self.tier_due_ms, "next_due_ms": self.next_due_ms, "orders_12m": self.window_orders,
-            "rfm": self.rfm, "value": self.value, "rfm_due_ms": self.rfm_due_ms,
+            "rfm": None if self.rfm is None else [self.rfm.r, self.rfm.f, self.rfm.m], "value": self.value, "rfm_due_ms": self.rfm_due_ms,
             "birthday_fired_year": self.birthday_fired_year,
-            "claim_ids": self.claim_ids, "claims_per_year": self.claims_per_year,
+            "claim_ids": self.claim_ids, "claims_per_year": _joined(self.claims_per_year),
             "coupons": {coupon_id: _coupon_doc(c) for coupon_id, c in self.coupons.items()},
             "coupon_due_ms": self.coupon_due_ms, "remind_lot_ms": self.remind_lot_ms,
             "remind_due_ms": self.remind_due_ms, "reminded_until_ms": self.reminded_until_ms,
@@ -217,7 +208,12 @@ class CustomerState:
 
     def to_bytes(self) -> bytes:
         """Serialise for a key-value store: [FORMAT, every slot in order] as msgpack, compressed if large."""
-        raw = _encode((FORMAT, *_slot_values(self)))
+        values = [FORMAT, *_slot_values(self)]
+        if self.daily_counts:
+            values[_DAILY_COUNTS] = _joined(self.daily_counts)
+        if self.claims_per_year:
+            values[_CLAIMS_PER_YEAR] = _joined(self.claims_per_year)
+        raw = _encode(values)
         return raw if len(raw) <= COMPRESS_ABOVE else zlib.compress(raw, 1)
 
     @classmethod
@@ -234,6 +230,7 @@ class CustomerState:
         state = cls.__new__(cls)
         for name, value in zip(cls.__slots__, values[1:]):
             setattr(state, name, value)
+        _split_keys(state)
         return state
 
     def __eq__(self, other: object) -> bool:
@@ -259,8 +256,11 @@ FORMAT = 1
 COMPRESS_ABOVE = 4096
 _ZLIB = b"\x78"  # the first byte of every zlib stream (deflate, 32 KB window): neither "{" nor a msgpack array
 _RECORD_TYPES = {"lots": list[Lot], "orders": dict[str, Order], "coupons": dict[str, Coupon],
-                 "holds": dict[str, Hold], "pending": list[Pending]}
+                 "holds": dict[str, Hold], "pending": list[Pending], "rfm": Optional[Rfm]}
 _slot_values = attrgetter(*CustomerState.__slots__)
+# Their places in the stored array (after FORMAT).
+_DAILY_COUNTS = 1 + CustomerState.__slots__.index("daily_counts")
+_CLAIMS_PER_YEAR = 1 + CustomerState.__slots__.index("claims_per_year")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(
     tuple[(int, *(_RECORD_TYPES.get(name, Any) for name in CustomerState.__slots__))]).decode
@@ -284,6 +284,26 @@ def _load_records(state: CustomerState, data: dict[str, Any]) -> None:
     state.coupons = {coupon_id: Coupon(**doc) for coupon_id, doc in data.get("coupons", {}).items()}
     state.holds = {hold_id: Hold(*fields) for hold_id, fields in data.get("holds", {}).items()}
     state.pending = [Pending(*fields) for fields in data.get("pending", ())]
+    rfm = data.get("rfm")
+    state.rfm = None if rfm is None else Rfm(*rfm)
+    _split_keys(state)
+
+
+def _joined(counts: dict[tuple, int]) -> dict[str, int]:
+    """Return counts by a two-part key in their stored form: the parts joined by "|" ("checkin|2026-01-31")."""
+    return {f"{first}|{second}": count for (first, second), count in counts.items()}
+
+
+def _split_keys(state: CustomerState) -> None:
+    """Turn the stored "|"-joined keys of the daily and yearly counts into their tuples (a day or a year last)."""
+    if state.daily_counts:
+        state.daily_counts = {tuple(key.split("|", 1)): count for key, count in state.daily_counts.items()}
+    if state.claims_per_year:
+        years = {}
+        for key, count in state.claims_per_year.items():
+            reward_id, year = key.rsplit("|", 1)  # a reward id may hold "|", a year never does
+            years[reward_id, int(year)] = count
+        state.claims_per_year = years
 
 
 def _upgraded(data: dict[str, Any]) -> CustomerState:

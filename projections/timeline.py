@@ -9,9 +9,10 @@ from projections.care import celebrate_member_day, member_day_due_ms, remind_exp
 from projections.checkout import expire_holds, release_pending
 from projections.constants import figures
 from projections.days import local_day
+from projections.effects import BecameDormant, Effect, StatusChanged, TierChanged, Transition, ValueChanged
 from projections.points import expire_lots
 from projections.rewards import expire_coupons
-from projections.state import CustomerState, Effect
+from projections.state import CustomerState, Rfm
 from projections.value import value_for
 from projections.triggers import campaign
 from schemas.outputs import transition
@@ -170,7 +171,7 @@ def reevaluate_into(effects: list[Effect], state: CustomerState, at_ms: int, pol
     tier = "vip" if spend >= rules.vip_min_minor else "premium" if spend >= rules.premium_min_minor else "standard"
     old_tier = state.tier
     if tier != old_tier:
-        effects.append(_update(state, "tier_changed", old_tier, tier, at_ms, source_event_id))
+        effects.append(_update(state, TierChanged, old_tier, tier, at_ms, source_event_id))
         state.tier = tier
     last_interaction, last_purchase = state.last_interaction_ms, state.last_purchase_ms
     if last_purchase is not None and at_ms < last_purchase + rules.purchase_ms \
@@ -181,12 +182,11 @@ def reevaluate_into(effects: list[Effect], state: CustomerState, at_ms: int, pol
     else:
         status = "potential"
     if status != state.status:
-        effects.append(_update(state, "status_changed", state.status, status, at_ms, source_event_id))
+        effects.append(_update(state, StatusChanged, state.status, status, at_ms, source_event_id))
         state.status = status
         if status == "dormant":
             # Churn by segment: the tier and value class held just before (counted in the metrics only).
-            effects.append(Effect("notice", {"notice": "became_dormant", "tier": tier_before,
-                                             "value": state.value, "source_event_id": source_event_id}))
+            effects.append(BecameDormant(tier_before, state.value, source_event_id))
             effects.extend(_win_back(state, at_ms, policy))
     if state.rfm_due_ms is not None and at_ms >= state.rfm_due_ms:
         effects.extend(_rescore(state, at_ms, policy, source_event_id))
@@ -205,23 +205,24 @@ def _rescore(state: CustomerState, at_ms: int, policy: Policy, source_event_id: 
         index = bisect_left(limits, (at_ms - last_purchase) // DAY_MS)
         # R holds while the whole days since the purchase are at most limits[index]: it falls on day limit + 1.
         state.rfm_due_ms = last_purchase + (limits[index] + 1) * DAY_MS if index < len(limits) else None
-        rfm = [5 - index, 1 + bisect_right(rules.frequency_rising, state.window_orders),
-               1 + bisect_right(rules.monetary_rising_minor, state.window_spend_minor)]
+        rfm = Rfm(5 - index, 1 + bisect_right(rules.frequency_rising, state.window_orders),
+                  1 + bisect_right(rules.monetary_rising_minor, state.window_spend_minor))
     if rfm == state.rfm:
         return []
-    state.rfm = rfm  # a new list: clones share the old one, which is never changed in place
+    state.rfm = rfm  # frozen: clones may share it
     value = value_for(rfm, policy)
     if value == state.value:
         return []
-    effect = _update(state, "value_changed", state.value, value, at_ms, source_event_id)
+    effect = _update(state, ValueChanged, state.value, value, at_ms, source_event_id)
     state.value = value
     return [effect]
 
 
-def _update(state: CustomerState, kind: str, old: str, new: str, at_ms: int, source: Optional[str]) -> Effect:
+def _update(state: CustomerState, change: type[Transition], old: str, new: str, at_ms: int,
+            source: Optional[str]) -> Transition:
     """Build a customer-updates record for a tier, status or value change."""
-    return Effect("update", transition(customer_id=state.customer_id, kind=kind, from_=old, to=new, at=format_ms(at_ms),
-                                       source_event_id=source))
+    return change(transition(customer_id=state.customer_id, kind=change.KIND, from_=old, to=new, at=format_ms(at_ms),
+                             source_event_id=source), old, new)
 
 
 def _win_back(state: CustomerState, at_ms: int, policy: Policy) -> list[Effect]:

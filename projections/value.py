@@ -4,29 +4,29 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import Optional
 
+from projections.state import Rfm
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS
 
 
 def rfm_at(last_purchase_ms: Optional[int], orders: int, spend_minor: int, at_ms: int,
-           policy: Policy) -> Optional[list[int]]:
-    """Return [r, f, m] at at_ms from the last purchase, the orders and the net spend in the tier window."""
+           policy: Policy) -> Optional[Rfm]:
+    """Return the scores at at_ms from the last purchase, the orders and the net spend in the tier window."""
     if last_purchase_ms is None:
         return None
     rules = policy.rfm
-    return [5 - bisect_left(rules.recency_days, (at_ms - last_purchase_ms) // DAY_MS),
-            1 + bisect_right(rules.frequency_rising, orders), 1 + bisect_right(rules.monetary_rising_minor, spend_minor)]
+    return Rfm(5 - bisect_left(rules.recency_days, (at_ms - last_purchase_ms) // DAY_MS),
+               1 + bisect_right(rules.frequency_rising, orders), 1 + bisect_right(rules.monetary_rising_minor, spend_minor))
 
 
-def value_for(rfm: Optional[list[int]], policy: Policy) -> str:
+def value_for(rfm: Optional[Rfm], policy: Policy) -> str:
     """Return high, medium, low or none (no purchase) from the scores: high is checked before low."""
     if rfm is None:
         return "none"
-    r, f, m = rfm
     rules = policy.value
-    if r >= rules.high_min_r and f + m >= rules.high_min_f_plus_m:
+    if rfm.r >= rules.high_min_r and rfm.f + rfm.m >= rules.high_min_f_plus_m:
         return "high"
-    if r <= rules.low_max_r:
+    if rfm.r <= rules.low_max_r:
         return "low"
     return "medium"
 

@@ -4,23 +4,26 @@ from __future__ import annotations
 import time
 from collections import Counter
 from functools import partial
-from typing import Callable, Iterable, NamedTuple, Optional, Protocol
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Protocol
 
 import orjson
 
+from projections.isolation import Poisoned, PoisonedRecord, fold_batch
 from projections.partition import PartitionFold
-from projections.state import Effect
+from projections.effects import (BecameDormant, CampaignTriggered, CouponChanged, Effect, LedgerEntryMade, Outcome,
+                                 RefundOfUnknownOrder, RequestRefused, StatusChanged, TierChanged, ValueChanged)
 from projections.documents import Totals
-from schemas.outputs import UPDATE_REJECTIONS, UPDATE_TRANSITIONS
 from schemas.policy import Policy
 from schemas.validate import Rejection, validate_record
 from schemas.timeutil import format_ms
 from streams.dlq import dlq_value
 from streams.logs import warning
 from streams.metrics import LoyaltyMetrics, observe_many
-from streams.settings import DLQ_TOPIC, OUTPUT_TOPICS
+from streams.settings import DLQ_TOPIC, TOPIC_OF
 
 _MS = 1000.0
+INVALID = "invalid"  # the event_type label of a record refused before its type was known
+APPLIED, REDELIVERED, COUNTED_APART = Outcome.APPLIED, Outcome.REDELIVERED, (Outcome.TICK, Outcome.POLICY)
 # An event this far behind its partition's clock suggests the clock ran ahead (e.g. a wall-clock worker
 # fed a historical backfill): every rule then judges the event late. Said once per partition.
 _FAR_BEHIND_MS = 30 * 86_400_000
@@ -71,14 +74,6 @@ class FoldLoader(Protocol):
         """Load the partition's fold under the worker's policy, with the offset its states include."""
 
 
-class PoisonedRecord(Exception):
-    """Folding a valid event raised: the batch is rolled back and re-run without this record."""
-
-    def __init__(self, offset: int, error: BaseException) -> None:
-        super().__init__(offset, error)
-        self.offset, self.error = offset, error
-
-
 def processing_error(error: BaseException) -> Rejection:
     """Describe a fold that raised as the DLQ's `processing_error`."""
     return Rejection("processing_error", f"{type(error).__name__}: {str(error)[:200]}")
@@ -98,7 +93,7 @@ class _Attempt:
     def __init__(self) -> None:
         self.out: list[Outgoing] = []
         self.effects: list[Effect] = []
-        self.counted: Counter = Counter()  # (event_type, outcome) -> events
+        self.counted: Counter = Counter()  # (event_type, Outcome) -> events
         self.dlq_reasons: Counter = Counter()
         self.lags_s: list[float] = []
         self.durations_s: list[float] = []
@@ -200,58 +195,47 @@ class Pipeline:
 
     def _process_partition(self, partition: int, records: list[Record], now_s: float) -> _Attempt:
         """Fold one partition's records; if one raises, roll the partition back and fold again without it."""
-        poisoned: dict[int, BaseException] = {}
-        while True:
-            try:
-                return self._attempt(partition, records, poisoned, now_s)
-            except PoisonedRecord as poison:
-                self.folds[partition].rollback()
-                poisoned[poison.offset] = poison.error
+        return fold_batch(self.fold(partition), lambda poisoned: self._attempt(partition, records, poisoned, now_s))
 
-    def _attempt(self, partition: int, records: list[Record], poisoned: dict[int, BaseException],
-                 now_s: float) -> _Attempt:
+    def _attempt(self, partition: int, records: list[Record], poisoned: Poisoned, now_s: float) -> _Attempt:
         """One pass: validate, fold and serialise each record; raise PoisonedRecord when one fails.
 
         The loop runs once per event, so what it uses is bound to locals first.
         """
         attempt = _Attempt()
-        partition_fold = self.fold(partition)  # its policy in force validates: a policy.changed may change limits
-        max_raw_bytes = partition_fold.policy.limits.max_dlq_raw_bytes
+        fold = self.fold(partition)  # its policy in force validates: a policy.changed may change limits
+        max_raw_bytes = fold.policy.limits.max_dlq_raw_bytes
         out, all_effects, counted = attempt.out, attempt.effects, attempt.counted
         lags_s, durations_s = attempt.lags_s, attempt.durations_s
-        validate, perf_counter, dumps, topics = validate_record, time.perf_counter, orjson.dumps, OUTPUT_TOPICS
-        fold: Optional[PartitionFold] = None
+        validate, perf_counter, dumps, topic_of = validate_record, time.perf_counter, orjson.dumps, TOPIC_OF.get
         for record in records:
             started = perf_counter()
             error = poisoned.get(record.offset) if poisoned else None
             event = processing_error(error) if error is not None else validate(
-                record.value, record.key, partition_fold.policy, record.timestamp_ms)
+                record.value, record.key, fold.policy, record.timestamp_ms)
             if isinstance(event, Rejection):
                 out.append(dlq_record(record, event, max_raw_bytes, error))
                 attempt.dlq_reasons[event.reason] += 1
-                counted["invalid", "rejected"] += 1
+                counted[INVALID, Outcome.REJECTED] += 1
                 continue
-            if fold is None:
-                fold = self.fold(partition)
-                fold.begin_batch()
             occurred_at_ms = event.occurred_at_ms
             if attempt.far_behind is None and fold.clock_ms - occurred_at_ms > _FAR_BEHIND_MS:
                 attempt.far_behind = (fold.clock_ms, occurred_at_ms)  # as it arrives, not after the batch
             try:
                 outcome, effects = fold.apply(event, record.offset)
                 for effect in effects:  # a failed attempt is dropped whole, so messages go straight to `out`
-                    kind = effect.kind
-                    if kind != "notice":
+                    topic = topic_of(type(effect))
+                    if topic is not None:  # else a notice, only counted
                         data = effect.record
-                        out.append(_new_outgoing((topics[kind], partition, data["customer_id"].encode(), dumps(data))))
+                        out.append(_new_outgoing((topic, partition, data["customer_id"].encode(), dumps(data))))
             except Exception as exc:  # no input may stop a partition: isolate the event, keep the rest
                 raise PoisonedRecord(record.offset, exc) from exc
             all_effects.extend(effects)
-            if outcome == "redelivered":
+            if outcome is REDELIVERED:
                 attempt.redelivered += 1
-            elif outcome != "tick" and outcome != "policy":
+            elif outcome not in COUNTED_APART:
                 counted[event.event_type, outcome] += 1
-                if outcome == "applied":
+                if outcome is APPLIED:
                     lags_s.append(max(0.0, now_s - occurred_at_ms / _MS))
             durations_s.append(perf_counter() - started)
         return attempt
@@ -271,51 +255,34 @@ class Pipeline:
         metrics = self.metrics
         metrics.redelivered.inc(attempt.redelivered)
         for (event_type, outcome), count in attempt.counted.items():
-            metrics.count_event(event_type, outcome, count)
+            metrics.count_event(event_type, outcome.value, count)
         for reason, count in attempt.dlq_reasons.items():
             metrics.dlq_records.labels(reason).inc(count)
         observe_many(metrics.event_lag_seconds, attempt.lags_s)
         observe_many(metrics.processing_seconds, attempt.durations_s)
-        points: Counter = Counter()
-        campaigns: Counter = Counter()
-        updates: Counter = Counter()
-        dormant: Counter = Counter()   # (tier, value) just before becoming dormant
-        coupons: Counter = Counter()   # coupon_issued, coupon_used, coupon_expired
+        points: Counter = Counter()      # ledger kind -> points moved
+        by_label: Counter = Counter()    # (effect type, its labels) -> count
         for effect in attempt.effects:
-            record = effect.record
-            if effect.kind == "ledger":
-                points[record["kind"]] += abs(record["points"])
-            elif effect.kind == "campaign":
-                campaigns[record["campaign"]] += 1
-            elif effect.kind == "update":
-                kind = record["kind"]
-                updates[(kind, record["from"], record["to"]) if kind in UPDATE_TRANSITIONS
-                        else (kind, record.get("reason"), None)] += 1
-            elif effect.kind == "coupon":
-                coupons[record["kind"]] += 1
-            elif effect.kind == "notice":
-                if record["notice"] == "became_dormant":
-                    dormant[record["tier"], record["value"]] += 1
-                elif record["notice"] == "refund_unknown_order":
-                    metrics.refunds_unknown_order.inc()
+            match effect:
+                case LedgerEntryMade(kind=kind, points=moved):
+                    points[kind] += abs(moved)
+                case StatusChanged() | TierChanged() | ValueChanged():
+                    by_label[type(effect), effect.was, effect.now] += 1
+                case RequestRefused(kind=kind, reason=reason):
+                    by_label[RequestRefused, kind, reason] += 1
+                case CampaignTriggered(campaign=campaign):
+                    by_label[CampaignTriggered, campaign, None] += 1
+                case CouponChanged(kind=kind):
+                    by_label[CouponChanged, kind, None] += 1
+                case BecameDormant(tier=tier, value=value):  # churn by the tier and value class held just before
+                    by_label[BecameDormant, tier, value] += 1
+                case RefundOfUnknownOrder():
+                    by_label[RefundOfUnknownOrder, None, None] += 1
+                # the other types (checkout updates) are not counted
         for kind, moved in points.items():
             metrics.count_ledger_points(kind, moved)
-        for campaign, count in campaigns.items():
-            metrics.campaign_triggers.labels(campaign).inc(count)
-        for (tier, value), count in dormant.items():
-            metrics.dormant_transitions.labels(tier, value).inc(count)
-        for (kind, first, second), count in updates.items():
-            if kind == "status_changed":
-                metrics.count_status_transition(first, second, count)
-            elif kind == "tier_changed":
-                metrics.count_tier_transition(first, second, count)
-            elif kind == "value_changed":
-                metrics.value_transitions.labels(first, second).inc(count)
-            elif kind in UPDATE_REJECTIONS:
-                metrics.count_rejection(kind, first, count)
-            # no other kind exists: schemas/outputs.py defines CustomerUpdate's kinds as these two groups
-        for kind, count in coupons.items():
-            metrics.count_coupon_record(kind, count)
+        for (effect_type, first, second), count in by_label.items():
+            _COUNT[effect_type](metrics, first, second, count)
 
     def _update_gauges(self, partitions: Iterable[int]) -> None:
         """Refresh the gauges from the incrementally kept totals (no table scan)."""
@@ -332,3 +299,16 @@ class Pipeline:
             metrics.customers_by_tier.labels(tier).set(count)
         for value, count in totals.by_value.items():
             metrics.customers_by_value.labels(value).set(count)
+
+
+# How each counted type of effect reaches the metrics: (metrics, first label, second label, count).
+_COUNT: dict[type, Callable[[LoyaltyMetrics, Any, Any, int], None]] = {
+    StatusChanged: lambda m, was, now, n: m.count_status_transition(was, now, n),
+    TierChanged: lambda m, was, now, n: m.count_tier_transition(was, now, n),
+    ValueChanged: lambda m, was, now, n: m.value_transitions.labels(was, now).inc(n),
+    RequestRefused: lambda m, kind, reason, n: m.count_rejection(kind, reason, n),
+    CampaignTriggered: lambda m, campaign, _, n: m.campaign_triggers.labels(campaign).inc(n),
+    CouponChanged: lambda m, kind, _, n: m.count_coupon_record(kind, n),
+    BecameDormant: lambda m, tier, value, n: m.dormant_transitions.labels(tier, value).inc(n),
+    RefundOfUnknownOrder: lambda m, _, __, n: m.refunds_unknown_order.inc(n),
+}

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from projections.effects import (CampaignTriggered, CheckoutUpdated, CouponChanged, LedgerEntryMade, RequestRefused,
+                                 StatusChanged, TierChanged, ValueChanged)
+
 INPUT_TOPIC = "customer-events"
 LEDGER_TOPIC = "loyalty-ledger"
 UPDATES_TOPIC = "customer-updates"
@@ -20,6 +23,12 @@ CLOCK_KEY = b"\x00partition-clock"
 POLICY_KEY = b"\x00partition-policies"
 PARTITION_KEYS = (CLOCK_KEY, POLICY_KEY)
 OUTPUT_TOPICS = {"ledger": LEDGER_TOPIC, "update": UPDATES_TOPIC, "campaign": CAMPAIGNS_TOPIC, "coupon": COUPONS_TOPIC}
+# The topic of each type of output effect (notices are counted, never sent).
+TOPIC_OF: dict[type, str] = {
+    LedgerEntryMade: LEDGER_TOPIC, StatusChanged: UPDATES_TOPIC, TierChanged: UPDATES_TOPIC,
+    ValueChanged: UPDATES_TOPIC, RequestRefused: UPDATES_TOPIC, CheckoutUpdated: UPDATES_TOPIC,
+    CampaignTriggered: CAMPAIGNS_TOPIC, CouponChanged: COUPONS_TOPIC,
+}
 
 
 class BrokerAddressError(ValueError):

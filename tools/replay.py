@@ -14,6 +14,8 @@ import tomllib
 from pydantic import ValidationError
 import orjson
 
+from projections.effects import CampaignTriggered
+from projections.isolation import Poisoned, PoisonedRecord, apply_isolated, fold_batch
 from projections.partition import MemoryStore, PartitionFold
 from projections.policies import WhatIf, first_change
 from projections.state import CustomerState
@@ -24,7 +26,7 @@ from schemas.timeutil import format_ms
 from schemas.validate import Rejection, validate_record
 from streams.gc_tuning import tune_gc
 from streams.kafka_log import LogRecord, high_watermarks, read_log
-from streams.settings import INPUT_TOPIC, OUTPUT_TOPICS, Settings
+from streams.settings import INPUT_TOPIC, TOPIC_OF, Settings
 from tools.broker import wait_for_broker
 from tools.cli_common import UserError
 from tools.store import ReplayStore, StoreError, check_target
@@ -32,6 +34,7 @@ from tools.verify import (live_states, output_differences, output_id, print_diff
                           state_differences, value_digest, what_if_report)
 
 _PROGRESS_EVERY_S = 2.0
+_NONE: Poisoned = {}  # the first pass refuses no record by offset
 
 
 @dataclass
@@ -101,104 +104,126 @@ def fold_log(read: LogReader, policy: Policy, until_ms: Optional[int] = None,
              what_if: Optional[WhatIf] = None) -> ReplayResult:
     """Fold the log per partition; with until_ms, stop each partition before its clock would pass it.
 
-    A record whose fold raises is refused (the worker sends it to the DLQ as processing_error) and its
-    partition is folded again from the start without it: the same result as the worker's rollback.
-    `progress` ({partition: records to read}) turns on a progress line on stderr every few seconds;
-    `outputs` collects the output records' ids and digests for `--verify`.
+    Each partition's log is one batch of projections.isolation.fold_batch, the worker's isolation: a record
+    whose fold raises is refused (the worker sends it to the DLQ as processing_error), and its partition is
+    rolled back and folded again without it, read from the log again. `progress` ({partition: records to
+    read}) turns on a progress line on stderr every few seconds; `outputs` collects the output records' ids
+    and digests for `--verify`.
     """
-    poisoned: dict[int, set[int]] = {}
-    result, rerun = _fold_once(read(None), policy, until_ms, progress, outputs, poisoned, what_if)
-    while rerun:
-        again, rerun = _fold_once(read(rerun), policy, until_ms, None, outputs, poisoned, what_if)
-        result.merge(again)
-    result.poisoned = poisoned
-    result.rejected += sum(len(offsets) for offsets in poisoned.values())
+    parts: dict[int, _Partition] = {}
+    poisoned: dict[int, Poisoned] = {}
+    started = last_report = time.monotonic()
+    read_counts: dict[int, int] = {}
+    for record in read(None):  # every partition of the job in one pass; a poisoned one is folded again below
+        part = parts.get(record.partition)
+        if part is None:
+            part = parts[record.partition] = _Partition(PartitionFold(MemoryStore(), policy, what_if=what_if),
+                                                        until_ms, outputs)
+            part.fold.begin_batch()
+        read_counts[record.partition] = read_counts.get(record.partition, 0) + 1
+        if record.partition in poisoned:
+            continue
+        try:
+            part.take(record, _NONE)
+        except PoisonedRecord as poison:
+            part.fold.rollback()
+            poisoned[record.partition] = {poison.offset: poison.error}
+        if progress and time.monotonic() - last_report >= _PROGRESS_EVERY_S:
+            last_report = time.monotonic()
+            _report(progress, read_counts, last_report - started)
+    for partition, known in sorted(poisoned.items()):
+        part = parts[partition]
+        fold_batch(part.fold, lambda refused: part.again().take_all(read({partition}), partition, refused), known)
+    result = ReplayResult()
+    for partition, part in parts.items():
+        part.end(partition, result)
+    result.poisoned = {partition: set(known) for partition, known in poisoned.items()}
     return result
 
 
-def _fold_once(records: Iterable[LogRecord], policy: Policy, until_ms: Optional[int],
-               progress: Optional[dict[int, int]], outputs: bool, poisoned: dict[int, set[int]],
-               what_if: Optional[WhatIf] = None) -> tuple[ReplayResult, set[int]]:
-    """Fold records once; return the result of the partitions that finished, and those to fold again."""
-    result = ReplayResult()
-    folds: dict[int, PartitionFold] = {}
-    stopped: set[int] = set()
-    rerun: set[int] = set()
-    read: dict[int, int] = {}
-    folded: dict[int, int] = {}    # records taken per partition (not those past --until)
-    rejected: dict[int, int] = {}
-    derived = _DerivedOutputs() if outputs else None
-    started = last_report = time.monotonic()
-    for record in records:
-        partition = record.partition
-        read[partition] = read.get(partition, 0) + 1
-        if partition in stopped:
-            continue
-        fold = folds.get(partition)
-        if fold is None:
-            fold = folds[partition] = PartitionFold(MemoryStore(), policy, what_if=what_if)
-        folded[partition] = folded.get(partition, 0) + 1
-        if record.offset in poisoned.get(partition, ()):
-            continue
+def _report(progress: dict[int, int], read_counts: dict[int, int], seconds: float) -> None:
+    """Print a progress line of a replay: records read of those to read, their rate, and partitions done."""
+    taken = sum(read_counts.values())
+    done = sum(1 for p, total in progress.items() if read_counts.get(p, 0) >= total)
+    click.echo(f"replay (partitions {sorted(progress)}): {taken}/{sum(progress.values())} records, "
+               f"{taken / seconds:,.0f} records/s, {done}/{len(progress)} partitions done", err=True)
+
+
+class _Partition:
+    """One partition's fold in a replay, and what its pass has counted (reset when it is folded again)."""
+
+    def __init__(self, fold: PartitionFold, until_ms: Optional[int], outputs: bool) -> None:
+        self.fold, self.until_ms, self.outputs = fold, until_ms, outputs
+        self.again()
+
+    def again(self) -> "_Partition":
+        """Forget what a pass counted (the fold itself was rolled back)."""
+        self.stopped = False
+        self.records = self.rejected = 0
+        self.campaigns: set[str] = set()
+        self.derived = _DerivedOutputs() if self.outputs else None
+        return self
+
+    def take_all(self, records: Iterable[LogRecord], partition: int, refused: Poisoned) -> None:
+        """Fold the partition's records (a reader may yield others: they are skipped)."""
+        for record in records:
+            if record.partition == partition:
+                self.take(record, refused)
+
+    def take(self, record: LogRecord, refused: Poisoned) -> None:
+        """Validate and fold one record, refusing it if it is in `refused`; raise PoisonedRecord if its fold raises."""
+        if self.stopped:
+            return
+        fold = self.fold
+        self.records += 1
+        if record.offset in refused:
+            self.rejected += 1
+            return
         event = validate_record(record.value, record.key, fold.policy, record.timestamp_ms)  # the policy in force
         if isinstance(event, Rejection):
-            rejected[partition] = rejected.get(partition, 0) + 1
-            continue
-        if until_ms is not None and event.occurred_at_ms > until_ms and event.event_type != "policy.changed":
-            stopped.add(partition)  # (a policy.changed moves no clock: its occurred_at is when it was published)
-            continue
-        try:
-            _, effects = fold.apply(event, record.offset)
-            if derived is not None:
-                derived.add(partition, effects)
-        except Exception:  # the worker refuses it too (processing_error): fold this partition again without it
-            poisoned.setdefault(partition, set()).add(record.offset)
-            stopped.add(partition)
-            rerun.add(partition)
-            continue
-        result.campaigns.update(e.record["trigger_id"] for e in effects if e.kind == "campaign")
-        if progress and time.monotonic() - last_report >= _PROGRESS_EVERY_S:
-            last_report = time.monotonic()
-            taken = sum(read.values())
-            rate = taken / (last_report - started)
-            done = sum(1 for p, total in progress.items() if read.get(p, 0) >= total)
-            click.echo(f"replay (partitions {sorted(progress)}): {taken}/{sum(progress.values())} records, "
-                       f"{rate:,.0f} records/s, {done}/{len(progress)} partitions done", err=True)
-    for partition, fold in folds.items():
-        if partition in rerun:
-            continue
-        if until_ms is not None:
-            effects = fold.advance_clock(until_ms, None)
-            result.campaigns.update(e.record["trigger_id"] for e in effects if e.kind == "campaign")
+            self.rejected += 1
+            return
+        if self.until_ms is not None and event.occurred_at_ms > self.until_ms and event.event_type != "policy.changed":
+            self.stopped = True  # (a policy.changed moves no clock: its occurred_at is when it was published)
+            return
+        _, effects = apply_isolated(fold, event, record.offset)
+        if self.derived is not None:
+            try:
+                self.derived.add(effects)
+            except Exception as exc:  # the worker refuses what it cannot serialise too
+                raise PoisonedRecord(record.offset, exc) from exc
+        self.campaigns.update(e.trigger_id for e in effects if isinstance(e, CampaignTriggered))
+
+    def end(self, partition: int, result: ReplayResult) -> None:
+        """Add the partition's states, clock, counts and outputs to the result."""
+        fold = self.fold
+        if self.until_ms is not None:
+            effects = fold.advance_clock(self.until_ms, None)
+            self.campaigns.update(e.trigger_id for e in effects if isinstance(e, CampaignTriggered))
         result.states.update(fold.store)
         result.clocks_ms[partition] = fold.clock_ms
         result.versions[partition] = fold.schedule.in_force.version
-        if derived is not None:
-            for topic, records in derived.of(partition).items():
+        result.records += self.records
+        result.rejected += self.rejected
+        result.campaigns |= self.campaigns
+        if self.derived is not None:
+            for topic, records in self.derived.topics.items():
                 result.outputs.setdefault(topic, {}).update(records)
-    # The partitions folded again are counted by the next pass only.
-    result.records = sum(count for p, count in folded.items() if p not in rerun)
-    result.rejected = sum(count for p, count in rejected.items() if p not in rerun)
-    return result, rerun
 
 
 class _DerivedOutputs:
-    """The output records a fold produced, per partition, as id -> digest (serialised like the worker's)."""
+    """The output records a partition's fold produced, as topic -> id -> digest (serialised like the worker's)."""
 
     def __init__(self) -> None:
-        self._by_partition: dict[int, dict[str, dict[str, bytes]]] = {}
+        self.topics: dict[str, dict[str, bytes]] = {}
 
-    def add(self, partition: int, effects: list) -> None:
-        topics = self._by_partition.setdefault(partition, {})
+    def add(self, effects: list) -> None:
         for effect in effects:
-            topic = OUTPUT_TOPICS.get(effect.kind)
+            topic = TOPIC_OF.get(type(effect))
             if topic is None:
                 continue  # a notice is only counted
             value = orjson.dumps(effect.record)
-            topics.setdefault(topic, {})[output_id(topic, value, effect.record)] = value_digest(value)
-
-    def of(self, partition: int) -> dict[str, dict[str, bytes]]:
-        return self._by_partition.get(partition, {})
+            self.topics.setdefault(topic, {})[output_id(topic, value, effect.record)] = value_digest(value)
 
 
 def rebuild(settings: Settings, policy: Policy, until_ms: Optional[int], progress: bool,

@@ -8,7 +8,6 @@ number of distinct valid customer events sent).
 from __future__ import annotations
 
 import bisect
-import copy
 import itertools
 import random
 from collections import Counter, defaultdict
@@ -17,13 +16,14 @@ from typing import Iterable, Optional
 
 import orjson
 
+from projections.isolation import apply_isolated, fold_batch
 from projections.partition import MemoryStore, PartitionFold
 from projections.documents import customer_view
 from schemas.policy import Policy, load_policy
 from schemas.timeutil import DAY_MS, parse_rfc3339_ms
 from schemas.validate import Rejection, validate_message, validate_record
 from streams.kafka_log import LogRecord, high_watermarks, read_topic
-from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS
+from streams.settings import CAMPAIGNS_TOPIC, INPUT_TOPIC, LEDGER_TOPIC, OUTPUT_TOPICS, TOPIC_OF
 from tests.fixtures.kafka import Cluster, Worker, wait_for
 from tests.support.invariants import ledger_sums
 from tools.store import ReplayStore
@@ -261,40 +261,28 @@ def _validator(policy):
     return lambda value, key, timestamp_ms: validate_record(value, key, policy, timestamp_ms)
 
 
-def _fold_partition(records: list, policy, validate, checkpoint_every: int = 500):
+def _fold_partition(records: list, policy, validate):
     """Fold one partition's (offset, timestamp_ms, key, value) records; return (fold, effects, refused).
 
-    An event whose fold raises is refused as processing_error and the fold goes on from the state before
-    it (a copy kept every `checkpoint_every` records, then the records after it folded again).
+    The whole partition is one batch of projections.isolation.fold_batch, the worker's isolation: an event
+    whose fold raises is refused as processing_error and the partition is folded again without it.
     """
     fold = PartitionFold(MemoryStore(), policy)
-    effects: list = []
-    refused: dict[int, str] = {}
-    poisoned: set[int] = set()
-    checkpoint = (0, copy.deepcopy(fold), 0, {})
-    index = 0
-    while index < len(records):
-        if index % checkpoint_every == 0 and index != checkpoint[0]:
-            checkpoint = (index, copy.deepcopy(fold), len(effects), dict(refused))
-        offset, timestamp_ms, key, value = records[index]
-        index += 1
-        if offset in poisoned:
-            refused[offset] = "processing_error"
-            continue
-        event = validate(value, key, timestamp_ms)
-        if isinstance(event, Rejection):
-            refused[offset] = event.reason
-            continue
-        try:
-            _, more = fold.apply(event, offset)
-        except Exception:  # the worker rolls the batch back and refuses this event (processing_error)
-            poisoned.add(offset)
-            index, saved, kept, refused_then = checkpoint
-            fold = copy.deepcopy(saved)
-            del effects[kept:]
-            refused = dict(refused_then)
-            continue
-        effects.extend(more)
+
+    def attempt(poisoned):
+        effects: list = []
+        refused: dict[int, str] = {}
+        for offset, timestamp_ms, key, value in records:
+            if offset in poisoned:
+                refused[offset] = "processing_error"
+                continue
+            event = validate(value, key, timestamp_ms)
+            if isinstance(event, Rejection):
+                refused[offset] = event.reason
+                continue
+            effects.extend(apply_isolated(fold, event, offset)[1])
+        return effects, refused
+    effects, refused = fold_batch(fold, attempt)
     return fold, effects, refused
 
 
@@ -322,7 +310,7 @@ def fold_input_log(cluster: Cluster) -> InProcessFold:
             result.refused[partition, offset] = reason
             result.rejections[reason] += 1
         for effect in effects:
-            topic = OUTPUT_TOPICS.get(effect.kind)
+            topic = TOPIC_OF.get(type(effect))
             if topic is None:
                 continue  # a notice is only counted in the metrics
             value = orjson.dumps(effect.record)  # as the worker sends it

@@ -4,20 +4,31 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Optional
 
-from projections.state import CustomerState, Effect
+from projections.effects import (CampaignTriggered, CouponChanged, Effect, LedgerEntryMade, Output, RequestRefused,
+                                 Transition)
+from projections.state import CustomerState
 from schemas.outputs import CampaignTrigger, CouponRecord, CustomerUpdate, LedgerEntry
-
-_OUTPUT_MODELS = {"ledger": LedgerEntry, "update": CustomerUpdate, "campaign": CampaignTrigger,
-                  "coupon": CouponRecord}
 
 
 def check_effect(effect: Effect) -> None:
     """Fail unless the effect record is a valid output record (docs/outputs.md) naming its policy version."""
-    if effect.kind == "notice":
-        assert isinstance(effect.record.get("notice"), str), effect
-        return
-    _OUTPUT_MODELS[effect.kind].model_validate(effect.record)
+    if not isinstance(effect, Output):
+        return  # a notice: typed, counted only
+    model = (LedgerEntry if isinstance(effect, LedgerEntryMade) else CampaignTrigger if isinstance(effect, CampaignTriggered)
+             else CouponRecord if isinstance(effect, CouponChanged) else CustomerUpdate)
+    record = model.model_validate(effect.record)
     assert effect.record.get("policy_version"), f"an output record without the policy version that made it: {effect}"
+    # The typed fields the metrics read say what the record says.
+    if isinstance(effect, LedgerEntryMade):
+        assert (effect.kind, effect.points) == (record.kind, record.points), effect
+    elif isinstance(effect, Transition):
+        assert (effect.KIND, effect.was, effect.now) == (record.kind, record.from_, record.to), effect
+    elif isinstance(effect, RequestRefused):
+        assert (effect.kind, effect.reason) == (record.kind, record.reason), effect
+    elif isinstance(effect, CampaignTriggered):
+        assert (effect.campaign, effect.trigger_id) == (record.campaign, record.trigger_id), effect
+    elif isinstance(effect, CouponChanged):
+        assert effect.kind == record.kind, effect
 
 
 def ledger_sums(entries: Iterable[dict]) -> dict[str, int]:

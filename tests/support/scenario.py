@@ -5,10 +5,15 @@ from typing import Any
 
 from projections.customer import DEFAULT_POLICY
 from projections.partition import MemoryStore, PartitionFold
-from projections.state import CustomerState, Effect
+from projections.effects import (BecameDormant, CampaignTriggered, CheckoutUpdated, CouponChanged, Effect,
+                                 LedgerEntryMade, Outcome, Output, RefundOfUnknownOrder, RequestRefused, Transition)
+from projections.state import CustomerState
 from schemas.events import EventBase
 from schemas.policy import Policy
 from tests.support.invariants import check_effect, check_points, ledger_sums
+
+
+UPDATES = (Transition, RequestRefused, CheckoutUpdated)  # the effects sent to customer-updates
 
 
 class Scenario:
@@ -19,7 +24,7 @@ class Scenario:
         self.fold = PartitionFold(self.store, policy)
         self.history: list[Effect] = []
         self.effects: list[Effect] = []
-        self.outcomes: list[str] = []
+        self.outcomes: list[Outcome] = []
 
     def apply(self, *events: EventBase) -> list[Effect]:
         """Apply events in log order; return their effects."""
@@ -50,35 +55,36 @@ class Scenario:
     def state(self, customer: str = "c1") -> CustomerState:
         return self.store[customer]
 
-    def of(self, effect_kind: str, /, **match: Any) -> list[dict]:
-        """Return the records of the last `when` effects of that kind matching every given field, as the rules
+    def of(self, effect_type: type | tuple[type, ...], /, **match: Any) -> list[dict]:
+        """Return the records of the last `when` output effects of that type matching every given field, as the rules
         make them: without the policy version the fold adds (check_effect checks it on every record; see
         versions())."""
         return [{k: v for k, v in e.record.items() if k != "policy_version"}
-                for e in self._matching(effect_kind, match)]
+                for e in self._matching(effect_type, match)]
 
-    def versions(self, effect_kind: str, /, **match: Any) -> list[str]:
-        """Return the policy_version of each record of(effect_kind, **match) would return."""
-        return [e.record["policy_version"] for e in self._matching(effect_kind, match)]
+    def versions(self, effect_type: type | tuple[type, ...], /, **match: Any) -> list[str]:
+        """Return the policy_version of each record of(effect_type, **match) would return."""
+        return [e.record["policy_version"] for e in self._matching(effect_type, match)]
 
-    def _matching(self, effect_kind: str, match: dict) -> list[Effect]:
+    def _matching(self, effect_type: type | tuple[type, ...], match: dict) -> list[Output]:
         return [e for e in self.effects
-                if e.kind == effect_kind and all(e.record.get(k) == v for k, v in match.items())]
+                if isinstance(e, effect_type) and all(e.record.get(k) == v for k, v in match.items())]
 
     def ledger(self, **match: Any) -> list[dict]:
-        return self.of("ledger", **match)
+        return self.of(LedgerEntryMade, **match)
 
     def updates(self, **match: Any) -> list[dict]:
-        return self.of("update", **match)
+        return self.of(UPDATES, **match)
 
     def campaigns(self, **match: Any) -> list[dict]:
-        return self.of("campaign", **match)
+        return self.of(CampaignTriggered, **match)
 
     def coupons(self, **match: Any) -> list[dict]:
-        return self.of("coupon", **match)
+        return self.of(CouponChanged, **match)
 
-    def notices(self, **match: Any) -> list[dict]:
-        return self.of("notice", **match)
+    def notices(self) -> list[Effect]:
+        """Return the last `when` effects that are only counted (BecameDormant, RefundOfUnknownOrder)."""
+        return [e for e in self.effects if isinstance(e, (BecameDormant, RefundOfUnknownOrder))]
 
     def points(self, **match: Any) -> list[int]:
         """Return the points of the last ledger entries, e.g. points(kind="earn") == [100]."""
@@ -86,7 +92,7 @@ class Scenario:
 
     def check_invariants(self) -> None:
         """Every customer's balance equals its ledger and its lots (tests.support.invariants.check_points)."""
-        sums = ledger_sums(e.record for e in self.history if e.kind == "ledger")
+        sums = ledger_sums(e.record for e in self.history if isinstance(e, LedgerEntryMade))
         for customer_id, state in self.store.items():
             check_points(state, sums.get(customer_id, 0))
 

@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 
 from datetime import timezone
 
+from projections.effects import CampaignTriggered, Output
 from projections.partition import MemoryStore, PartitionFold
 from schemas.policy import Policy
 from tests.unit import test_properties, test_properties_checkout, test_properties_rewards
 from tools.verify import output_id
-from streams.settings import OUTPUT_TOPICS
+from streams.settings import TOPIC_OF
 
 # Derandomized: the same examples every run, so that CI never fails at random; the regression tests below
 # hold what wider, random searches found (run with --hypothesis-seed=N to search elsewhere).
@@ -33,9 +34,9 @@ def ids_with_two_contents(log, policy: Policy) -> dict[str, set[bytes]]:
     contents: dict[str, set[bytes]] = {}
     for offset, event in enumerate(log):
         for effect in partition.apply(event, offset)[1]:
-            if effect.kind == "notice":
+            if not isinstance(effect, Output):
                 continue
-            topic, value = OUTPUT_TOPICS[effect.kind], orjson.dumps(effect.record)
+            topic, value = TOPIC_OF[type(effect)], orjson.dumps(effect.record)
             contents.setdefault(f"{topic}/{output_id(topic, value, effect.record)}", set()).add(value)
     return {record_id: values for record_id, values in contents.items() if len(values) > 1}
 
@@ -101,7 +102,7 @@ def test_a_time_zone_change_never_reminds_of_a_local_date_twice():
            event(5, "clock.tick", "2026-02-10T00:00:00Z", {}, None)]
     partition = PartitionFold(MemoryStore(), REMINDING)
     reminders = [effect.record["trigger_id"] for offset, e in enumerate(log)
-                 for effect in partition.apply(e, offset)[1] if effect.kind == "campaign"]
+                 for effect in partition.apply(e, offset)[1] if isinstance(effect, CampaignTriggered)]
     assert reminders == ["points_expiring:c1:2026-02-10"]
 
 
@@ -124,6 +125,6 @@ def test_a_time_zone_change_never_celebrates_a_member_day_twice():
            event(5, "reward.claimed", "2026-05-18T05:00:00Z", {"claim_id": "k1", "reward_id": "mug"})]
     partition = PartitionFold(MemoryStore(), REMEMBERING_CLAIMS)
     member_days = [effect.record["trigger_id"] for offset, e in enumerate(log)
-                   for effect in partition.apply(e, offset)[1] if effect.kind == "campaign"
+                   for effect in partition.apply(e, offset)[1] if isinstance(effect, CampaignTriggered)
                    and effect.record["campaign"] == "member_day"]
     assert member_days == ["member_day:c1:2026-05-18"]

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from projections.effects import LedgerEntryMade, Outcome
 from projections.customer import DEFAULT_POLICY, pass_time, evolve
 from projections.partition import MemoryStore, PartitionFold
 from projections.state import CustomerState
@@ -115,9 +116,9 @@ def test_every_step_keeps_the_points_invariants(log):
         outcome, effects = partition.apply(event)  # a valid event never raises
         for effect in effects:
             check_effect(effect)
-        check_running_balances((e.record for e in effects if e.kind == "ledger"), ledger_sum)
+        check_running_balances((e.record for e in effects if isinstance(e, LedgerEntryMade)), ledger_sum)
         if repeated:
-            assert (outcome, effects) == ("duplicate", [])
+            assert (outcome, effects) == (Outcome.DUPLICATE, [])
             assert {cid: s.to_dict() for cid, s in store.items()} == {cid: d for cid, (_, d) in before.items()}
         if event.customer_id is not None:
             applied.add((event.customer_id, event.event_id))
@@ -150,7 +151,7 @@ def test_a_fold_is_deterministic_and_redelivering_any_applied_event_changes_noth
             continue  # forgotten on purpose: per-customer memory is bounded by policy.retention
         outcome, effects = partition.apply(event)
         assert effects == []
-        assert outcome == ("tick" if event.customer_id is None else "duplicate")
+        assert outcome is (Outcome.TICK if event.customer_id is None else Outcome.DUPLICATE)
     assert {cid: state.to_dict() for cid, state in first_store.items()} == before
 
 

@@ -6,6 +6,7 @@ from datetime import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from projections.effects import CheckoutUpdated, LedgerEntryMade, Outcome
 from projections.checkout import available_points
 from projections.customer import evolve, pass_time
 from projections.partition import MemoryStore, PartitionFold
@@ -64,8 +65,8 @@ def checkout_logs(draw) -> list:
 
 def _accepted_command(effects: list) -> bool:
     """Tell whether the effects are those of a command that spent or reserved points."""
-    return any(e.kind == "ledger" and e.record["kind"] == "redeem" or
-               e.kind == "update" and e.record["kind"] == "hold_placed" for e in effects)
+    return any(isinstance(e, LedgerEntryMade) and e.kind == "redeem" or
+               isinstance(e, CheckoutUpdated) and e.record["kind"] == "hold_placed" for e in effects)
 
 
 @DETERMINISTIC
@@ -77,7 +78,7 @@ def test_balance_is_the_ledger_and_an_accepted_command_never_overspends(log, pol
         effects = partition.apply(event)[1]
         for effect in effects:
             check_effect(effect)
-        check_running_balances((e.record for e in effects if e.kind == "ledger"), sums)
+        check_running_balances((e.record for e in effects if isinstance(e, LedgerEntryMade)), sums)
         for cid, state in partition.store.items():
             check_points(state, sums.get(cid, 0))  # with held = open holds, pending = pending points
         if event.customer_id is not None and _accepted_command(effects):
@@ -97,7 +98,7 @@ def test_replaying_twice_gives_the_same_states_and_outputs_and_redelivery_change
     states = {cid: s.to_dict() for cid, s in first.store.items()}
     assert states == {cid: s.to_dict() for cid, s in second.store.items()}
     for offset, event in enumerate(log):  # the same records again, as after a crash before the commit
-        assert first.apply(event, offset)[0] in ("redelivered", "tick")
+        assert first.apply(event, offset)[0] in (Outcome.REDELIVERED, Outcome.TICK)
     assert {cid: s.to_dict() for cid, s in first.store.items()} == states
 
 

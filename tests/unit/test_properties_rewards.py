@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import projections.customer
+from projections.effects import CampaignTriggered, CouponChanged, LedgerEntryMade, Output, RequestRefused
 from projections.partition import MemoryStore, PartitionFold, SavedStateStore
 from projections.state import CustomerState
 from projections.documents import customer_view
@@ -107,8 +108,8 @@ def fold(log: list[EventBase], policy: Policy = POLICY) -> tuple[MemoryStore, li
     return store, effects
 
 
-def records(effects: list, kind: str) -> list[dict]:
-    return [e.record for e in effects if e.kind == kind]
+def records(effects: list, kind: type) -> list[dict]:
+    return [e.record for e in effects if isinstance(e, kind)]
 
 
 @DETERMINISTIC
@@ -119,7 +120,7 @@ def test_points_taken_by_claims_equal_the_sum_of_the_claims_ledger_entries(log):
         check_effect(effect)
     taken: Counter = Counter()
     refunded: Counter = Counter()
-    for record in records(effects, "coupon"):
+    for record in records(effects, CouponChanged):
         if record["kind"] == "coupon_issued":
             assert record["points"] == POLICY.rewards[record["reward_id"]].points
             taken[record["customer_id"]] += record["points"]
@@ -128,7 +129,7 @@ def test_points_taken_by_claims_equal_the_sum_of_the_claims_ledger_entries(log):
     claim_entries: Counter = Counter()
     refund_entries: Counter = Counter()
     balance: Counter = Counter()
-    for entry in records(effects, "ledger"):
+    for entry in records(effects, LedgerEntryMade):
         balance[entry["customer_id"]] += entry["points"]
         if entry["kind"] == "redeem" and entry.get("claim_id") is not None:
             claim_entries[entry["customer_id"]] -= entry["points"]
@@ -145,7 +146,7 @@ def test_points_taken_by_claims_equal_the_sum_of_the_claims_ledger_entries(log):
 def test_a_coupon_is_used_at_most_once_and_only_while_open(log):
     store, effects = fold(log)
     history: dict[str, list[str]] = defaultdict(list)
-    for record in records(effects, "coupon"):
+    for record in records(effects, CouponChanged):
         history[record["coupon_id"]].append(record["kind"])
     lives: dict[str, list[list[str]]] = {}
     for coupon_id, kinds in history.items():
@@ -159,10 +160,10 @@ def test_a_coupon_is_used_at_most_once_and_only_while_open(log):
         assert all(life != ["coupon_issued"] for life in lives[coupon_id][:-1]), (coupon_id, kinds)
     last: dict[str, str] = {}  # coupon_id -> its latest record so far, in log order
     for effect in effects:
-        record = effect.record
-        if effect.kind == "coupon":
-            last[record["coupon_id"]] = record["kind"]
-        elif effect.kind == "update" and record["kind"] == "coupon_rejected":
+        record = effect.record if isinstance(effect, Output) else {}
+        if isinstance(effect, CouponChanged):
+            last[record["coupon_id"]] = effect.kind
+        elif isinstance(effect, RequestRefused) and effect.kind == "coupon_rejected":
             expected = {"already_used": "coupon_used", "expired": "coupon_expired"}.get(record["reason"])
             if expected is not None:
                 assert last.get(record["coupon_id"]) == expected, record
@@ -192,7 +193,7 @@ def test_replaying_twice_or_from_restored_states_gives_identical_coupons_and_tri
     partition.load(CustomerState.from_bytes(raw) for raw in restored.saved.values())
     for event in log[split:]:
         resumed.extend(partition.apply(event)[1])
-    for kind in ("coupon", "campaign", "ledger", "update"):
+    for kind in (CouponChanged, CampaignTriggered, LedgerEntryMade, Output):
         assert records(resumed, kind) == records(first, kind), kind
 
 
@@ -213,7 +214,7 @@ def test_pruning_after_every_event_and_never_give_the_same_outcomes(log):
 @given(histories())
 def test_each_trigger_id_is_sent_once_per_log(log):
     _, effects = fold(log)
-    triggers = Counter(record["trigger_id"] for record in records(effects, "campaign"))
+    triggers = Counter(record["trigger_id"] for record in records(effects, CampaignTriggered))
     assert all(count == 1 for count in triggers.values()), triggers
 
 
@@ -302,6 +303,6 @@ def reference_reminders(log: list[EventBase], policy: Policy) -> set[tuple[str, 
 @given(credit_histories())
 def test_expiry_reminders_agree_with_a_brute_force_reference(log):
     _, effects = fold(log, REMINDER_POLICY)
-    reminders = {(r["trigger_id"], r["at"], r["details"]["points"]) for r in records(effects, "campaign")
+    reminders = {(r["trigger_id"], r["at"], r["details"]["points"]) for r in records(effects, CampaignTriggered)
                  if r["campaign"] == "points_expiring"}
     assert reminders == reference_reminders(log, REMINDER_POLICY)

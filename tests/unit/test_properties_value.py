@@ -6,7 +6,9 @@ from typing import Optional
 
 from hypothesis import given
 
+from projections.effects import Outcome
 from projections.partition import MemoryStore, PartitionFold
+from projections.state import Rfm
 from schemas.events import EventBase
 from schemas.policy import Policy
 from schemas.timeutil import DAY_MS, format_ms
@@ -44,7 +46,7 @@ def recount(orders: Orders, clock_ms: int) -> tuple[Optional[list[int]], str]:
     f = score(len(nets), rules.frequency_orders, rising=False)
     m = score(sum(nets), tuple(int(amount * 100) for amount in rules.monetary_min), rising=False)
     value = "high" if r >= 4 and f + m >= 8 else "low" if r <= 2 else "medium"
-    return [r, f, m], value
+    return Rfm(r, f, m), value
 
 
 def note(orders_by: dict[str, Orders], event: EventBase, clock_ms: int) -> None:
@@ -76,7 +78,7 @@ def test_incremental_rfm_equals_a_full_recount_from_the_orders_at_every_clock(lo
     orders_by: dict[str, Orders] = {}
     for event in log:
         outcome, _ = fold.apply(event)
-        if outcome == "applied":
+        if outcome is Outcome.APPLIED:
             note(orders_by, event, fold.clock_ms)
         assert_every_customer_recounts(store, orders_by, fold.clock_ms)
     for days in LATER_DAYS:  # and as time passes with no event: recency falls, orders leave the window

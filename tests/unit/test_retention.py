@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import projections.customer
+from projections.effects import LedgerEntryMade, Outcome
 from projections.partition import MemoryStore, PartitionFold
 from projections.documents import customer_view
 from schemas.policy import Policy
@@ -58,9 +59,9 @@ def test_an_event_id_is_a_duplicate_exactly_until_its_retention_ends():
     adjust = ev("points.adjusted", day(0), id="adj-1", points=50, reason="ops")
     partition.apply(adjust)
     partition.apply(ev("clock.tick", day(6, 23), customer=None))
-    assert partition.apply(adjust)[0] == "duplicate"          # 1 h before occurred_at + 7 days (the default)
+    assert partition.apply(adjust)[0] is Outcome.DUPLICATE          # 1 h before occurred_at + 7 days (the default)
     partition.apply(ev("clock.tick", day(7), customer=None))
-    assert partition.apply(adjust)[0] == "applied"            # clock = occurred_at + 7 days: forgotten
+    assert partition.apply(adjust)[0] is Outcome.APPLIED            # clock = occurred_at + 7 days: forgotten
     assert partition.store["c1"].points_balance == 100        # a producer's resend this late is applied again
 
 
@@ -72,8 +73,8 @@ def test_forgetting_old_event_ids_keeps_every_id_within_its_window():
     partition.apply(ev("customer.visited", day(9.5), id="visit"))  # day 0 is over 7 + 1 days back: ids go
     assert set(partition.store["c1"].seen_event_ids) == {"adj-3", "visit"}
     partition.apply(ev("clock.tick", day(9.9), customer=None))
-    assert partition.apply(second)[0] == "duplicate"         # day 3 + 7 days is not reached yet
-    assert partition.apply(first)[0] == "applied"
+    assert partition.apply(second)[0] is Outcome.DUPLICATE         # day 3 + 7 days is not reached yet
+    assert partition.apply(first)[0] is Outcome.APPLIED
 
 
 def test_a_longer_event_id_window_is_the_policys():
@@ -81,9 +82,9 @@ def test_a_longer_event_id_window_is_the_policys():
     adjust = ev("points.adjusted", day(0), id="adj-1", points=50, reason="ops")
     partition.apply(adjust)
     partition.apply(ev("clock.tick", day(399, 23), customer=None))
-    assert partition.apply(adjust)[0] == "duplicate"          # 1 h before occurred_at + 400 days
+    assert partition.apply(adjust)[0] is Outcome.DUPLICATE          # 1 h before occurred_at + 400 days
     partition.apply(ev("clock.tick", day(400), customer=None))
-    assert partition.apply(adjust)[0] == "applied"
+    assert partition.apply(adjust)[0] is Outcome.APPLIED
 
 
 def test_a_redemption_id_stays_a_duplicate_after_its_event_id_is_forgotten_until_redemption_id_days():
@@ -91,7 +92,7 @@ def test_a_redemption_id_stays_a_duplicate_after_its_event_id_is_forgotten_until
     first = ev("redemption.requested", day(1), id="red-1", redemption_id="r1", points=100)
     s.apply(first, tick(day(30)))
     s.when(first)                                             # the same event, resent 29 days later
-    assert (s.outcomes, s.effects) == (["applied"], [])       # its event id is forgotten, its redemption id is not
+    assert (s.outcomes, s.effects) == ([Outcome.APPLIED], [])       # its event id is forgotten, its redemption id is not
     s.then(points_balance=900)
     s.apply(ev("points.adjusted", day(400), points=1000, reason="seed"),
             ev("customer.visited", day(400)))             # the first lot expired at day 365
@@ -108,7 +109,7 @@ def test_a_claim_id_stays_a_duplicate_after_its_event_id_is_forgotten_until_rede
     assert [u["reason"] for u in s.updates(kind="claim_rejected")] == ["insufficient_points"]
     s.apply(ev("points.adjusted", day(2), points=500, reason="seed"), tick(day(100)))
     s.when(first)                                             # resent 99 days later, now with the points
-    assert (s.outcomes, s.effects) == (["applied"], [])       # a rejected claim id stays used
+    assert (s.outcomes, s.effects) == ([Outcome.APPLIED], [])       # a rejected claim id stays used
     s.apply(ev("points.adjusted", day(400), points=500, reason="seed"),
             ev("customer.visited", day(400)))             # the first lot expired at day 367
     assert s.when(ev("reward.claimed", day(400, 23), claim_id="k1", reward_id="mug")).effects == []
@@ -159,7 +160,7 @@ def test_a_late_check_in_earns_exactly_while_its_local_day_is_counted():
 
     def bonus(at: str) -> int:
         _, effects = partition.apply(ev("customer.checked_in", at))
-        return sum(e.record["points"] for e in effects if e.kind == "ledger" and e.record["kind"] == "bonus")
+        return sum(e.points for e in effects if isinstance(e, LedgerEntryMade) and e.kind == "bonus")
 
     assert bonus("2026-01-05T23:59:59+08:00") == 0   # a day no longer counted: no bonus
     assert bonus("2026-01-06T00:00:00+08:00") > 0    # the first counted day

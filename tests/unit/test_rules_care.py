@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from projections.effects import CampaignTriggered
 from projections.partition import MemoryStore, PartitionFold
 from schemas.policy import CAMPAIGNS, Policy
 from tests.support.events import day, ev, paid, refund, tick
@@ -271,7 +272,7 @@ def test_a_member_day_visits_only_the_customers_who_qualify():
     fold.apply(tick("2025-07-17T00:00:00Z"))   # the quiet ones are dormant by now, the buyers active
     CountingStore.reads = 0
     _, effects = fold.apply(tick("2025-07-17T16:00:00Z"))   # 2025-07-18 00:00 in Shanghai
-    assert sorted(e.record["customer_id"] for e in effects if e.kind == "campaign") == [
+    assert sorted(e.record["customer_id"] for e in effects if isinstance(e, CampaignTriggered)) == [
         "buyer-0", "buyer-1", "buyer-2"]
     assert CountingStore.reads == 3
 
@@ -294,8 +295,8 @@ def every_campaign_history(p: Policy):
 def test_each_campaign_can_be_turned_off_alone(name):
     on = every_campaign_history(policy(member_day={"monthly_day": 18}))
     off = every_campaign_history(policy(member_day={"monthly_day": 18}, disabled=[name]))
-    assert sorted(e.record["campaign"] for e in on.history if e.kind == "campaign") == sorted(CAMPAIGNS)
-    assert sorted(e.record["campaign"] for e in off.history if e.kind == "campaign") == sorted(
+    assert sorted(e.record["campaign"] for e in on.history if isinstance(e, CampaignTriggered)) == sorted(CAMPAIGNS)
+    assert sorted(e.record["campaign"] for e in off.history if isinstance(e, CampaignTriggered)) == sorted(
         set(CAMPAIGNS) - {name})
     # turning a campaign off changes nothing else: same points, tier and status
     assert (off.state().points_balance, off.state().tier, off.state().status) == (

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 
+from projections.effects import CampaignTriggered, Outcome, Output
 from projections.customer import pass_time, evolve
 from projections.partition import MemoryStore, PartitionFold
 from schemas.policy import Policy
@@ -29,7 +31,7 @@ def test_a_repeated_event_id_changes_nothing_and_emits_nothing(index):
     s = given(*HISTORY)
     before = s.state().to_dict()
     s.when(HISTORY[index])
-    assert s.outcomes == ["duplicate"]
+    assert s.outcomes == [Outcome.DUPLICATE]
     assert s.effects == []
     assert s.state().to_dict() == before
 
@@ -37,13 +39,13 @@ def test_a_repeated_event_id_changes_nothing_and_emits_nothing(index):
 def test_a_repeated_event_id_with_a_different_body_is_still_a_duplicate():
     s = given(ev("order.paid", day(0), id="e-dup", order_id="o1", amount="10"))
     s.when(ev("order.paid", day(1), id="e-dup", order_id="o2", amount="99"))
-    assert (s.outcomes, s.effects) == (["duplicate"], [])
+    assert (s.outcomes, s.effects) == ([Outcome.DUPLICATE], [])
     s.then(points_balance=10, events_applied=1)
 
 
 def test_event_ids_are_per_customer():
     s = given(ev("customer.checked_in", day(0), id="same", customer="c1"))
-    assert s.when(ev("customer.checked_in", day(0), id="same", customer="c2")).outcomes == ["applied"]
+    assert s.when(ev("customer.checked_in", day(0), id="same", customer="c2")).outcomes == [Outcome.APPLIED]
 
 
 def test_evolve_returns_the_same_state_for_a_duplicate():
@@ -55,7 +57,7 @@ def test_evolve_returns_the_same_state_for_a_duplicate():
 def test_a_repeated_order_id_under_a_new_event_id_earns_nothing_and_adds_no_spend():
     s = given(ev("order.paid", day(0), order_id="o1", amount="100"))
     s.when(ev("order.paid", day(1), order_id="o1", amount="100"))
-    assert (s.outcomes, s.ledger()) == (["applied"], [])
+    assert (s.outcomes, s.ledger()) == ([Outcome.APPLIED], [])
     s.then(points_balance=100, lifetime_spend_minor=10_000, window_spend_minor=10_000, events_applied=2)
 
 
@@ -114,7 +116,8 @@ def test_ticks_between_events_do_not_change_the_outcome():
     assert ticking.state().to_dict() == quiet.state().to_dict()
 
     def facts(s):
-        return [(e.kind, {k: v for k, v in e.record.items() if k != "source_event_id"}) for e in s.history]
+        return [(type(e), {k: v for k, v in e.record.items() if k != "source_event_id"}) if isinstance(e, Output)
+                else replace(e, source_event_id=None) for e in s.history]
     assert facts(ticking) == facts(quiet)
 
 
@@ -133,9 +136,9 @@ def test_pruning_keeps_every_event_id_and_order_within_the_retention_window():
     visits = [ev("customer.visited", day(n)) for n in range(1, 70)]  # orders are pruned at every 32nd event
     long_memory = Policy.model_validate({"retention": {"event_id_days": 400}})
     s = given(first_order, *visits, tick(day(390)), policy=long_memory)
-    assert s.when(first_order).outcomes == ["duplicate"]
+    assert s.when(first_order).outcomes == [Outcome.DUPLICATE]
     assert s.when(ev("order.paid", day(390), order_id="o1", amount="100")).ledger() == []
-    assert s.when(visits[0], visits[-1]).outcomes == ["duplicate", "duplicate"]
+    assert s.when(visits[0], visits[-1]).outcomes == [Outcome.DUPLICATE, Outcome.DUPLICATE]
 
 
 def test_a_new_customer_whose_first_event_is_late_starts_at_the_clock_with_the_event_applied():
@@ -145,5 +148,5 @@ def test_a_new_customer_whose_first_event_is_late_starts_at_the_clock_with_the_e
     _, effects = fold.apply(ev("order.paid", day(0), customer="c9", order_id="o1", amount="100.00"))
     state = fold.store["c9"]
     assert state.points_balance == 100 and state.status == "dormant"  # 200 days >= 180 without interaction
-    [win_back] = [e.record for e in effects if e.kind == "campaign"]
+    [win_back] = [e.record for e in effects if isinstance(e, CampaignTriggered)]
     assert win_back["points_balance"] == 100 and win_back["details"]["last_interaction_at"] is not None

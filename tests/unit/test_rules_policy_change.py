@@ -4,6 +4,7 @@ from __future__ import annotations
 import orjson
 from hypothesis import given as h_given, settings, strategies as st
 
+from projections.effects import CampaignTriggered, LedgerEntryMade, Outcome, Output, Transition
 from projections.partition import PartitionFold, SavedStateStore
 from projections.policies import PolicySchedule
 from schemas.events import PolicyChanged
@@ -55,20 +56,20 @@ def test_outputs_carry_the_version_of_the_policy_in_force_when_they_were_made():
     old, new = policy_version(short_lots), policy_version(AFTER, "spring")
     s = given(paid("o1", "3000.00", day(0)), change(AFTER, day(10), name="spring"), policy=short_lots)
     s.when(paid("o2", "100.00", day(4)))
-    assert s.points() == [120] and s.versions("ledger") == [old]  # premium: 1.2
+    assert s.points() == [120] and s.versions(LedgerEntryMade) == [old]  # premium: 1.2
     s.when(tick(day(12)))  # one clock move: the lots expiring at days 5 and 9 under the old policy, then the change
     assert [parse_rfc3339_ms(e["occurred_at"]) for e in s.ledger(kind="expire")] == [
         parse_rfc3339_ms(day(5)), parse_rfc3339_ms(day(9))]
-    assert s.versions("ledger", kind="expire") == [old, old]
-    assert s.versions("update", kind="tier_changed") == [new]
-    assert s.versions("campaign", campaign="tier_upgraded") == [new]
+    assert s.versions(LedgerEntryMade, kind="expire") == [old, old]
+    assert s.versions(Transition, kind="tier_changed") == [new]
+    assert s.versions(CampaignTriggered, campaign="tier_upgraded") == [new]
     s.when(paid("o3", "100.00", day(13)))
-    assert s.points(kind="earn") == [300] and s.versions("ledger", kind="earn") == [new]
+    assert s.points(kind="earn") == [300] and s.versions(LedgerEntryMade, kind="earn") == [new]
 
 
 def test_a_change_dated_before_the_clock_stamps_its_re_evaluation_with_the_new_version():
     s = given(paid("o1", "3000.00", day(0)), tick(day(20)), policy=BEFORE).when(change(AFTER, day(10), name="late"))
-    assert s.versions("update", kind="tier_changed") == [policy_version(AFTER, "late")]
+    assert s.versions(Transition, kind="tier_changed") == [policy_version(AFTER, "late")]
 
 
 def test_earning_rates_apply_to_events_from_the_change_on_and_lots_keep_their_expiry():
@@ -92,7 +93,7 @@ def test_a_removed_reward_is_no_longer_claimable():
 def test_a_change_dated_before_the_clock_takes_effect_at_once():
     s = given(paid("o1", "3000.00", day(0)), tick(day(20)), policy=BEFORE).when(change(AFTER, day(10)))
     assert [(u["to"], u["at"]) for u in s.updates(kind="tier_changed")] == [("vip", "2026-01-21T02:00:00Z")]
-    assert s.outcomes == ["policy"]
+    assert s.outcomes == [Outcome.POLICY]
 
 
 def test_the_same_change_twice_is_applied_once_and_a_rollback_forgets_a_scheduled_change():
@@ -278,5 +279,5 @@ def test_a_what_if_names_the_policy_it_folded_with_in_its_outputs():
     fold = PartitionFold(MemoryStore(), BEFORE, what_if=WhatIf(overlay))
     _, effects = fold.apply(paid("o1", "3000.00", day(0)))
     shaped = Policy.model_validate(overlaid(policy_document(BEFORE), overlay))
-    assert {e.record["policy_version"] for e in effects if e.kind != "notice"} == {policy_version(shaped)}
+    assert {e.record["policy_version"] for e in effects if isinstance(e, Output)} == {policy_version(shaped)}
     assert fold.schedule.in_force.version == policy_version(BEFORE), "the log's version stays the one in force"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from projections.effects import Outcome
 from tests.support.events import day, ev
 from tests.support.scenario import given
 
@@ -48,7 +49,7 @@ def test_a_repeated_redemption_id_changes_nothing_but_is_counted_as_applied():
     before = s.state().to_dict()
     s.when(redeem("r1", 30, day(2)))
     assert s.effects == []
-    assert s.outcomes == ["applied"]
+    assert s.outcomes == [Outcome.APPLIED]
     after = s.state().to_dict()
     assert after["events_applied"] == before["events_applied"] + 1
     assert after["points_balance"] == before["points_balance"] == 70

@@ -1,6 +1,7 @@
 """docs/rules.md, refund: cumulative floor reversals, capped, unknown orders, debt."""
 from __future__ import annotations
 
+from projections.effects import RefundOfUnknownOrder
 from tests.support.events import day, ev, paid, refund
 from tests.support.scenario import given
 
@@ -50,8 +51,7 @@ def test_refund_of_an_unknown_order_changes_neither_points_nor_spend_and_is_noti
     before = s.state().to_dict()
     event = refund("ghost", "20.00")
     s.when(event)
-    assert [e.kind for e in s.effects] == ["notice"]
-    assert s.notices() == [{"notice": "refund_unknown_order", "source_event_id": event.event_id}]
+    assert s.effects == s.notices() == [RefundOfUnknownOrder(event.event_id)]
     after = s.state().to_dict()
     for name in ("points_balance", "lots", "debt_points", "lifetime_spend_minor", "spend_12m_minor", "orders",
                  "tier", "last_interaction_ms"):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from projections.effects import Outcome
 from projections.documents import customer_view
 from schemas.policy import Policy
 from tests.support.events import day, ev, tick
@@ -155,7 +156,7 @@ def test_a_repeated_claim_id_changes_nothing():
     s.apply(claim("k1", at=day(1)))
     before = s.state().to_dict()
     s.when(claim("k1", at=day(2)))
-    assert s.effects == [] and s.outcomes == ["applied"]
+    assert s.effects == [] and s.outcomes == [Outcome.APPLIED]
     after = s.state().to_dict()
     assert (after["points_balance"], after["coupons"]) == (before["points_balance"], before["coupons"]) == (
         400, before["coupons"])

@@ -5,9 +5,10 @@ load, and to_dict still gives the same JSON, which these tests compare byte for 
 """
 from __future__ import annotations
 
+import msgspec
 import orjson
 
-from projections.state import EXPIRED, OPEN, USED, CustomerState, Hold, Lot, Order, Pending
+from projections.state import EXPIRED, OPEN, USED, CustomerState, Hold, Lot, Order, Pending, Rfm
 
 # A state as stored (RocksDB, changelog) by main before lots, orders and coupons became records: a
 # history with lots, an order refunded, one reviewed, and coupons used, expired and open.
@@ -58,6 +59,8 @@ def test_a_state_stored_by_main_decodes_to_typed_records():
     assert [(c.state, c.refund, c.order_id) for c in state.coupons.values()] == [
         (USED, False, "o1"), (EXPIRED, True, None), (OPEN, False, None)]
     assert (state.window_spend_minor, state.window_orders, state.points_balance) == (125050, 2, 76)
+    assert state.daily_counts == {("checkin", "2026-01-04"): 1}  # stored as "checkin|2026-01-04"
+    assert state.claims_per_year[("mug", 2026)] == 2 and state.rfm == Rfm(5, 2, 3)
 
 
 def test_a_state_stored_by_main_encodes_back_to_the_same_bytes_with_its_input_offset_unknown():
@@ -66,6 +69,9 @@ def test_a_state_stored_by_main_encodes_back_to_the_same_bytes_with_its_input_of
     assert state.to_dict() == {**orjson.loads(STORED_NOW), "input_offset": None}
     assert _json(state) == STORED_NOW
     assert CustomerState.from_bytes(state.to_bytes()) == state
+    stored = msgspec.msgpack.decode(state.to_bytes())  # the tuple keys are stored as main stored them
+    assert stored[1 + CustomerState.__slots__.index("daily_counts")] == {"checkin|2026-01-04": 1}
+    assert stored[1 + CustomerState.__slots__.index("rfm")] == [5, 2, 3]
 
 
 def test_a_state_stored_with_its_input_offset_decodes_and_encodes_to_the_same_bytes():
@@ -150,5 +156,6 @@ def test_every_attribute_is_stored_under_its_key_in_slot_order():
     state = CustomerState.from_bytes(STORED_BY_MAIN)
     assert list(state.to_dict()) == [key for key, _ in _STORED], "to_dict must list every slot, in slot order"
     for key, name in _STORED:
-        if key not in ("lots", "orders", "coupons", "holds", "pending"):  # stored as lists and dicts, compared above
+        if key not in ("lots", "orders", "coupons", "holds", "pending", "rfm", "daily_counts", "claims_per_year"):
+            # (records and tuple-keyed counts are compared above)
             assert state.to_dict()[key] is getattr(state, name), key
