@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -14,9 +15,8 @@ from faust.types import TP
 
 from schemas.policy import Policy, load_policy
 from schemas.timeutil import format_ms
-from streams.embedded import enable_embedded_broker_workarounds
-from streams.faust_internals import (ack_fetched, batch_lock, commit_only_current_acks, committed_offsets,
-                                     limit_fetch_wait, read_in_bulk, seek_before_resuming, serve_only_our_pages)
+from streams.embedded import embedded_faust_settings
+from streams.faust_app import LoyaltyApp
 from streams.fold_loader import TableFoldLoader
 from streams.kafka_auth import KafkaAuth
 from streams.logs import crash_without_commit, lifecycle
@@ -24,15 +24,18 @@ from streams.metrics import LoyaltyMetrics
 from streams.output import BatchSender
 from streams.pipeline import Outgoing, Pipeline, Record
 from streams.settings import CUSTOMER_TABLE, DLQ_TOPIC, INPUT_TOPIC, OUTPUT_TOPICS, Settings
-from streams.stopping import run_to_the_end
 from streams.tables import TablePartitionStore
 from streams.checkout_views import register_checkout_views
 from streams.http_views import load_owned_folds, register_views
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Build the worker's Faust app: topics, the customer table, the bulk fold, partition signals, timers, views."""
-    app = faust.App(settings.app_id, **faust_settings(settings))
+def create_app(settings: Settings, web_socket: Optional[socket.socket] = None) -> LoyaltyApp:
+    """Build the worker's Faust app: topics, the customer table, the bulk fold, partition signals, timers, views.
+
+    web_socket: where the web server listens (bound by the worker before it starts), else it binds itself.
+    """
+    app = LoyaltyApp(settings.app_id, fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                     correct_end_offsets=settings.embedded, web_socket=web_socket, **faust_settings(settings))
     metrics = LoyaltyMetrics()
     if settings.faust_sensor:
         # Faust's own sensor (messages in and out, commits, rebalances, table ops) on the same /metrics page.
@@ -41,12 +44,8 @@ def create_app(settings: Settings) -> faust.App:
     customers = declare_customer_table(app, settings)
     parts = WorkerParts(app, settings, load_policy(settings.policy_file), metrics, customers)
 
-    # The fold: the agent subscribes to the input topic; the consumer hands its records over in bulk.
-    seek_before_resuming([INPUT_TOPIC])
-    commit_only_current_acks()
-    app.agent(events_topic)(subscribe_to_customer_events)
-    read_in_bulk(INPUT_TOPIC, partial(fold_fetched_records, parts))
-    limit_fetch_wait(settings.fetch_max_wait_ms)
+    # The fold: the app's consumer hands each fetch of the input topic to the folder, then marks it done.
+    app.fold_in_bulk(events_topic, parts.folder)
     app.on_partitions_revoked.connect(partial(forget_revoked_partitions, parts))
     app.on_partitions_assigned.connect(partial(log_assigned_partitions, parts))
     app.on_before_shutdown.connect(partial(log_stopped, parts))
@@ -60,7 +59,6 @@ def create_app(settings: Settings) -> faust.App:
             named(broadcast_clock_tick, parts, events_topic))
 
     # The views.
-    serve_only_our_pages(app)
     views, errors = register_views(app, parts.pipeline, metrics, customers, settings)
     register_checkout_views(app, views, errors)
     return app
@@ -84,7 +82,7 @@ def faust_settings(settings: Settings) -> dict:
         web_metrics_enabled=False,
     )
     if settings.embedded:
-        conf.update(enable_embedded_broker_workarounds())
+        conf.update(embedded_faust_settings())
     return conf
 
 
@@ -125,55 +123,48 @@ def named(handler: Callable, *args: Any) -> Callable:
 
 class WorkerParts:
     """What the handlers share: the app, the settings, the pipeline, and the stores of the partitions owned."""
-    __slots__ = ("app", "settings", "metrics", "customers", "loader", "pipeline", "sender", "batch_at_stop")
+    __slots__ = ("app", "settings", "metrics", "customers", "loader", "pipeline", "folder")
 
-    def __init__(self, app: faust.App, settings: Settings, policy: Policy, metrics: LoyaltyMetrics,
+    def __init__(self, app: LoyaltyApp, settings: Settings, policy: Policy, metrics: LoyaltyMetrics,
                  customers: Any) -> None:
         self.app, self.settings, self.metrics, self.customers = app, settings, metrics, customers
         self.loader = TableFoldLoader(customers, settings)  # the pipeline opens folds through it; writes use its stores
         self.pipeline = Pipeline(policy, metrics, self.loader, clock=settings.clock)
-        self.sender = BatchSender(app, customers)
-        self.batch_at_stop = "none"  # the batch in flight when the fetch loop was cancelled: finished or abandoned
+        self.folder = FetchFolder(self.pipeline, self.loader, BatchSender(app, customers))
 
 
 # --- The fold ---
-
-async def subscribe_to_customer_events(stream: Any) -> None:
-    """Subscribe the worker to the input topic; its records reach `fold_fetched_records` in bulk."""
-    async for _ in stream:  # never reached: the consumer hands this topic's records over in bulk
-        pass
-
 
 def _timestamp_ms(timestamp_ms: Optional[int]) -> Optional[int]:
     """Return a Kafka record's timestamp in ms, or None when it has none (-1 or None)."""
     return None if timestamp_ms is None or timestamp_ms < 0 else timestamp_ms
 
 
-async def fold_fetched_records(parts: WorkerParts, fetched: dict) -> None:
-    """Fold one fetch and write it to the end, even when a stop or a rebalance cancels the fetch loop meanwhile."""
-    parts.batch_at_stop = "none"
-    await run_to_the_end(fold_and_write(parts, fetched), partial(setattr, parts, "batch_at_stop"))
+class FetchFolder:
+    """Folds each fetch of customer events and writes it; the app's consumer then marks its offsets done."""
+    __slots__ = ("pipeline", "loader", "sender")
 
+    def __init__(self, pipeline: Pipeline, loader: TableFoldLoader, sender: BatchSender) -> None:
+        self.pipeline, self.loader, self.sender = pipeline, loader, sender
 
-async def fold_and_write(parts: WorkerParts, fetched: dict) -> None:
-    """Fold one fetch of customer events, write its effects and states, then mark its offsets done."""
-    pipeline = parts.pipeline
-    records = [Record(tp.partition, r.offset, r.key, r.value, _timestamp_ms(r.timestamp))
-               for tp, fetched_records in fetched.items() for r in fetched_records]
-    try:
-        outgoing = pipeline.process(records)
-        await write_batch(parts.sender, parts.loader.stores, pipeline, outgoing, {tp.partition for tp in fetched})
-    except Exception as exc:
-        # Nothing of this batch may be committed: stop at once, so that it is read again after a restart.
-        crash_without_commit(exc)
-    ack_fetched(parts.app.consumer, {tp: (rs[0].offset, rs[-1].offset) for tp, rs in fetched.items()})
+    async def fold_and_write(self, fetched: dict) -> None:
+        """Fold one fetch, {TP: [aiokafka ConsumerRecord, ...]}, and write its effects and states."""
+        pipeline = self.pipeline
+        records = [Record(tp.partition, r.offset, r.key, r.value, _timestamp_ms(r.timestamp))
+                   for tp, fetched_records in fetched.items() for r in fetched_records]
+        try:
+            outgoing = pipeline.process(records)
+            await write_batch(self.sender, self.loader.stores, pipeline, outgoing, {tp.partition for tp in fetched})
+        except Exception as exc:
+            # Nothing of this batch may be committed: stop at once, so that it is read again after a restart.
+            crash_without_commit(exc)
 
 
 async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore], pipeline: Pipeline,
                       outgoing: list[Outgoing], partitions: set[int]) -> None:
     """Write a folded batch in the order that loses nothing: outputs, then changelog, then local state.
 
-    Faust acks the batch's offsets when the agent's body returns, after all three. A crash before the
+    The consumer marks the batch's offsets done after all three. A crash before the
     outputs are acknowledged leaves the changelog and RocksDB as they were, so the batch is applied
     again after a restart and its outputs sent again (with the same ids); a crash later leaves
     states whose outputs are all on their topics, so a redelivered event may rightly be a duplicate.
@@ -195,7 +186,7 @@ async def write_batch(sender: BatchSender, stores: dict[int, TablePartitionStore
 async def forget_revoked_partitions(parts: WorkerParts, sender: Any, revoked: Any, **kwargs: Any) -> None:
     """Drop the folds of partitions that move away (they are reloaded after recovery)."""
     partitions = sorted(tp.partition for tp in revoked if tp.topic == INPUT_TOPIC)
-    async with batch_lock:  # a batch being written finishes first: its partitions' next owner starts after it
+    async with parts.app.consumer.batch_lock:  # a batch being written finishes first: its next owner starts after it
         for partition in partitions:
             parts.pipeline.forget(partition)
             parts.loader.forget(partition)
@@ -213,9 +204,10 @@ async def log_assigned_partitions(parts: WorkerParts, sender: Any, assigned: Any
 async def log_stopped(parts: WorkerParts, sender: Any, **kwargs: Any) -> None:
     """Log what this worker committed as it stops (its streams are drained by now)."""
     committed: dict = {}
+    consumer = parts.app.consumer
     try:
-        await parts.app.consumer.commit()  # Faust's final commit, done here so that the line can report it
-        committed = committed_offsets(parts.app.consumer)
+        await consumer.commit()  # Faust's final commit, done here so that the line can report it
+        committed = consumer.committed_offsets()
     except Exception as exc:  # e.g. stopped before the consumer started: still say that it stopped
         lifecycle("final commit failed", error=f"{type(exc).__name__}: {exc}")
     # A partition assigned again by a rebalance loads on its next record or lag report: count it anyway
@@ -223,7 +215,7 @@ async def log_stopped(parts: WorkerParts, sender: Any, **kwargs: Any) -> None:
     with contextlib.suppress(Exception):
         load_owned_folds(parts.app, parts.pipeline)
     lifecycle("worker stopped", events_applied=parts.pipeline.totals().events_applied,
-              partitions=parts.pipeline.loaded_partitions(), batch_in_flight=parts.batch_at_stop,
+              partitions=parts.pipeline.loaded_partitions(), batch_in_flight=consumer.batch_at_stop,
               committed={str(tp.partition): offset for tp, offset in sorted(committed.items())
                          if tp.topic == INPUT_TOPIC and offset is not None})
 

@@ -6,7 +6,7 @@ from typing import Any, Iterable, Optional
 
 from faust.types import TP
 
-from streams.faust_internals import aiokafka_producer
+from streams.faust_app import aiokafka_producer
 from streams.pipeline import Outgoing
 
 Records = list[tuple[Optional[bytes], bytes]]

@@ -7,7 +7,7 @@ import orjson
 from rocksdict import WriteBatch
 
 from projections.state import CustomerState
-from streams.faust_internals import key_index, partition_db
+from streams.faust_app import key_index, partition_db
 from projections.policies import PolicySchedule
 from streams.settings import CLOCK_KEY, PARTITION_KEYS, POLICY_KEY
 

@@ -87,7 +87,7 @@ def check_web_auth(settings: Settings, insecure_no_auth: bool = False) -> None:
 def check_faust() -> None:
     """Refuse, in one line, a faust-streaming outside the tested range (before Faust is imported)."""
     # Here, like Faust in run_worker: the CLI imports this module's checks without loading the Kafka clients.
-    from streams.faust_internals import UntestedFaustVersion, check_faust_version
+    from streams.faust_version import UntestedFaustVersion, check_faust_version
     try:
         check_faust_version()
     except UntestedFaustVersion as exc:
@@ -155,8 +155,6 @@ def check_group_policy(settings: Settings, policy: Policy) -> None:
 
 def run_worker(settings: Settings, log_format: str = "text") -> None:
     """Run one worker until it is stopped (SIGTERM or Ctrl-C); the app logs what it committed."""
-    # Here, like Faust below: the CLI imports this module's checks without loading either.
-    from streams.faust_internals import serve_on_socket
     check_faust()
     # Bound here and handed to Faust's web server: no other process can take the port in between.
     web_socket = bind_web_port(settings.web_host, settings.web_port)
@@ -167,8 +165,7 @@ def run_worker(settings: Settings, log_format: str = "text") -> None:
     configure_logging(log_format)
     tune_gc()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
-    serve_on_socket(app, web_socket)
+    app = create_app(settings, web_socket)
     lifecycle("worker starting", app_id=settings.app_id, broker=settings.broker, broker_kind=settings.broker_kind,
               partitions=settings.partitions, clock=settings.clock, web_port=settings.web_port,
               data_dir=str(settings.data_dir), progress_seconds=settings.progress_seconds)

@@ -1,5 +1,5 @@
 """streams/kafka_log.py finds a topic's true end on the embedded broker, whose ListOffsets falls short, and reads
-every record up to it; the worker's patched end_offsets uses the same high-watermark read."""
+every record up to it; the worker's consumer corrects its end offsets with the same high-watermark read."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +8,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaAdminClient, KafkaProducer
 
-import streams.embedded as embedded
+from streams.embedded import true_end_offsets
 from streams.kafka_log import high_watermarks, read_log, read_topic
 from tools.broker import EmbeddedBroker, create_topics
 
@@ -32,7 +32,7 @@ def broker(tmp_path_factory):
 
 
 def list_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
-    """What ListOffsets(LATEST) alone says: aiokafka's end_offsets, not patched."""
+    """What ListOffsets(LATEST) alone says: aiokafka's end_offsets."""
     async def ask():
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
         await consumer.start()
@@ -89,8 +89,7 @@ def test_a_read_that_cannot_reach_its_end_times_out(broker):
         list(read_log(broker.url, "many", {1: SENT[1] + 5}, timeout_s=1.0))
 
 
-def test_the_patched_end_offsets_return_the_log_ends(broker, monkeypatch):
-    monkeypatch.setattr(AIOKafkaConsumer, "end_offsets", AIOKafkaConsumer.end_offsets)  # undone after the test
-    monkeypatch.setattr(embedded, "_ORIGINAL_END_OFFSETS", None)
-    embedded.enable_embedded_broker_workarounds()
-    assert list_offsets(broker.bootstrap, "many", 3) == SENT
+def test_the_corrected_end_offsets_are_the_log_ends(broker):
+    reported = {TopicPartition("many", p): end for p, end in list_offsets(broker.bootstrap, "many", 3).items()}
+    ends = asyncio.run(true_end_offsets([broker.bootstrap], reported))
+    assert {tp.partition: end for tp, end in ends.items()} == SENT

@@ -107,12 +107,12 @@ def test_a_503_from_a_recovering_worker_reads_as_retry_in_a_moment(recovering_wo
 
 
 def test_an_untested_faust_is_refused_at_once_not_after_waiting_for_the_broker(monkeypatch, tmp_path):
-    import streams.faust_internals
+    import streams.faust_version
     import tools.broker
 
     def no_wait(*_, **__):
         raise AssertionError("the worker waited for the broker before checking its Faust version")
-    monkeypatch.setattr(streams.faust_internals.metadata, "version", lambda name: "0.14.9")
+    monkeypatch.setattr(streams.faust_version.metadata, "version", lambda name: "0.14.9")
     monkeypatch.setattr(tools.broker, "wait_for_broker", no_wait)
     result = CliRunner().invoke(main, ["worker", "--broker", f"localhost:{free_port()}", "--data-dir",
                                        str(tmp_path / "data"), "--web-port", str(free_port())])

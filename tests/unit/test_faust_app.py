@@ -1,4 +1,4 @@
-"""Each use of Faust's internals, without a broker, on the installed faust-streaming: what the worker relies on."""
+"""The worker's Faust subclasses, without a broker, on the installed faust-streaming: what the worker relies on."""
 from __future__ import annotations
 
 import asyncio
@@ -12,31 +12,58 @@ import aiohttp
 import faust
 import pytest
 from faust.types import TP
-from faust.types.tuples import Message
 
-import streams.faust_internals as internals
-from streams.faust_internals import (TESTED_RANGE, UntestedFaustVersion, ack_fetched, aiokafka_producer, batch_lock,
-                                     check_faust_version, commit_only_current_acks, committed_offsets, is_current,
-                                     key_index, limit_fetch_wait, partition_db, read_in_bulk, seek_before_resuming,
-                                     serve_on_socket, serve_only_our_pages)
+import streams.faust_app as faust_app
+from streams.faust_app import LoyaltyApp, aiokafka_producer, key_index, partition_db, write_changelogs
+from streams.faust_version import TESTED_RANGE, UntestedFaustVersion, check_faust_version
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC = "customer-events"
 CHANGELOG = TP("test-customers-changelog", 0)
 
 
+class RecordingFolder:
+    """Stands in for the worker's folder: records each fetch it is handed, and whether the batch lock was held."""
+
+    def __init__(self) -> None:
+        self.handed: list = []
+        self.consumer = None
+
+    async def fold_and_write(self, fetched: dict) -> None:
+        self.handed.append((fetched, self.consumer.batch_lock.locked()))
+
+
+def loyalty_app(name: str, **options) -> LoyaltyApp:
+    """A LoyaltyApp on no broker, folding TOPIC in bulk into a RecordingFolder (app.folder)."""
+    app = LoyaltyApp(name, broker="kafka://127.0.0.1:1", fetch_max_wait_ms=options.pop("fetch_max_wait_ms", 100),
+                     **options)
+    app.folder = RecordingFolder()
+    app.fold_in_bulk(app.topic(TOPIC), app.folder)
+    app.folder.consumer = app.consumer
+    return app
+
+
 @pytest.fixture
 def app():
-    commit_only_current_acks()
-    app = faust.App("test-faust-internals", broker="kafka://127.0.0.1:1")
-    app.topics.acks_enabled_for = lambda topic: True
+    app = loyalty_app("test-faust-app")
     app.consumer_generation_id = 7
     app.flow_control.resume()
     return app
 
 
-def message(offset: int, generation_id: int) -> Message:
-    return Message(TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=TP(TOPIC, 0), generation_id=generation_id)
+# --- the app selects its parts ------------------------------------------------------------------------------
+
+def test_the_app_builds_our_transport_consumer_thread_and_web_server(app):
+    assert type(app.transport) is faust_app.Transport and type(app.consumer) is faust_app.Consumer
+    assert type(app.consumer._thread) is faust_app.ConsumerThread and type(app.web) is faust_app.Web
+    assert app.consumer.folder is app.folder and app.consumer.input_topic == TOPIC
+    assert [agent.channel.get_topic_name() for agent in app.agents.values()] == [TOPIC]  # Faust subscribes it
+
+
+def test_the_consumer_is_refused_before_the_input_is_named():
+    app = LoyaltyApp("test-no-input", broker="kafka://127.0.0.1:1", fetch_max_wait_ms=100)
+    with pytest.raises(RuntimeError, match="fold_in_bulk"):
+        app.consumer
 
 
 # --- check_faust_version ------------------------------------------------------------------------------------
@@ -64,98 +91,68 @@ def test_pyproject_pins_the_tested_range():
     assert pins == [TESTED_RANGE] == [">=0.15.3,<0.16"]
 
 
-# --- seek_before_resuming -----------------------------------------------------------------------------------
+# --- seek before resuming -----------------------------------------------------------------------------------
 
-class RecordingConsumer:
-    """Stands in for Faust's consumer during Faust's own `Recovery.on_recovery_completed`, recording the calls."""
+class RecordingThread:
+    """Stands in for the consumer's thread during Faust's own `Recovery.on_recovery_completed`, recording the seeks
+    and which assigned partitions were fetchable at each."""
 
-    def __init__(self, committed: dict) -> None:
-        self.committed, self.calls = committed, []
+    def __init__(self, consumer, committed: dict) -> None:
+        self.consumer, self.committed, self.calls = consumer, committed, []
+
+    def fetchable(self) -> list:
+        return sorted(self.consumer._get_active_partitions() & set(self.committed))
 
     def assignment(self) -> set:
         return set(self.committed)
 
-    def resume_partitions(self, tps) -> None:
-        self.calls.append(("resume", sorted(tps)))
-
-    async def perform_seek(self) -> None:  # as Faust's: seek every assigned partition to its committed offset
-        await self.seek_to_committed()
-
     async def seek_to_committed(self) -> dict:
-        self.calls.append(("seek to committed",))
+        self.calls.append(("seek to committed", self.fetchable()))
         return dict(self.committed)
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.calls.append(("seek", tp, offset))
-
-    def resume_flow(self) -> None:
-        self.calls.append(("resume flow",))
+    def seek(self, tp: TP, offset: int) -> None:
+        self.calls.append(("seek", tp, offset, self.fetchable()))
 
 
-async def recover(committed: dict) -> RecordingConsumer:
-    """Run Faust's recovery completion, with the fix, on a recording consumer; return it."""
-    seek_before_resuming([TOPIC])
-    app = faust.App("test-recovery", broker="kafka://127.0.0.1:1")
+async def recover(committed: dict) -> RecordingThread:
+    """Run Faust's recovery completion on our consumer, its thread recording; return the thread."""
+    app = loyalty_app("test-recovery")
 
     async def no_fetcher() -> None:
         pass
     app._fetcher.maybe_start = no_fetcher
-    app.consumer = consumer = RecordingConsumer(committed)
+    consumer = app.consumer
+    consumer._thread = thread = RecordingThread(consumer, committed)
     app.consumer_generation_id = 3
     await app.tables.recovery.on_recovery_completed(3)
-    assert not {"resume_partitions", "perform_seek", "seek_to_committed"} & set(vars(consumer)), "shadows left"
-    return consumer
+    thread.calls.append(("done", thread.fetchable()))
+    return thread
 
 
-def test_recovery_seeks_before_it_resumes_and_reads_never_committed_source_partitions_from_the_start():
+def test_recovery_seeks_before_it_resumes_and_reads_never_committed_input_partitions_from_the_start():
     other = TP("another-topic", 0)
-    consumer = asyncio.run(recover({TP(TOPIC, 0): 5, TP(TOPIC, 1): None, TP(TOPIC, 2): 0, other: None}))
-    assert consumer.calls == [
-        ("seek to committed",),
-        ("seek", TP(TOPIC, 1), 0), ("seek", TP(TOPIC, 2), 0),  # only the source topic's partitions
-        ("resume", sorted([TP(TOPIC, 0), TP(TOPIC, 1), TP(TOPIC, 2), other])),
-        ("resume flow",),
+    thread = asyncio.run(recover({TP(TOPIC, 0): 5, TP(TOPIC, 1): None, TP(TOPIC, 2): 0, other: None}))
+    assert thread.calls == [
+        ("seek to committed", []),
+        ("seek", TP(TOPIC, 1), 0, []), ("seek", TP(TOPIC, 2), 0, []),  # only the input topic's partitions
+        ("done", sorted([other, TP(TOPIC, 0), TP(TOPIC, 1), TP(TOPIC, 2)])),
     ]
 
 
-def test_recovery_without_an_assignment_still_resumes():
-    consumer = asyncio.run(recover({}))
-    assert consumer.calls == [("resume flow",), ("resume", [])]  # no seek to wait for: resumed as it returns
+def test_recovery_without_an_assignment_seeks_nothing():
+    assert asyncio.run(recover({})).calls == [("done", [])]
 
 
-# --- is_current and commit_only_current_acks ----------------------------------------------------------------
-
-def test_messages_fetched_before_a_rebalance_are_not_current(app):
-    assert is_current(app, message(1, 7))
-    assert not is_current(app, message(1, 6))
-    app.flow_control.suspend()  # a rebalance in progress: the generation has not changed yet
-    assert not is_current(app, message(1, 7))
-
-
-def test_an_ack_of_a_message_from_an_earlier_generation_never_moves_the_commit(app):
-    """Faust acks what its streams skip after a rebalance; those records were never folded."""
-    consumer = app.consumer
-    consumer._committed_offset[TP(TOPIC, 0)] = 10
-    for offset in range(10, 20):
-        consumer.ack(message(offset, 6))   # fetched before the rebalance, skipped after it
-    consumer.ack(message(20, 7))
-    assert consumer._new_offset(TP(TOPIC, 0)) is None  # 10..19 are not done: the commit stays at 10
-    for offset in range(10, 20):
-        consumer.ack(message(offset, 7))   # read again from the committed offset, folded, acked
-    assert consumer._new_offset(TP(TOPIC, 0)) == 21
+def test_changelog_partitions_resume_at_once_and_the_others_after_the_next_seek(app):
+    consumer, changelog = app.consumer, TP(app.Table("customers").changelog_topic.get_topic_name(), 0)
+    consumer._thread = RecordingThread(consumer, {TP(TOPIC, 0): 4, changelog: None})
+    consumer.resume_partitions({TP(TOPIC, 0), changelog})
+    assert consumer._get_active_partitions() == {changelog}
+    asyncio.run(consumer.perform_seek())
+    assert consumer._get_active_partitions() == {TP(TOPIC, 0), changelog}
 
 
-def test_an_ack_while_the_flow_is_stopped_never_moves_the_commit(app):
-    consumer = app.consumer
-    tracked = message(0, 7)
-    consumer._unacked_messages.add(tracked)
-    app.flow_control.suspend()
-    assert consumer.ack(tracked) is False
-    assert tracked.acked and tracked not in consumer._unacked_messages  # the revocation's wait ends
-    assert not consumer._acked[TP(TOPIC, 0)]
-
-
-# --- read_in_bulk -------------------------------------------------------------------------------------------
+# --- the input topic in bulk --------------------------------------------------------------------------------
 
 def fetch_into(consumer, fetched: dict) -> None:
     """Make Faust's own `_wait_next_records` get `fetched` from the (absent) broker."""
@@ -165,40 +162,40 @@ def fetch_into(consumer, fetched: dict) -> None:
     consumer._getmany = getmany
 
 
-def test_a_fetch_of_the_input_topic_goes_to_the_handler_at_once_and_the_changelogs_take_fausts_path(app):
+def test_a_fetch_of_the_input_topic_goes_to_the_folder_at_once_is_acked_and_the_changelogs_take_fausts_path(app):
     events = [SimpleNamespace(offset=3), SimpleNamespace(offset=4)]
     fetch_into(app.consumer, {TP(TOPIC, 0): events, CHANGELOG: [SimpleNamespace(offset=9)]})
-    handed = []
-
-    async def handler(bulk: dict) -> None:
-        handed.append((bulk, batch_lock.locked()))
-    read_in_bulk(TOPIC, handler)
+    app.consumer._committed_offset[TP(TOPIC, 0)] = 3
     records, _ = asyncio.run(app.consumer._wait_next_records(1.0))
-    assert handed == [({TP(TOPIC, 0): events}, True)]  # folded under the lock a revocation waits for
-    assert list(records) == [CHANGELOG]
+    assert app.folder.handed == [({TP(TOPIC, 0): events}, True)]  # folded under the lock a revocation waits for
+    assert list(records) == [CHANGELOG]  # no input record reaches Faust's messages (nor its acks)
+    assert app.consumer._new_offset(TP(TOPIC, 0)) == 5 and app.consumer.batch_at_stop == "none"
+
+
+def test_faust_acks_messages_of_no_topic_but_the_input_whose_records_all_go_to_the_folder(app):
+    """So no ack of Faust's (e.g. of messages its streams skip across a rebalance) can move a commit."""
+    from faust.assignor.leader_assignor import LeaderAssignor
+    assert [agent.channel.acks for agent in app.agents.values()] == [True]
+    assert not app.Table("customers").changelog_topic.acks and not LeaderAssignor(app)._leader_topic.acks
 
 
 def test_a_fetch_that_a_rebalance_overtook_is_not_folded_and_is_read_again(app):
     consumer = app.consumer
     fetch_into(consumer, {TP(TOPIC, 0): [SimpleNamespace(offset=3), SimpleNamespace(offset=4)]})
-    handed, sought = [], []
-
-    async def handler(bulk: dict) -> None:
-        handed.append(bulk)
+    sought = []
 
     async def seek(tp: TP, offset: int) -> None:
         sought.append((tp, offset))
     consumer.seek = seek
-    read_in_bulk(TOPIC, handler)
 
     async def fetch_while_a_batch_is_written() -> None:
-        async with batch_lock:  # the fetch waits for the batch in flight; a rebalance happens meanwhile
+        async with consumer.batch_lock:  # the fetch waits for the batch in flight; a rebalance happens meanwhile
             waiting = asyncio.ensure_future(consumer._wait_next_records(1.0))
             await asyncio.sleep(0)
             app.consumer_generation_id = 8
         await waiting
     asyncio.run(fetch_while_a_batch_is_written())
-    assert handed == [] and sought == [(TP(TOPIC, 0), 3)]
+    assert app.folder.handed == [] and sought == [(TP(TOPIC, 0), 3)]
 
 
 # --- ack_fetched and committed_offsets ----------------------------------------------------------------------
@@ -206,19 +203,19 @@ def test_a_fetch_that_a_rebalance_overtook_is_not_folded_and_is_read_again(app):
 def test_a_folded_fetch_becomes_committable_from_the_committed_offset_and_never_while_the_flow_is_stopped(app):
     consumer, tp = app.consumer, TP(TOPIC, 0)
     consumer._committed_offset[tp] = 10
-    ack_fetched(consumer, {tp: (12, 20)})           # a gap at 10..11: nothing may be committed yet
+    consumer.ack_fetched({tp: (12, 20)})           # a gap at 10..11: nothing may be committed yet
     assert consumer._new_offset(tp) is None
-    ack_fetched(consumer, {tp: (8, 11)})            # redelivered below the commit, then the gap
+    consumer.ack_fetched({tp: (8, 11)})            # redelivered below the commit, then the gap
     assert consumer._new_offset(tp) == 21
-    app.flow_control.suspend()                      # a rebalance began while the batch was written
-    ack_fetched(consumer, {tp: (21, 30)})
+    app.flow_control.suspend()                     # a rebalance began while the batch was written
+    consumer.ack_fetched({tp: (21, 30)})
     assert not consumer._acked[tp] and consumer._new_offset(tp) is None
 
 
 def test_fausts_own_commit_commits_a_folded_fetch_and_committed_offsets_reports_it(app):
     consumer, tp = app.consumer, TP(TOPIC, 0)
     consumer._committed_offset[tp] = 10
-    ack_fetched(consumer, {tp: (10, 20)})
+    consumer.ack_fetched({tp: (10, 20)})
     sent = {}
 
     async def commit_to_broker(offsets) -> bool:
@@ -229,18 +226,18 @@ def test_fausts_own_commit_commits_a_folded_fetch_and_committed_offsets_reports_
         pass
     consumer._commit, consumer.assignment, app.producer.flush = commit_to_broker, lambda: {tp}, flush
     assert asyncio.run(consumer.commit()) is True
-    assert sent == {tp: 21} and committed_offsets(consumer) == {tp: 21}
-    committed_offsets(consumer).clear()  # a copy: the report cannot change what Faust knows
-    assert committed_offsets(consumer) == {tp: 21}
+    assert sent == {tp: 21} and consumer.committed_offsets() == {tp: 21}
+    consumer.committed_offsets().clear()  # a copy: the report cannot change what Faust knows
+    assert consumer.committed_offsets() == {tp: 21}
 
 
-# --- limit_fetch_wait ---------------------------------------------------------------------------------------
+# --- the fetch wait and the end offsets ---------------------------------------------------------------------
 
-def test_the_worker_consumer_waits_at_most_the_given_time_for_a_fetch(app):
+def test_the_worker_consumer_waits_at_most_the_given_time_for_a_fetch():
     from aiokafka import AIOKafkaConsumer
     # The attribute is what aiokafka hands its fetcher when the consumer starts.
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
-    limit_fetch_wait(250)
+    app = loyalty_app("test-fetch-wait", fetch_max_wait_ms=250)
 
     async def create() -> int:
         consumer = app.consumer._thread._create_worker_consumer(app.transport)
@@ -251,7 +248,24 @@ def test_the_worker_consumer_waits_at_most_the_given_time_for_a_fetch(app):
     assert asyncio.run(create()) == 250
 
 
-# --- partition_db and key_index -----------------------------------------------------------------------------
+@pytest.mark.parametrize("correct", [False, True])
+def test_end_offsets_are_corrected_only_when_the_app_is_told_to(correct, monkeypatch):
+    app = loyalty_app("test-ends", correct_end_offsets=correct)
+    tp, asked = TP(TOPIC, 0), []
+
+    async def reported(*partitions):
+        return {tp: 5}
+
+    async def true_ends(bootstrap, ends):
+        asked.append((bootstrap, ends))
+        return {tp: 7}
+    app.consumer._thread.highwaters = reported
+    monkeypatch.setattr(faust_app, "true_end_offsets", true_ends)
+    assert asyncio.run(app.consumer.highwaters(tp)) == ({tp: 7} if correct else {tp: 5})
+    assert asked == ([(["127.0.0.1:1"], {tp: 5})] if correct else [])
+
+
+# --- partition_db, key_index and the changelogs -------------------------------------------------------------
 
 @pytest.fixture
 def table(tmp_path):
@@ -284,7 +298,7 @@ def test_changelog_records_being_recovered_are_written_at_once_and_faust_gets_on
     fetched = [changelog_record(5, b"a", b"1"), changelog_record(6, b"b", b"2"), changelog_record(7, b"a", b"3")]
     other = TP(TOPIC, 0)
     records = {tp: list(fetched), other: [changelog_record(1, b"x", b"y")]}
-    internals._write_changelogs(recovery, records)
+    write_changelogs(recovery, records)
     db = partition_db(table, 0)
     assert (db[b"a"], db[b"b"], db[b"c"]) == (b"3", b"2", b"taken")  # in offset order, Faust's taken record first
     assert recovery.buffers[table] == [] and recovery.active_offsets[tp] == 7
@@ -292,7 +306,7 @@ def test_changelog_records_being_recovered_are_written_at_once_and_faust_gets_on
     assert records == {tp: fetched[-1:], other: records[other]}  # Faust sees the last (and skips writing it)
 
     records = {tp: [changelog_record(6, b"b", b"stale")]}  # read again (e.g. after a seek): written already
-    internals._write_changelogs(recovery, records)
+    write_changelogs(recovery, records)
     assert db[b"b"] == b"2" and recovery.active_offsets[tp] == 7
 
 
@@ -300,7 +314,7 @@ def test_a_standby_partitions_changelog_is_written_at_once_too(table):
     tp = TP(table.changelog_topic.get_topic_name(), 1)
     recovery = SimpleNamespace(active_tps=set(), standby_tps={tp}, active_offsets={}, standby_offsets={},
                                tp_to_table={tp: table}, buffers={})
-    internals._write_changelogs(recovery, {tp: [changelog_record(0, b"a", b"1")]})
+    write_changelogs(recovery, {tp: [changelog_record(0, b"a", b"1")]})
     assert partition_db(table, 1)[b"a"] == b"1" and recovery.standby_offsets == {tp: 0}
 
 
@@ -323,7 +337,7 @@ def test_the_aiokafka_producer_is_fausts_own(app):
     asyncio.run(started())
 
 
-# --- serve_only_our_pages and serve_on_socket ---------------------------------------------------------------
+# --- the web server -----------------------------------------------------------------------------------------
 
 def served_paths(app) -> set[str]:
     app.web.init_server()
@@ -332,22 +346,19 @@ def served_paths(app) -> set[str]:
 
 def test_faust_serves_none_of_its_own_pages():
     assert "/" in served_paths(faust.App("test-pages-faust", broker="kafka://127.0.0.1:1"))
-    ours = faust.App("test-pages-ours", broker="kafka://127.0.0.1:1")
-    serve_only_our_pages(ours)
-    assert served_paths(ours) == set()
+    assert served_paths(loyalty_app("test-pages-ours")) == set()
 
 
 def test_fausts_web_server_listens_on_the_socket_bound_before_it():
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    app = faust.App("test-socket", broker="kafka://127.0.0.1:1", web_bind="127.0.0.1", web_port=1)
+    app = loyalty_app("test-socket", web_bind="127.0.0.1", web_port=1, web_socket=sock)
 
     @app.page("/ping")
     async def ping(web, request):
         return web.json({"pong": True})
 
     async def serve_and_ask() -> dict:
-        serve_on_socket(app, sock)
         app.web.init_server()
         await app.web.start_server()
         try:
@@ -361,11 +372,23 @@ def test_fausts_web_server_listens_on_the_socket_bound_before_it():
 
 # --- docs/faust.md -----------------------------------------------------------------------------------------
 
-def test_the_faust_note_lists_exactly_the_needs_of_the_internals_module():
+def _defined_here(owner) -> list[str]:
+    """The functions a class (or the module) defines that are public or override Faust's (constructors aside)."""
+    bases = owner.__mro__[1:] if inspect.isclass(owner) else ()
+    return [name for name, value in vars(owner).items() if inspect.isfunction(value) and not name.startswith("__")
+            and (not name.startswith("_") or any(name in vars(base) for base in bases))]
+
+
+def test_the_faust_note_lists_exactly_what_the_app_overrides_and_adds():
     note = (ROOT / "docs" / "faust.md").read_text()
-    section = note.split("\n## Faust internals the worker relies on\n", 1)[1].split("\n## ", 1)[0]
-    listed = re.findall(r"^- `(\w+)`", section, flags=re.MULTILINE)
-    needs = [name for name, value in vars(internals).items()
-             if inspect.isfunction(value) and value.__module__ == internals.__name__ and not name.startswith("_")]
-    assert sorted(listed) == sorted(needs) and len(listed) == len(set(listed))
+    section = note.split("\n## What the worker's app changes in Faust\n", 1)[1].split("\n## ", 1)[0]
+    # Each item names one or more of them before its colon: "- `A.b`, `A.c`: why".
+    listed = [name for names in re.findall(r"^- (`[^:]+`):", section, flags=re.MULTILINE)
+              for name in re.findall(r"`([\w.]+)`", names)]
+    defined = [name for name in _defined_here(faust_app) if vars(faust_app)[name].__module__ == faust_app.__name__]
+    for name, cls in vars(faust_app).items():
+        if inspect.isclass(cls) and cls.__module__ == faust_app.__name__ and \
+                any(base.__module__.startswith("faust.") for base in cls.__mro__[1:]):
+            defined += [f"{name}.{method}" for method in _defined_here(cls)]
+    assert sorted(listed) == sorted(defined) and len(listed) == len(set(listed))
     assert TESTED_RANGE in section
