@@ -20,18 +20,19 @@ async def run_to_the_end(work: Awaitable[None], note: Callable[[str], None],
     """
     task = asyncio.ensure_future(work)
     loop = asyncio.get_running_loop()
-    deadline = None
+    stopped, deadline = False, None
     while not task.done():
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         try:
             await asyncio.wait({task}, timeout=remaining)
-        except asyncio.CancelledError:
-            deadline = deadline or loop.time() + limit_s
+        except asyncio.CancelledError:  # the stop; a repeated one, even while the work unwinds, changes nothing
+            if not stopped:
+                stopped, deadline = True, loop.time() + limit_s
             continue
-        if not task.done():  # the stop's wait ran out
+        if not task.done():  # the stop's wait ran out: cancel the work, then wait for it to unwind
             task.cancel()
-            await asyncio.wait({task})
-    if deadline is None:
+            deadline = None
+    if not stopped:
         task.result()  # the work's own exception, if any
         return
     note("abandoned" if task.cancelled() else "finished")

@@ -177,6 +177,7 @@ class SteadyProducer:
                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      cwd=cluster.workdir)
         self.error: Optional[BaseException] = None
+        self.rush = threading.Event()  # set by finish(): the rest of the stream is no stop's moment
         self.thread = threading.Thread(target=self._feed, daemon=True)
         self.thread.start()
 
@@ -186,8 +187,8 @@ class SteadyProducer:
         try:
             for start in range(0, len(self.lines), step):
                 delay = started + start / self.rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)  # pacing the stream, not waiting for a condition
+                if delay > 0 and not self.rush.is_set():
+                    self.rush.wait(delay)  # pacing the stream, not waiting for a condition
                 self.proc.stdin.write(b"\n".join(self.lines[start:start + step]) + b"\n")
                 self.proc.stdin.flush()
                 self.written = min(start + step, len(self.lines))
@@ -200,7 +201,8 @@ class SteadyProducer:
                 pass
 
     def finish(self, timeout_s: float = 120) -> None:
-        """Wait until every line is written and acknowledged by the broker."""
+        """Write the lines left at once (the stops are over), and wait until the broker acknowledged them all."""
+        self.rush.set()
         self.thread.join(timeout_s)
         assert not self.thread.is_alive(), "the producer thread did not finish"
         assert self.error is None, f"feeding the producer failed: {self.error!r}"

@@ -56,9 +56,10 @@ def stop_mid_catch_up(workers: list[Worker], victim: Worker, sig: int, before: i
     of events a second, too fast to aim at by time.
     """
     threshold = before + rng.randrange(1, LATE_EVENTS // 2)
-    watch(workers, lambda: applied(workers) >= threshold, 180, "the catch-up to pass a random point",
-          interval_s=0.02)
-    during = applied(workers)
+    # The signal goes as soon as the point is seen: asking the stats again first let a loaded machine's
+    # catch-up run nearly to its end in between.
+    during = watch(workers, lambda: (count := applied(workers)) >= threshold and count, 180,
+                   "the catch-up to pass a random point", interval_s=0.02)
     victim.proc.send_signal(sig)
     code = victim.proc.wait(90)
     assert during < before + LATE_EVENTS * 0.9, f"the catch-up was nearly over ({during}): not a stop during it"

@@ -57,6 +57,28 @@ def test_a_batch_that_outlasts_the_stop_limit_is_abandoned_and_said_so():
     assert 0 < len(steps) < 100 and notes == ["abandoned"]
 
 
+def test_a_stop_repeated_while_the_abandoned_batch_unwinds_still_says_abandoned():
+    """On a loaded machine the next cancel of the stop can land while the cut batch is still unwinding."""
+    steps, notes = [], []
+
+    async def slow_to_unwind():
+        try:
+            await _write_in_steps(steps, 100, 0.02)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # e.g. a write in flight that is given up
+            raise
+
+    async def main():
+        fetch_loop = asyncio.ensure_future(run_to_the_end(slow_to_unwind(), notes.append, limit_s=0.05))
+        await asyncio.sleep(0.03)
+        await _stop_like_faust(fetch_loop, every_s=0.01)  # cancels again while the work unwinds
+        with pytest.raises(asyncio.CancelledError):
+            await fetch_loop
+
+    asyncio.run(main())
+    assert 0 < len(steps) < 100 and notes == ["abandoned"]
+
+
 def test_without_a_stop_the_work_runs_as_awaited_and_its_error_reaches_the_caller():
     notes = []
 
