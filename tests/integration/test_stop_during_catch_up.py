@@ -9,6 +9,7 @@ LOYALTY_SOAK=1 runs 8 rounds of 60,000 late events per test instead of 3 of 30,0
 """
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from collections import defaultdict
@@ -27,6 +28,7 @@ from tools.synthetic import START_MS, synthetic_history
 pytestmark = pytest.mark.broker
 
 ROUNDS, LATE_EVENTS = (8, 60_000) if SOAK else (3, 30_000)
+MISSES_ALLOWED = 3  # rounds whose stop came after the catch-up, aimed again with a new late history
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 # Ledger kinds an event causes itself (expire and coupon_refund fall due with the clock, from any event).
 CAUSED_BY_THE_EVENT = {"earn", "bonus", "redeem", "reverse", "adjust"}
@@ -49,8 +51,8 @@ def applied(workers: list[Worker]) -> int:
     return 0
 
 
-def stop_mid_catch_up(workers: list[Worker], victim: Worker, sig: int, before: int, rng) -> str:
-    """Stop the victim with sig at a random moment of the catch-up; return what happened.
+def stop_mid_catch_up(workers: list[Worker], victim: Worker, sig: int, before: int, rng) -> tuple[bool, str]:
+    """Stop the victim with sig at a random moment of the catch-up; return whether it landed in it, and what happened.
 
     The moment is after a random share (up to half) of the late events: a catch-up folds tens of thousands
     of events a second, too fast to aim at by time.
@@ -62,15 +64,17 @@ def stop_mid_catch_up(workers: list[Worker], victim: Worker, sig: int, before: i
                    "the catch-up to pass a random point", interval_s=0.02)
     victim.proc.send_signal(sig)
     code = victim.proc.wait(90)
-    assert during < before + LATE_EVENTS * 0.9, f"the catch-up was nearly over ({during}): not a stop during it"
+    # A loaded machine can answer the stats so late that the catch-up is nearly over when the signal goes:
+    # the stop is still checked, but it does not count as one during the catch-up.
+    landed = during < before + LATE_EVENTS * 0.9
     note(victim, f"{signal.Signals(sig).name} at events_applied={during}")
     if sig == signal.SIGKILL:
-        return f"{victim.name} kill -9 at {during}"
+        return landed, f"{victim.name} kill -9 at {during}"
     assert code == 0 and stopped_cleanly(victim, sig, code), \
         f"{victim.name} exited {code} on {signal.Signals(sig).name}:\n{victim.log()[-3000:]}"
     stop_line = [line for line in victim.log().splitlines() if "worker stopped" in line][-1]
     assert "batch_in_flight=" in stop_line and "batch_in_flight=abandoned" not in stop_line, stop_line
-    return f"{victim.name} {signal.Signals(sig).name} at {during}: {stop_line.split('batch_in_flight=')[1].split()[0]}"
+    return landed, f"{victim.name} {signal.Signals(sig).name} at {during}: {stop_line.split('batch_in_flight=')[1].split()[0]}"
 
 
 def assert_each_event_one_ledger_entry(cluster: Cluster) -> int:
@@ -91,19 +95,24 @@ def catch_up_stops(cluster: Cluster, tmp_path, name: str, workers_count: int) ->
     workers = [cluster.worker(f"w{n + 1}", extra_env=FAST_RESTART) for n in range(workers_count)]
     cluster.produce_lines(lines)
     wait_all_applied(workers, distinct_valid_events(lines), timeout_s=180)
-    done = []
-    for round_no in range(ROUNDS):
+    done, missed = [], []
+    for round_no in itertools.count():
+        if len(done) == ROUNDS:
+            break
+        assert len(missed) <= MISSES_ALLOWED, f"only {len(done)} of {round_no} stops landed during a catch-up: {missed}"
         for worker in workers:
             worker.stop()
-        late = late_history(round_no, seed=rng.randrange(1000, 2000))
+        # Each round's own seed range: a seed drawn twice would resend a whole history as one already folded.
+        late = late_history(round_no, seed=1000 * (round_no + 1) + rng.randrange(1000))
         cluster.produce_lines(late)  # while every worker is down
         before = distinct_valid_events(lines)
         lines += late
         for worker in workers:
             worker.start()
         victim = workers[rng.randrange(workers_count)]
-        done.append(stop_mid_catch_up(workers, victim, SIGNALS[round_no % len(SIGNALS)], before, rng))
-        print("  stop", done[-1])
+        landed, what = stop_mid_catch_up(workers, victim, SIGNALS[len(done) % len(SIGNALS)], before, rng)
+        (done if landed else missed).append(what)
+        print("  stop" if landed else "  stop after the catch-up (aim again)", what)
         victim.start()
         if round_no % 2:  # and sometimes a second stop, seconds after the restart
             time.sleep(rng.uniform(1.0, 3.0))
@@ -114,7 +123,8 @@ def catch_up_stops(cluster: Cluster, tmp_path, name: str, workers_count: int) ->
     wait_all_applied(workers, distinct_valid_events(lines), timeout_s=300)
     checked = assert_each_event_one_ledger_entry(cluster)
     check_uninterrupted(cluster, workers, lines, tmp_path / "replay")
-    print(f"  {len(done)} stops during catch-ups: {done}; {checked} event-caused ledger entries, each once")
+    print(f"  {len(done)} stops during catch-ups: {done}; {len(missed)} after one: {missed}; "
+          f"{checked} event-caused ledger entries, each once")
 
 
 def test_stops_during_the_catch_up_of_late_histories_one_worker(cluster, tmp_path):
