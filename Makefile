@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# The broker tests mostly wait (group joins, restarts, timeouts): 3 processes share the 2 cores. Tests of one
-# module_cluster stay in one process (loadgroup), the slowest start first (tests/conftest.py keeps that order).
-PARALLEL ?= -n 3 --dist loadgroup --no-loadscope-reorder
+# The broker tests mostly wait (group joins, restarts, timeouts): 3 processes share the 2 cores. Each module runs
+# in one process (loadfile), the slowest start first (tests/conftest.py sorts them; no reorder by size).
+PARALLEL ?= -n 3 --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test unit integration e2e bench venv clean
 

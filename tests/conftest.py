@@ -20,15 +20,11 @@ def _module(item: pytest.Item) -> str:
 
 
 def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> None:
-    """Slowest first; the tests of one module_cluster stay on one xdist process (`--dist loadgroup`).
+    """Slowest first: modules in SLOWEST_FIRST's order, then those with a broker test, then the rest.
 
-    Modules in SLOWEST_FIRST's order, then those with a broker test, then the rest. The sort is stable and
-    by module, so each module's tests stay together and in their order.
+    The sort is stable and by module, so each module's tests stay together and in their order (`--dist loadfile`
+    runs a module in one process: a module_cluster's tests share one run and may depend on the tests before).
     """
     with_broker = {_module(item) for item in items if item.get_closest_marker("broker")}
     rank = {module: place for place, module in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(_module(item), len(rank) + (_module(item) not in with_broker)))
-    for item in items:
-        if "module_cluster" in getattr(item, "fixturenames", ()):
-            # One broker and one scripted run per module, as without xdist, instead of one per process.
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
