@@ -35,7 +35,7 @@ def create_app(settings: Settings, web_socket: Optional[socket.socket] = None) -
     web_socket: where the web server listens (bound by the worker before it starts), else it binds itself.
     """
     app = LoyaltyApp(settings.app_id, fetch_max_wait_ms=settings.fetch_max_wait_ms,
-                     correct_end_offsets=settings.embedded, web_socket=web_socket, **faust_settings(settings))
+                     embedded_broker=settings.embedded, web_socket=web_socket, **faust_settings(settings))
     metrics = LoyaltyMetrics()
     if settings.faust_sensor:
         # Faust's own sensor (messages in and out, commits, rebalances, table ops) on the same /metrics page.

@@ -19,7 +19,7 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from faust.web.drivers import aiohttp as faust_web
 
-from streams.embedded import true_end_offsets
+from streams.embedded import leave_no_group, true_end_offsets
 from streams.stopping import run_to_the_end
 
 
@@ -33,14 +33,15 @@ class InputFolder(Protocol):
 class LoyaltyApp(faust.App):
     """A Faust app whose consumer folds the input topic a fetch at a time and whose web server serves our pages only.
 
-    fetch_max_wait_ms replaces the fetch wait Faust hard-codes (1,500); correct_end_offsets corrects the
-    embedded broker's end offsets (streams/embedded.py); web_socket, if given, is where the web server listens.
+    fetch_max_wait_ms replaces the fetch wait Faust hard-codes (1,500); embedded_broker turns on the
+    workarounds for the embedded broker (streams/embedded.py): corrected end offsets, and no LeaveGroup at a
+    stop; web_socket, if given, is where the web server listens.
     """
 
-    def __init__(self, id: str, *, fetch_max_wait_ms: int, correct_end_offsets: bool = False,
+    def __init__(self, id: str, *, fetch_max_wait_ms: int, embedded_broker: bool = False,
                  web_socket: Optional[socket.socket] = None, **options: Any) -> None:
         super().__init__(id, **options)
-        self.fetch_max_wait_ms, self.correct_end_offsets = fetch_max_wait_ms, correct_end_offsets
+        self.fetch_max_wait_ms, self.embedded_broker = fetch_max_wait_ms, embedded_broker
         self.web_socket = web_socket
         self.input_topic: Optional[str] = None
         self.input_folder: Optional[InputFolder] = None
@@ -197,7 +198,7 @@ class Consumer(faust_kafka.Consumer):
         them, which silently lost the last records of a partition (streams/embedded.py).
         """
         reported = await super().highwaters(*partitions)
-        if not self.app.correct_end_offsets:
+        if not self.app.embedded_broker:
             return reported
         return await true_end_offsets(faust_kafka.server_list(self.transport.url, self.transport.default_port),
                                       reported)
@@ -211,6 +212,12 @@ class ConsumerThread(faust_kafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms  # read when the consumer starts its fetcher
         return consumer
+
+    async def on_start(self) -> None:
+        """Start the consumer; on the embedded broker, it then never sends a LeaveGroup (streams/embedded.py)."""
+        await super().on_start()
+        if self.app.embedded_broker:
+            leave_no_group(self._consumer)
 
 
 class Transport(faust_kafka.Transport):

@@ -9,8 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import aiohttp
+import aiokafka
 import faust
 import pytest
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP
 
 import streams.faust_app as faust_app
@@ -250,7 +253,7 @@ def test_the_worker_consumer_waits_at_most_the_given_time_for_a_fetch():
 
 @pytest.mark.parametrize("correct", [False, True])
 def test_end_offsets_are_corrected_only_when_the_app_is_told_to(correct, monkeypatch):
-    app = loyalty_app("test-ends", correct_end_offsets=correct)
+    app = loyalty_app("test-ends", embedded_broker=correct)
     tp, asked = TP(TOPIC, 0), []
 
     async def reported(*partitions):
@@ -263,6 +266,31 @@ def test_end_offsets_are_corrected_only_when_the_app_is_told_to(correct, monkeyp
     monkeypatch.setattr(faust_app, "true_end_offsets", true_ends)
     assert asyncio.run(app.consumer.highwaters(tp)) == ({tp: 7} if correct else {tp: 5})
     assert asked == ([(["127.0.0.1:1"], {tp: 5})] if correct else [])
+
+
+@pytest.mark.parametrize("embedded", [False, True])
+def test_the_consumer_sends_no_leave_group_only_on_the_embedded_broker(embedded, monkeypatch):
+    app = loyalty_app("test-leave", embedded_broker=embedded)
+    thread, sent = app.consumer._thread, []
+
+    async def start_a_consumer_in_generation_3(self) -> None:
+        self._consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", group_id="g")
+        coordinator = self._consumer._coordinator = GroupCoordinator(
+            self._consumer._client, self._consumer._subscription, group_id="g")
+        coordinator.generation, coordinator.member_id = 3, "member-1"
+
+        async def send_req(request):
+            sent.append(type(request).__name__)
+        coordinator._send_req = send_req
+    monkeypatch.setattr(faust_kafka.AIOKafkaConsumerThread, "on_start", start_a_consumer_in_generation_3)
+
+    async def start_and_leave() -> int:
+        await thread.on_start()
+        coordinator = thread._consumer._coordinator
+        await coordinator.close()  # what the consumer's stop does
+        return coordinator.generation
+    assert asyncio.run(start_and_leave()) == -1  # the membership is forgotten either way
+    assert sent == ([] if embedded else ["LeaveGroupRequest"])
 
 
 # --- partition_db, key_index and the changelogs -------------------------------------------------------------
