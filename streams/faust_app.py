@@ -48,9 +48,7 @@ class LoyaltyApp(faust.App):
 
     def fold_in_bulk(self, topic: Any, folder: InputFolder) -> None:
         """Subscribe to `topic` and hand each fetch of it to `folder`: none of its records reaches a Faust stream."""
-        # Faust starts, rebalances and stops a topic's consumption with its agent: one is kept for that
-        # (without it, one seed of the two-worker kill test left the group rejoining for minutes).
-        self.agent(topic)(_subscribed)
+        self.topics.add(topic)
         self.input_topic, self.input_folder = topic.get_topic_name(), folder
 
     def _new_transport(self) -> Transport:
@@ -66,12 +64,6 @@ class LoyaltyApp(faust.App):
 
     def _new_web(self) -> Web:
         return Web(self)
-
-
-async def _subscribed(stream: Any) -> None:
-    """The agent of the input topic: its stream never gets a record, the consumer hands them to the folder."""
-    async for _ in stream:
-        pass
 
 
 class Consumer(faust_kafka.Consumer):

@@ -60,7 +60,7 @@ def test_the_app_builds_our_transport_consumer_thread_and_web_server(app):
     assert type(app.transport) is faust_app.Transport and type(app.consumer) is faust_app.Consumer
     assert type(app.consumer._thread) is faust_app.ConsumerThread and type(app.web) is faust_app.Web
     assert app.consumer.folder is app.folder and app.consumer.input_topic == TOPIC
-    assert [agent.channel.get_topic_name() for agent in app.agents.values()] == [TOPIC]  # Faust subscribes it
+    assert not app.agents and [topic.get_topic_name() for topic in app.topics] == [TOPIC]  # subscribed, no agent
 
 
 def test_the_consumer_is_refused_before_the_input_is_named():
@@ -178,7 +178,7 @@ def test_a_fetch_of_the_input_topic_goes_to_the_folder_at_once_is_acked_and_the_
 def test_faust_acks_messages_of_no_topic_but_the_input_whose_records_all_go_to_the_folder(app):
     """So no ack of Faust's (e.g. of messages its streams skip across a rebalance) can move a commit."""
     from faust.assignor.leader_assignor import LeaderAssignor
-    assert [agent.channel.acks for agent in app.agents.values()] == [True]
+    assert [topic.acks for topic in app.topics] == [True]
     assert not app.Table("customers").changelog_topic.acks and not LeaderAssignor(app)._leader_topic.acks
 
 
