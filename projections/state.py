@@ -208,12 +208,7 @@ class CustomerState:
 
     def to_bytes(self) -> bytes:
         """Serialise for a key-value store: [FORMAT, every slot in order] as msgpack, compressed if large."""
-        values = [FORMAT, *_slot_values(self)]
-        if self.daily_counts:
-            values[_DAILY_COUNTS] = _joined(self.daily_counts)
-        if self.claims_per_year:
-            values[_CLAIMS_PER_YEAR] = _joined(self.claims_per_year)
-        raw = _encode(values)
+        raw = _encode([FORMAT, *_slot_values(self)])  # the counts' tuple keys as msgpack arrays
         return raw if len(raw) <= COMPRESS_ABOVE else zlib.compress(raw, 1)
 
     @classmethod
@@ -225,12 +220,13 @@ class CustomerState:
         if first == _ZLIB:
             raw = zlib.decompress(raw)
         values = _decode(raw)
-        if values[0] != FORMAT:
+        if values[0] not in _READ_FORMATS:
             raise ValueError(f"customer state in unknown format {values[0]!r}")
         state = cls.__new__(cls)
         for name, value in zip(cls.__slots__, values[1:]):
             setattr(state, name, value)
-        _split_keys(state)
+        if values[0] == 1:
+            _split_keys(state)
         return state
 
     def __eq__(self, other: object) -> bool:
@@ -249,8 +245,11 @@ _STORED = tuple((_STORED_KEY.get(name, name), name) for name in CustomerState.__
 
 # The stored form since FORMAT 1: a msgpack array of FORMAT and the slots in __slots__ order, the records
 # positional (their fields in order). A msgpack array never starts with "{", the first byte of every
-# state stored as JSON before it. A new slot goes last, with a new FORMAT.
-FORMAT = 1
+# state stored as JSON before it. A new slot goes last, with a new FORMAT. FORMAT 2 stores the keys of the
+# daily and yearly counts as arrays, which msgpack reads back as the tuples the rules use; FORMAT 1 joined
+# them with "|" (joined at every encode, split at every decode) and is still read.
+FORMAT = 2
+_READ_FORMATS = (1, FORMAT)
 # A very active customer's state holds a year of lots and orders (tens of KB of near-repeating numbers):
 # above this many bytes it is stored zlib-compressed (level 1: the fastest, for a rare large state).
 COMPRESS_ABOVE = 4096
@@ -258,9 +257,6 @@ _ZLIB = b"\x78"  # the first byte of every zlib stream (deflate, 32 KB window): 
 _RECORD_TYPES = {"lots": list[Lot], "orders": dict[str, Order], "coupons": dict[str, Coupon],
                  "holds": dict[str, Hold], "pending": list[Pending], "rfm": Optional[Rfm]}
 _slot_values = attrgetter(*CustomerState.__slots__)
-# Their places in the stored array (after FORMAT).
-_DAILY_COUNTS = 1 + CustomerState.__slots__.index("daily_counts")
-_CLAIMS_PER_YEAR = 1 + CustomerState.__slots__.index("claims_per_year")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(
     tuple[(int, *(_RECORD_TYPES.get(name, Any) for name in CustomerState.__slots__))]).decode

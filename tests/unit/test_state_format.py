@@ -69,8 +69,10 @@ def test_a_state_stored_by_main_encodes_back_to_the_same_bytes_with_its_input_of
     assert state.to_dict() == {**orjson.loads(STORED_NOW), "input_offset": None}
     assert _json(state) == STORED_NOW
     assert CustomerState.from_bytes(state.to_bytes()) == state
-    stored = msgspec.msgpack.decode(state.to_bytes())  # the tuple keys are stored as main stored them
-    assert stored[1 + CustomerState.__slots__.index("daily_counts")] == {"checkin|2026-01-04": 1}
+    stored = msgspec.msgpack.decode(state.to_bytes())  # FORMAT 2: the tuple keys stored as arrays
+    assert stored[0] == 2
+    assert stored[1 + CustomerState.__slots__.index("daily_counts")] == {("checkin", "2026-01-04"): 1}
+    assert stored[1 + CustomerState.__slots__.index("claims_per_year")] == state.claims_per_year  # (id, year)
     assert stored[1 + CustomerState.__slots__.index("rfm")] == [5, 2, 3]
 
 

@@ -1,11 +1,15 @@
-"""States stored as JSON by earlier versions (a data dir, a changelog) load, and the fold goes on from them.
+"""States stored by earlier versions (a data dir, a changelog) load, and the fold goes on from them.
 
 tests/fixtures/states_json.jsonl holds real bytes written by main before msgpack: the states of one
 partition after the first half of a synthetic history (its first line says which and where it stopped).
+tests/fixtures/states_msgpack_1.txt holds the same states as main stored them in FORMAT 1 (msgpack, the
+counts' keys joined by "|"), base64, one a line.
 """
 from __future__ import annotations
 
 from pathlib import Path
+
+import base64
 
 import msgspec
 import orjson
@@ -17,12 +21,16 @@ from projections.state import COMPRESS_ABOVE, FORMAT, CustomerState
 from schemas.validate import validate_message
 from tools.synthetic import synthetic_history
 
-_FIXTURE = Path(__file__).parent.parent / "fixtures" / "states_json.jsonl"
+_FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
-def _fixture() -> tuple[dict, list[bytes]]:
-    header, *states = _FIXTURE.read_bytes().splitlines()
-    return orjson.loads(header), states
+def _fixture(kind: str = "json") -> tuple[dict, list[bytes]]:
+    """The header and the stored states of a fixture: "json" (before msgpack) or "msgpack_1" (FORMAT 1)."""
+    if kind == "json":
+        header, *states = (_FIXTURES / "states_json.jsonl").read_bytes().splitlines()
+        return orjson.loads(header), states
+    header, *lines = (_FIXTURES / "states_msgpack_1.txt").read_bytes().splitlines()
+    return orjson.loads(header), [base64.b64decode(line) for line in lines]
 
 
 def _history() -> list:
@@ -39,8 +47,24 @@ def test_json_states_of_main_decode_and_store_again_as_msgpack_with_the_same_con
         assert CustomerState.from_bytes(again).to_dict() == state.to_dict()
 
 
-def test_a_partition_stored_as_json_folds_on_exactly_as_one_never_stopped():
-    header, stored = _fixture()
+def test_format_1_states_of_main_decode_to_the_json_fixtures_content_and_store_again_in_format_2():
+    _, as_json = _fixture("json")
+    _, as_format_1 = _fixture("msgpack_1")
+    assert all(msgspec.msgpack.decode(raw)[0] == 1 for raw in as_format_1 if raw[:1] != b"\x78")
+    with_counts = 0
+    for json_raw, raw in zip(as_json, as_format_1, strict=True):
+        state = CustomerState.from_bytes(raw)
+        assert state.to_dict() == CustomerState.from_bytes(json_raw).to_dict()
+        assert all(isinstance(key, tuple) for key in [*state.daily_counts, *state.claims_per_year])
+        with_counts += bool(state.daily_counts)
+        again = CustomerState.from_bytes(state.to_bytes())
+        assert again.to_dict() == state.to_dict() and again.daily_counts == state.daily_counts
+    assert with_counts >= 10  # the keys that changed form are there to be read
+
+
+@pytest.mark.parametrize("kind", ["json", "msgpack_1"])
+def test_a_partition_stored_by_an_earlier_version_folds_on_exactly_as_one_never_stopped(kind):
+    header, stored = _fixture(kind)
     events = _history()
     folded = header["folded"]
     through = PartitionFold(MemoryStore(), DEFAULT_POLICY)
