@@ -1,4 +1,4 @@
-"""Workarounds for the embedded tansu broker: the Faust settings it needs, its true end offsets, no LeaveGroup."""
+"""Workarounds for the embedded tansu broker: the Faust settings it needs, and its true end offsets."""
 
 from __future__ import annotations
 
@@ -63,17 +63,3 @@ async def true_end_offsets(bootstrap: list[str], reported: Mapping[Any, int]) ->
             ends[tp] = highwater
     return ends
 
-
-def leave_no_group(consumer: Any) -> None:
-    """Make a started aiokafka consumer forget its membership instead of sending LeaveGroup when it stops.
-
-    tansu keeps a leader that leaves while the group is forming (a member joined, the others have not joined
-    again yet): no member is that leader any more, so every sync is refused and the group rejoins every few
-    seconds for good. A member that just goes silent is dropped when its session ends, leader or not, so the
-    rest of the group takes over its partitions one session later instead. Apache Kafka needs none of this.
-    """
-    coordinator = consumer._coordinator
-
-    async def forget_membership() -> None:
-        coordinator.reset_generation()  # what aiokafka's leave does after sending the request
-    coordinator._maybe_leave_group = forget_membership

@@ -19,7 +19,7 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from faust.web.drivers import aiohttp as faust_web
 
-from streams.embedded import leave_no_group, true_end_offsets
+from streams.embedded import true_end_offsets
 from streams.stopping import run_to_the_end
 
 
@@ -206,10 +206,25 @@ class ConsumerThread(faust_kafka.AIOKafkaConsumerThread):
         return consumer
 
     async def on_start(self) -> None:
-        """Start the consumer; on the embedded broker, it then never sends a LeaveGroup (streams/embedded.py)."""
+        """Start the consumer; on the embedded broker, it then never sends a LeaveGroup (leave_no_group)."""
         await super().on_start()
         if self.app.embedded_broker:
             leave_no_group(self._consumer)
+
+
+def leave_no_group(consumer: Any) -> None:
+    """Make a started aiokafka consumer forget its membership wherever it would send LeaveGroup (e.g. its stop).
+
+    tansu keeps a leader that leaves while the group is forming (a member joined, the others have not joined
+    again yet): no member is that leader any more, so every sync is refused and the group rejoins every few
+    seconds for good. A member that just goes silent is dropped when its session ends, leader or not, so the
+    rest of the group takes over its partitions one session later instead. Apache Kafka needs none of this.
+    """
+    coordinator = consumer._coordinator
+
+    async def forget_membership() -> None:
+        coordinator.reset_generation()  # what aiokafka's leave does after sending the request
+    coordinator._maybe_leave_group = forget_membership
 
 
 class Transport(faust_kafka.Transport):

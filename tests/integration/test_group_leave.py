@@ -2,7 +2,7 @@
 
 A two-worker catch-up test stalled on this: both workers rejoined the same generation every 5 s for minutes,
 neither its leader, because the leader had sent LeaveGroup while a new member's join had turned the group to
-forming (streams/embedded.py:leave_no_group). The first test pins the broker's behaviour, so that a tansu
+forming (streams/faust_app.py:leave_no_group). The first test pins the broker's behaviour, so that a tansu
 which no longer has it fails here and the workaround can go; the second shows the workaround ends the stall.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import aiokafka
 import pytest
 
-from streams.embedded import leave_no_group
+from streams.faust_app import leave_no_group
 from streams.settings import bootstrap_servers
 from tools.broker import EmbeddedBroker, create_topics
 
@@ -77,7 +77,7 @@ def broker(tmp_path):
 def test_the_embedded_broker_keeps_a_leader_that_left_a_forming_group(broker):
     taken_over = asyncio.run(leader_leaves_a_forming_group(broker.url, workaround=False, watch_s=STALL_WATCH_S))
     assert not taken_over, ("the broker handed c1's partitions over after its LeaveGroup: it no longer keeps a "
-                            "departed leader, so streams/embedded.py:leave_no_group may go")
+                            "departed leader, so streams/faust_app.py:leave_no_group may go")
 
 
 def test_a_leader_that_leaves_no_group_is_replaced_after_its_session(broker):
