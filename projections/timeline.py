@@ -102,18 +102,17 @@ def next_due_ms(state: CustomerState, policy: Policy) -> Optional[int]:
     last_interaction = state.last_interaction_ms
     # Written out candidate by candidate, without tuples: this runs for every event and every due visit.
     # R falls as days pass (rfm_due_ms); F and M change when an order leaves the window (tier_due_ms).
-    if last_interaction is None:
-        best = state.first_seen_ms + rules.dormant_ms
-    else:
-        best = last_interaction + rules.dormant_ms
-        t = last_interaction + rules.active_ms
-        if now < t < best or best <= now < t:
-            best = t
+    # The status as of now is known (set with as_of): time alone never makes a customer active, so the
+    # ends of the purchase and interaction windows can change only an active one. Skipping them otherwise
+    # saves a visit that would change nothing (about one in five due visits on the bench's history).
+    best = (state.first_seen_ms if last_interaction is None else last_interaction) + rules.dormant_ms
     if best <= now:
         best = None
-    t = state.last_purchase_ms
-    if t is not None:
-        t += rules.purchase_ms
+    if state.status == "active":
+        t = last_interaction + rules.active_ms
+        if t > now and (best is None or t < best):
+            best = t
+        t = state.last_purchase_ms + rules.purchase_ms
         if t > now and (best is None or t < best):
             best = t
     t = state.tier_due_ms
