@@ -35,7 +35,9 @@ class TablePartitionStore:
         # anything else in a batch. The cache is emptied after a flush once it holds too many.
         self._cache: dict[str, CustomerState] = {}
         self._cached_states = cached_states
-        self._dirty: set[str] = set()
+        # The customers changed since the last changelog, in the order first changed (a dict: a set's order
+        # would follow string hashes, which differ per process, and the changelog would differ between runs).
+        self._dirty: dict[str, None] = {}
         self.saved_schedule: Optional[PolicySchedule] = None  # the partition's policies as last written
 
     @property
@@ -63,12 +65,12 @@ class TablePartitionStore:
     def put(self, customer_id: str, state: CustomerState) -> None:
         """Keep a new state until the batch is flushed."""
         self._cache[customer_id] = state
-        self._dirty.add(customer_id)
+        self._dirty[customer_id] = None
 
     def discard(self, customer_id: str) -> None:
         """Forget a customer's unsaved state: the next get reads the saved one from RocksDB (rollback)."""
         self._cache.pop(customer_id, None)
-        self._dirty.discard(customer_id)
+        self._dirty.pop(customer_id, None)
 
     def changelog(self, clock_ms: int, next_offset: Optional[int] = None,
                   schedule: Optional[PolicySchedule] = None) -> list[tuple[bytes, bytes]]:

@@ -51,3 +51,15 @@ def test_a_batch_reaches_rocksdb_only_when_saved_and_discard_returns_to_the_save
     assert store.next_offset() == 42 and store.clock_ms() == 8
     assert CustomerState.from_bytes(db[b"c1"]).points_balance == 50
     assert table.data._key_index == {b"c1": 0, CLOCK_KEY: 0}, "Faust's reads find the keys' partition"
+
+
+def test_the_changelog_lists_a_batchs_customers_in_the_order_first_changed(tmp_path):
+    # Not in a set's order, which follows string hashes (random per process): the same input would
+    # write its changelog topic in another order on every run.
+    store = TablePartitionStore(table_with(rocksdb(tmp_path)), 0)
+    order = [f"c{(n * 37) % 101}" for n in range(40)]
+    for customer_id in order + order[:5]:  # changed again later in the batch: still first-changed order
+        store.put(customer_id, CustomerState(customer_id, 0))
+    store.discard(order[3])
+    expected = [customer_id for customer_id in order if customer_id != order[3]]
+    assert [key.decode() for key, _ in store.changelog(clock_ms=1)[:-1]] == expected
