@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash .ci/system-deps
-	$(BIN)/python -m pytest -q $(PARALLEL) tests
+	$(BIN)/python -m pytest -q $(PARALLEL) --durations=25 tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q $(PARALLEL) tests/unit
