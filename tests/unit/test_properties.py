@@ -96,10 +96,10 @@ def histories(draw) -> list[EventBase]:
     return log
 
 
-def fold(log: list[EventBase]) -> tuple[MemoryStore, list]:
+def fold(log: list[EventBase], policy: Policy = DEFAULT_POLICY) -> tuple[MemoryStore, list]:
     """Fold a log in a fresh partition; return the store and every (outcome, effects) in order."""
     store = MemoryStore()
-    partition = PartitionFold(store)
+    partition = PartitionFold(store, policy)
     return store, [partition.apply(event) for event in log]
 
 
@@ -210,10 +210,7 @@ def test_no_time_rule_changes_a_customer_before_its_next_due_time(policy, log):
     # The fold visits a quiet customer only at next_due_ms, so a rule left out of it would be a missed change;
     # what it leaves out on purpose (the window ends of a customer who is not active) must change nothing.
     # Status, tier and R, F and M only move one way as time passes, so the last moment before it decides.
-    store = MemoryStore()
-    partition = PartitionFold(store, policy)
-    for event in log:
-        partition.apply(event)
+    store, _ = fold(log, policy)
     window_ms = policy.tier.window_days * DAY_MS
     for state in store.values():
         until_ms = state.next_due_ms if state.next_due_ms is not None else state.as_of_ms + 3 * 365 * DAY_MS
